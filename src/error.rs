@@ -1,0 +1,147 @@
+//! Refusals before the upgrade, as HTTP responses with an OpenAI-shaped body.
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::{HeaderMap, HeaderName, Response, StatusCode};
+
+/// The `type` field of an OpenAI-shaped error body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorType {
+    /// The client's request is wrong (400, 404, 405, 426).
+    InvalidRequest,
+    /// The client is not allowed (403).
+    Permission,
+    /// Too many sessions or requests (429, 503 with `Retry-After`).
+    RateLimit,
+    /// The upstream could not be reached or misbehaved (502, 504).
+    Upstream,
+    /// The gateway itself is misconfigured or shutting down (500, 503).
+    Server,
+}
+
+impl ErrorType {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request_error",
+            Self::Permission => "permission_error",
+            Self::RateLimit => "rate_limit_error",
+            Self::Upstream => "upstream_error",
+            Self::Server => "server_error",
+        }
+    }
+}
+
+/// Why the gateway refused to open a session.
+///
+/// Every refusal becomes an HTTP response with a JSON body of the shape
+/// `{"error":{"message","type","code","param"}}`; it is never a service error.
+#[derive(Debug, Clone)]
+pub(crate) struct Rejection {
+    pub(crate) status: StatusCode,
+    pub(crate) kind: ErrorType,
+    pub(crate) code: &'static str,
+    pub(crate) param: Option<&'static str>,
+    pub(crate) message: String,
+    pub(crate) headers: HeaderMap,
+}
+
+impl Rejection {
+    pub(crate) fn new(
+        status: StatusCode,
+        kind: ErrorType,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            code,
+            param: None,
+            message: message.into(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// A 400 `invalid_request_error`.
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorType::InvalidRequest,
+            code,
+            message,
+        )
+    }
+
+    pub(crate) fn with_param(mut self, param: &'static str) -> Self {
+        self.param = Some(param);
+        self
+    }
+
+    pub(crate) fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    pub(crate) fn retry_after(self, seconds: u64) -> Self {
+        self.with_header(RETRY_AFTER, HeaderValue::from(seconds))
+    }
+
+    /// The JSON body, without a trailing newline.
+    pub(crate) fn body(&self) -> Bytes {
+        let body = serde_json::json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind.as_str(),
+                "code": self.code,
+                "param": self.param,
+            }
+        });
+        Bytes::from(body.to_string())
+    }
+
+    pub(crate) fn into_response<B: From<Bytes>>(self) -> Response<B> {
+        let body = self.body();
+        let mut response = Response::new(B::from(body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.extend(self.headers);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_openai_shaped() {
+        let rejection =
+            Rejection::bad_request("missing_model", "say which model").with_param("model");
+        let body: serde_json::Value = serde_json::from_slice(&rejection.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {
+                "message": "say which model",
+                "type": "invalid_request_error",
+                "code": "missing_model",
+                "param": "model",
+            }})
+        );
+    }
+
+    #[test]
+    fn response_keeps_status_and_headers() {
+        let response: Response<Bytes> = Rejection::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::RateLimit,
+            "too_many_sessions",
+            "busy",
+        )
+        .retry_after(2)
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "2");
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    }
+}

@@ -1,0 +1,262 @@
+//! [`RealtimeLayer`]: the configuration of the gateway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use rustls::{ClientConfig, RootCertStore};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tower_layer::Layer;
+
+use crate::origin::OriginPolicy;
+use crate::provider::Providers;
+use crate::relay::RelayConfig;
+use crate::service::RealtimeService;
+use crate::sessions::{Sessions, ShutdownHandle};
+use crate::upstream::headers::{DEFAULT_FORWARDED, is_forwardable};
+use crate::upstream::{Dialer, tls};
+
+/// Everything a [`RealtimeService`] needs, shared by all its clones.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) path: String,
+    pub(crate) providers: Providers,
+    pub(crate) dialer: Dialer,
+    pub(crate) relay: RelayConfig,
+    pub(crate) max_sessions: Option<usize>,
+    pub(crate) origins: OriginPolicy,
+    pub(crate) forward_headers: Vec<HeaderName>,
+    pub(crate) sessions: Arc<Sessions>,
+}
+
+/// A [`Layer`] that turns WebSocket upgrades on one path into relayed
+/// realtime sessions, and passes every other request to the inner service.
+///
+/// Cloning is cheap; clones share their sessions, so the session limit and
+/// [`shutdown_handle`](Self::shutdown_handle) cover all of them.
+///
+/// | option | default |
+/// |---|---|
+/// | [`path`](Self::path) | `/v1/realtime` |
+/// | [`connect_timeout`](Self::connect_timeout) | 10 s, then `504` |
+/// | [`max_message_size`](Self::max_message_size) / [`max_frame_size`](Self::max_frame_size) | 16 MiB, then close `1009` |
+/// | [`read_buffer_size`](Self::read_buffer_size) | 4 KiB per socket |
+/// | [`write_buffer_size`](Self::write_buffer_size) | 8 KiB per socket |
+/// | [`keepalive`](Self::keepalive) | ping every 30 s, dead after 2 unanswered |
+/// | [`idle_timeout`](Self::idle_timeout) | none |
+/// | [`max_session_duration`](Self::max_session_duration) | none |
+/// | [`close_timeout`](Self::close_timeout) | 5 s |
+/// | [`max_sessions`](Self::max_sessions) | unlimited |
+/// | [`origins`](Self::origins) | any origin |
+/// | [`forward_header`](Self::forward_header) | `User-Agent`, `OpenAI-Safety-Identifier`, `traceparent`, `tracestate` (and `X-Request-Id`) |
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{Router, routing::get};
+/// use tower_realtime::provider::OpenAi;
+/// use tower_realtime::{Providers, RealtimeLayer, Secret};
+///
+/// let providers = Providers::new().with("openai", OpenAi::new(Secret::new("sk-...")));
+/// let layer = RealtimeLayer::new(providers)
+///     .max_sessions(1_000)
+///     .idle_timeout(Duration::from_secs(300));
+/// // Wrap the whole router: the realtime path needs no route of its own.
+/// let app = tower::Layer::layer(&layer, Router::new().route("/healthz", get(|| async { "ok" })));
+/// # let _: tower_realtime::RealtimeService<Router> = app;
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct RealtimeLayer {
+    config: Arc<Config>,
+}
+
+impl RealtimeLayer {
+    /// The default realtime path, the one OpenAI SDKs call.
+    pub const DEFAULT_PATH: &'static str = "/v1/realtime";
+    /// The default limit on one message or frame: OpenAI caps one audio append at 15 MiB.
+    pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
+
+    /// A layer that routes sessions to `providers`, with the defaults above.
+    pub fn new(providers: Providers) -> Self {
+        let websocket = WebSocketConfig::default()
+            .read_buffer_size(4 << 10)
+            .write_buffer_size(8 << 10)
+            .max_write_buffer_size(usize::MAX)
+            .max_message_size(Some(Self::DEFAULT_MAX_MESSAGE_SIZE))
+            .max_frame_size(Some(Self::DEFAULT_MAX_MESSAGE_SIZE));
+        Self {
+            config: Arc::new(Config {
+                path: Self::DEFAULT_PATH.to_owned(),
+                providers,
+                dialer: Dialer {
+                    tls: tls::default_config(),
+                    timeout: Duration::from_secs(10),
+                    websocket,
+                },
+                relay: RelayConfig {
+                    keepalive: Some(Duration::from_secs(30)),
+                    idle_timeout: None,
+                    max_duration: None,
+                    close_timeout: Duration::from_secs(5),
+                },
+                max_sessions: None,
+                origins: OriginPolicy::any(),
+                forward_headers: DEFAULT_FORWARDED.to_vec(),
+                sessions: Sessions::new(),
+            }),
+        }
+    }
+
+    fn edit(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// The path that realtime upgrades arrive on (exact match, no query).
+    ///
+    /// # Panics
+    ///
+    /// When `path` does not start with `/`.
+    pub fn path(self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        assert!(
+            path.starts_with('/'),
+            "the realtime path must start with `/`"
+        );
+        self.edit(|config| config.path = path)
+    }
+
+    /// How long dialling the upstream (DNS, TCP, TLS and the WebSocket
+    /// handshake together) may take before the client gets `504`.
+    pub fn connect_timeout(self, timeout: Duration) -> Self {
+        self.edit(|config| config.dialer.timeout = timeout)
+    }
+
+    /// The largest message accepted from either side; a larger one closes the
+    /// session with `1009`.
+    pub fn max_message_size(self, bytes: usize) -> Self {
+        self.edit(|config| {
+            config.dialer.websocket.max_message_size = Some(bytes);
+        })
+    }
+
+    /// The largest frame accepted from either side; a larger one closes the
+    /// session with `1009`.
+    pub fn max_frame_size(self, bytes: usize) -> Self {
+        self.edit(|config| {
+            config.dialer.websocket.max_frame_size = Some(bytes);
+        })
+    }
+
+    /// The read buffer of each socket. Small buffers keep idle sessions
+    /// cheap; large ones read floods in fewer system calls.
+    pub fn read_buffer_size(self, bytes: usize) -> Self {
+        self.edit(|config| config.dialer.websocket.read_buffer_size = bytes)
+    }
+
+    /// How many bytes of outgoing frames a socket gathers before it writes;
+    /// messages that arrive together are written together either way.
+    pub fn write_buffer_size(self, bytes: usize) -> Self {
+        self.edit(|config| config.dialer.websocket.write_buffer_size = bytes)
+    }
+
+    /// Pings each peer that has been silent for `interval`; a peer that
+    /// answers none of two pings is considered dead, and the other side is
+    /// closed with `1011` (client dead) or `1014` (upstream dead). `None`
+    /// turns keepalive off.
+    pub fn keepalive(self, interval: Option<Duration>) -> Self {
+        self.edit(|config| config.relay.keepalive = interval)
+    }
+
+    /// Closes a session after `timeout` without a message in either
+    /// direction: the client gets an `error` event (`idle_timeout`), then
+    /// both sides get close `1008`.
+    pub fn idle_timeout(self, timeout: Duration) -> Self {
+        self.edit(|config| config.relay.idle_timeout = Some(timeout))
+    }
+
+    /// Closes a session `limit` after it opened: the client gets an `error`
+    /// event (`session_expired`), then both sides get close `1008`.
+    pub fn max_session_duration(self, limit: Duration) -> Self {
+        self.edit(|config| config.relay.max_duration = Some(limit))
+    }
+
+    /// How long a closing session waits for its peers' close frames.
+    pub fn close_timeout(self, timeout: Duration) -> Self {
+        self.edit(|config| config.relay.close_timeout = timeout)
+    }
+
+    /// At most `limit` live sessions; upgrades beyond it get `503` with
+    /// `Retry-After` before anything is dialled.
+    pub fn max_sessions(self, limit: usize) -> Self {
+        self.edit(|config| config.max_sessions = Some(limit))
+    }
+
+    /// Which `Origin`s may open sessions.
+    pub fn origins(self, policy: OriginPolicy) -> Self {
+        self.edit(|config| config.origins = policy)
+    }
+
+    /// Forwards one more client header upstream.
+    ///
+    /// # Panics
+    ///
+    /// For headers that carry client credentials or belong to the client's
+    /// hop (`Authorization`, `api-key`, `x-api-key`, `Cookie`,
+    /// `OpenAI-Organization`, `OpenAI-Project`, `OpenAI-Beta`, `Origin`,
+    /// `Sec-WebSocket-*`, hop-by-hop headers): they never reach the upstream.
+    pub fn forward_header(self, name: HeaderName) -> Self {
+        assert!(
+            is_forwardable(&name),
+            "`{name}` carries client credentials or hop state and is never forwarded"
+        );
+        self.edit(|config| {
+            if !config.forward_headers.contains(&name) {
+                config.forward_headers.push(name);
+            }
+        })
+    }
+
+    /// Uses this TLS configuration for `wss` upstreams instead of the bundled
+    /// webpki roots. Keep ALPN at `http/1.1` (or empty).
+    pub fn tls_config(self, config: Arc<ClientConfig>) -> Self {
+        self.edit(|c| c.dialer.tls = config)
+    }
+
+    /// Trusts these roots for `wss` upstreams (for a private CA) instead of
+    /// the bundled webpki roots.
+    pub fn tls_roots(self, roots: RootCertStore) -> Self {
+        self.tls_config(Arc::new(tls::client_config(roots)))
+    }
+
+    /// Graceful shutdown and the live-session count of this layer and its clones.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle::new(Arc::clone(&self.config.sessions))
+    }
+}
+
+impl<S> Layer<S> for RealtimeLayer {
+    type Service = RealtimeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RealtimeService::new(inner, Arc::clone(&self.config))
+    }
+}
+
+impl std::fmt::Debug for RealtimeLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let config = &self.config;
+        f.debug_struct("RealtimeLayer")
+            .field("path", &config.path)
+            .field("providers", &config.providers)
+            .field("connect_timeout", &config.dialer.timeout)
+            .field("websocket", &config.dialer.websocket)
+            .field("relay", &config.relay)
+            .field("max_sessions", &config.max_sessions)
+            .field("origins", &config.origins)
+            .field("forward_headers", &config.forward_headers)
+            .finish_non_exhaustive()
+    }
+}

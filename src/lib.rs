@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod accept;
+mod error;
+mod handshake;
+mod layer;
+mod origin;
+mod outcome;
+pub mod provider;
+mod relay;
+mod request_id;
+mod route;
+mod secret;
+mod service;
+mod session;
+mod sessions;
+mod upstream;
+
+pub use layer::RealtimeLayer;
+pub use origin::OriginPolicy;
+pub use outcome::{ClosedBy, SessionEnd};
+pub use provider::Providers;
+pub use secret::Secret;
+pub use service::{RealtimeService, ResponseFuture};
+pub use sessions::ShutdownHandle;

@@ -1,0 +1,119 @@
+//! Turning a configured HTTP(S) base URL into a WebSocket base URL.
+
+use std::fmt;
+
+use url::Url;
+
+/// A provider configuration that cannot work, found at start-up.
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::provider::websocket_base_url;
+///
+/// let error = websocket_base_url("ftp://example.com").unwrap_err();
+/// assert!(error.to_string().contains("ftp"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    message: String,
+}
+
+impl ConfigError {
+    /// A configuration error with a message for the operator.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses a provider base URL and maps its scheme to WebSocket: `https` →
+/// `wss`, `http` → `ws`; `ws` and `wss` are kept. Any other scheme, a URL
+/// without a host, or one with a query or fragment is a [`ConfigError`].
+/// Trailing slashes are removed from the path.
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::provider::websocket_base_url;
+///
+/// let url = websocket_base_url("https://api.openai.com/v1/").unwrap();
+/// assert_eq!(url.as_str(), "wss://api.openai.com/v1");
+/// let local = websocket_base_url("http://127.0.0.1:8000").unwrap();
+/// assert_eq!(local.as_str(), "ws://127.0.0.1:8000/");
+/// ```
+pub fn websocket_base_url(base: &str) -> Result<Url, ConfigError> {
+    let parsed = Url::parse(base.trim())
+        .map_err(|error| ConfigError::new(format!("invalid base URL `{base}`: {error}")))?;
+    let scheme = match parsed.scheme() {
+        "https" | "wss" => "wss",
+        "http" | "ws" => "ws",
+        other => {
+            return Err(ConfigError::new(format!(
+                "base URL `{base}` has scheme `{other}`; use https, http, wss or ws"
+            )));
+        }
+    };
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::new(format!("base URL `{base}` has no host")));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(ConfigError::new(format!(
+            "base URL `{base}` must not have a query or fragment"
+        )));
+    }
+    // `Url::set_scheme` refuses to switch between special and non-special
+    // schemes only; http(s) and ws(s) are all special, so this cannot fail.
+    let mut url = parsed;
+    url.set_scheme(scheme)
+        .map_err(|()| ConfigError::new(format!("base URL `{base}` cannot use scheme {scheme}")))?;
+    let trimmed = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&trimmed);
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_schemes_and_trims_slashes() {
+        let cases = [
+            ("https://api.openai.com/v1", "wss://api.openai.com/v1"),
+            ("https://api.openai.com/v1///", "wss://api.openai.com/v1"),
+            ("http://127.0.0.1:9000/v1", "ws://127.0.0.1:9000/v1"),
+            ("wss://example.com/x/", "wss://example.com/x"),
+            ("ws://[::1]:1/", "ws://[::1]:1/"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                websocket_base_url(input).unwrap().as_str(),
+                expected,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_what_cannot_be_dialled() {
+        for input in [
+            "ftp://example.com",
+            "file:///tmp/x",
+            "example.com/v1",
+            "https://example.com/v1?x=1",
+            "https://example.com/v1#frag",
+            "",
+        ] {
+            assert!(websocket_base_url(input).is_err(), "{input}");
+        }
+    }
+}

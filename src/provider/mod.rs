@@ -1,0 +1,57 @@
+//! Where a session goes: the [`Provider`] trait, the upstream [`Target`] it
+//! builds, and the built-in providers.
+//!
+//! A provider turns the model a client asked for into the upstream WebSocket
+//! URL, the credential headers to inject and the subprotocols to offer. Any
+//! endpoint that speaks OpenAI's realtime event schema needs nothing more.
+//!
+//! # Example: a provider of your own
+//!
+//! Closures are providers, so a custom upstream is a few lines:
+//!
+//! ```
+//! use tower_realtime::provider::{Target, TargetError, TargetRequest};
+//! use tower_realtime::{Providers, Secret};
+//! use url::Url;
+//!
+//! let key = Secret::new("sk-internal");
+//! let providers = Providers::new().with("lab", move |request: &TargetRequest<'_>| {
+//!     let mut url = Url::parse("wss://realtime.lab.internal/v1/realtime").unwrap();
+//!     url.query_pairs_mut().append_pair("model", request.model());
+//!     Ok::<_, TargetError>(Target::new(url).bearer(&key))
+//! });
+//! assert_eq!(providers.names().collect::<Vec<_>>(), ["lab"]);
+//! ```
+
+mod base_url;
+mod openai;
+mod registry;
+mod target;
+
+pub use base_url::{ConfigError, websocket_base_url};
+pub use openai::OpenAi;
+pub use registry::Providers;
+pub use target::{Target, TargetError, TargetRequest};
+
+/// Builds the upstream target of a session.
+///
+/// Implementations must be cheap: `target` runs once per session, before the
+/// upstream is dialled. It must percent-encode the model into the URL (use
+/// [`url::Url::query_pairs_mut`] or [`url::Url::path_segments_mut`]) so that
+/// no model string can change the upstream host, path or other parameters.
+///
+/// The trait is object-safe; the layer keeps providers as `Arc<dyn Provider>`.
+/// Closures `Fn(&TargetRequest<'_>) -> Result<Target, TargetError>` implement it.
+pub trait Provider: Send + Sync + 'static {
+    /// The upstream URL, credential headers and subprotocols for one session.
+    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError>;
+}
+
+impl<F> Provider for F
+where
+    F: Fn(&TargetRequest<'_>) -> Result<Target, TargetError> + Send + Sync + 'static,
+{
+    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
+        self(request)
+    }
+}

@@ -1,0 +1,123 @@
+//! OpenAI and any endpoint that copies its realtime API.
+
+use url::Url;
+
+use super::{ConfigError, Provider, Target, TargetError, TargetRequest, websocket_base_url};
+use crate::secret::Secret;
+
+/// OpenAI's realtime API: `wss://api.openai.com/v1/realtime?model=M` with
+/// `Authorization: Bearer KEY`.
+///
+/// The base URL is configurable, so the same provider serves any
+/// OpenAI-compatible endpoint, including plain `ws`/`http` ones on a local
+/// network. `?intent=transcription` sessions are passed upstream as
+/// `?intent=transcription` without the model, which then only routes inside
+/// the gateway (OpenAI refuses a transcription model as the session model).
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::provider::{OpenAi, Provider, TargetRequest};
+/// use tower_realtime::Secret;
+///
+/// let openai = OpenAi::new(Secret::new("sk-123"));
+/// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
+/// let target = openai.target(&TargetRequest::new("openai", "gpt-realtime", None, &parts)).unwrap();
+/// assert_eq!(target.url().as_str(), "wss://api.openai.com/v1/realtime?model=gpt-realtime");
+/// ```
+#[derive(Debug, Clone)]
+pub struct OpenAi {
+    base: Url,
+    key: Secret,
+}
+
+impl OpenAi {
+    /// OpenAI's public API base URL.
+    pub const DEFAULT_BASE_URL: &'static str = "https://api.openai.com/v1";
+
+    /// OpenAI at its public base URL, authenticated with `key`.
+    pub fn new(key: Secret) -> Self {
+        Self {
+            base: websocket_base_url(Self::DEFAULT_BASE_URL).expect("default base URL is valid"),
+            key,
+        }
+    }
+
+    /// Uses another base URL (`https://…/v1`, or `http://127.0.0.1:PORT/v1`
+    /// for a local upstream); `/realtime` is appended to its path.
+    pub fn base_url(mut self, base: &str) -> Result<Self, ConfigError> {
+        self.base = websocket_base_url(base)?;
+        Ok(self)
+    }
+}
+
+impl Provider for OpenAi {
+    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| TargetError::misconfigured("the base URL cannot have a path"))?
+            .pop_if_empty()
+            .push("realtime");
+        match request.intent() {
+            None => {
+                url.query_pairs_mut().append_pair("model", request.model());
+            }
+            Some("transcription") => {
+                url.query_pairs_mut().append_pair("intent", "transcription");
+            }
+            Some(other) => {
+                return Err(TargetError::bad_request(
+                    "unsupported_intent",
+                    format!("intent `{other}` is not supported; use `transcription` or none"),
+                ));
+            }
+        }
+        Ok(Target::new(url).bearer(&self.key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(provider: &OpenAi, model: &str, intent: Option<&str>) -> Result<Target, TargetError> {
+        let (parts, ()) = http::Request::get("/v1/realtime")
+            .body(())
+            .unwrap()
+            .into_parts();
+        provider.target(&TargetRequest::new("openai", model, intent, &parts))
+    }
+
+    #[test]
+    fn encodes_the_model_into_the_query_only() {
+        let openai = OpenAi::new(Secret::new("k"));
+        let url = target(&openai, "a&b=c/../#x?y", None)
+            .unwrap()
+            .url()
+            .clone();
+        assert_eq!(url.host_str(), Some("api.openai.com"));
+        assert_eq!(url.path(), "/v1/realtime");
+        let pairs: Vec<_> = url.query_pairs().collect();
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].1, "a&b=c/../#x?y");
+    }
+
+    #[test]
+    fn local_base_and_transcription_intent() {
+        let local = OpenAi::new(Secret::new("k"))
+            .base_url("http://127.0.0.1:9/v1/")
+            .unwrap();
+        let url = target(&local, "whisper-1", Some("transcription"))
+            .unwrap()
+            .url()
+            .clone();
+        assert_eq!(
+            url.as_str(),
+            "ws://127.0.0.1:9/v1/realtime?intent=transcription"
+        );
+        assert_eq!(
+            target(&local, "m", Some("other")).unwrap_err().status(),
+            http::StatusCode::BAD_REQUEST
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! The set of providers a layer routes to, by name.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::Provider;
+
+/// Named providers, an optional default for unprefixed models, and model aliases.
+///
+/// A client selects `?model=NAME/MODEL`; `NAME` is looked up here without
+/// regard to ASCII case. An unprefixed model first goes through the alias
+/// table, then to the default provider.
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::provider::OpenAi;
+/// use tower_realtime::{Providers, Secret};
+///
+/// let providers = Providers::new()
+///     .with("openai", OpenAi::new(Secret::new("sk-123")))
+///     .default_provider("openai")
+///     .alias("voice", "openai/gpt-realtime");
+/// assert_eq!(providers.names().collect::<Vec<_>>(), ["openai"]);
+/// ```
+#[derive(Clone, Default)]
+pub struct Providers {
+    by_name: BTreeMap<String, Arc<dyn Provider>>,
+    aliases: BTreeMap<String, String>,
+    default: Option<String>,
+}
+
+impl Providers {
+    /// No providers yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `provider` under `name` (lower-cased), replacing any provider
+    /// of that name.
+    ///
+    /// # Panics
+    ///
+    /// When `name` is empty or contains anything but ASCII letters, digits,
+    /// `-` and `_`: a name with `/` could never be selected.
+    #[must_use]
+    pub fn with(self, name: &str, provider: impl Provider) -> Self {
+        self.with_shared(name, Arc::new(provider))
+    }
+
+    /// Like [`Providers::with`], for a provider that is already shared (for
+    /// example one registered under an alias name too).
+    #[must_use]
+    pub fn with_shared(mut self, name: &str, provider: Arc<dyn Provider>) -> Self {
+        assert!(
+            is_valid_name(name),
+            "provider name `{name}` must be ASCII letters, digits, `-` or `_`"
+        );
+        self.by_name.insert(name.to_ascii_lowercase(), provider);
+        self
+    }
+
+    /// Sends unprefixed models (`?model=gpt-realtime`) to the provider `name`.
+    #[must_use]
+    pub fn default_provider(mut self, name: &str) -> Self {
+        self.default = Some(name.to_ascii_lowercase());
+        self
+    }
+
+    /// Maps the public model name `model` to `selector` (`provider/model`), so
+    /// `?model=MODEL` routes like `?model=SELECTOR`.
+    #[must_use]
+    pub fn alias(mut self, model: &str, selector: &str) -> Self {
+        self.aliases.insert(model.to_owned(), selector.to_owned());
+        self
+    }
+
+    /// The registered names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// Whether no provider is registered.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// The provider registered as `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.by_name.get(&name.to_ascii_lowercase())
+    }
+
+    /// The name of the default provider, if one is set.
+    pub fn default_name(&self) -> Option<&str> {
+        self.default.as_deref()
+    }
+
+    /// The selector an alias stands for.
+    pub(crate) fn alias_of(&self, model: &str) -> Option<&str> {
+        self.aliases.get(model).map(String::as_str)
+    }
+}
+
+impl fmt::Debug for Providers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Providers")
+            .field("names", &self.by_name.keys().collect::<Vec<_>>())
+            .field("aliases", &self.aliases)
+            .field("default", &self.default)
+            .finish()
+    }
+}
+
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}

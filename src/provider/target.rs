@@ -1,0 +1,253 @@
+//! The request a provider sees and the target it returns.
+
+use std::fmt;
+
+use http::StatusCode;
+use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use url::Url;
+
+use crate::error::{ErrorType, Rejection};
+use crate::secret::{Secret, redact};
+
+/// What a [`Provider`](super::Provider) is asked to route: the model (the
+/// selector without its provider prefix), the session intent if any, and the
+/// client's request head.
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::provider::TargetRequest;
+///
+/// let (parts, ()) = http::Request::get("/v1/realtime?model=openai/gpt-realtime")
+///     .body(())
+///     .unwrap()
+///     .into_parts();
+/// let request = TargetRequest::new("openai", "gpt-realtime", None, &parts);
+/// assert_eq!(request.model(), "gpt-realtime");
+/// assert_eq!(request.provider(), "openai");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct TargetRequest<'a> {
+    provider: &'a str,
+    model: &'a str,
+    intent: Option<&'a str>,
+    parts: &'a Parts,
+}
+
+impl<'a> TargetRequest<'a> {
+    /// Describes one session to route. The layer builds these; tests of custom
+    /// providers can too.
+    pub fn new(
+        provider: &'a str,
+        model: &'a str,
+        intent: Option<&'a str>,
+        parts: &'a Parts,
+    ) -> Self {
+        Self {
+            provider,
+            model,
+            intent,
+            parts,
+        }
+    }
+
+    /// The name the provider was registered under (the selector's prefix).
+    pub fn provider(&self) -> &'a str {
+        self.provider
+    }
+
+    /// The upstream model, already validated: no control characters or
+    /// whitespace, at most 256 bytes. It may still contain any other
+    /// character, so always percent-encode it into the URL.
+    pub fn model(&self) -> &'a str {
+        self.model
+    }
+
+    /// The `intent` query parameter (e.g. `transcription`), if the client sent one.
+    pub fn intent(&self) -> Option<&'a str> {
+        self.intent
+    }
+
+    /// The client's request head. Its credential headers are the gateway's
+    /// business, never the upstream's: do not copy them into the target.
+    pub fn parts(&self) -> &'a Parts {
+        self.parts
+    }
+}
+
+/// The upstream WebSocket a session is relayed to.
+///
+/// Credential headers added with [`Target::bearer`] or [`Target::api_key`] are
+/// marked sensitive, and `Debug` replaces the secret values wherever they
+/// appear, so a `Target` can be logged.
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::provider::Target;
+/// use tower_realtime::Secret;
+/// use url::Url;
+///
+/// let key = Secret::new("sk-123");
+/// let target = Target::new(Url::parse("wss://api.openai.com/v1/realtime?model=gpt-realtime").unwrap())
+///     .bearer(&key);
+/// assert_eq!(target.headers()["authorization"], "Bearer sk-123");
+/// assert!(!format!("{target:?}").contains("sk-123"));
+/// ```
+#[derive(Clone)]
+pub struct Target {
+    url: Url,
+    headers: HeaderMap,
+    subprotocols: Vec<String>,
+    secrets: Vec<Secret>,
+}
+
+impl Target {
+    /// A target at `url` (scheme `ws` or `wss`) with no headers yet.
+    pub fn new(url: Url) -> Self {
+        Self {
+            url,
+            headers: HeaderMap::new(),
+            subprotocols: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+
+    /// Authenticates with `Authorization: Bearer KEY`.
+    #[must_use]
+    pub fn bearer(self, key: &Secret) -> Self {
+        self.credential(AUTHORIZATION, &format!("Bearer {}", key.expose()), key)
+    }
+
+    /// Authenticates with the key as the value of `header` (e.g. Azure's `api-key`).
+    #[must_use]
+    pub fn api_key(self, header: HeaderName, key: &Secret) -> Self {
+        self.credential(header, key.expose(), key)
+    }
+
+    fn credential(mut self, name: HeaderName, value: &str, key: &Secret) -> Self {
+        match HeaderValue::from_str(value) {
+            Ok(mut value) => {
+                value.set_sensitive(true);
+                self.headers.insert(name, value);
+            }
+            // A key that is not a valid header value fails upstream with 401
+            // rather than leaking into an error message here.
+            Err(_) => tracing::warn!(header = %name, "credential is not a valid header value"),
+        }
+        self.secrets.push(key.clone());
+        self
+    }
+
+    /// Adds a header to the upstream request (replacing one of the same name).
+    #[must_use]
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// Offers a subprotocol upstream. Most providers need none.
+    #[must_use]
+    pub fn subprotocol(mut self, protocol: impl Into<String>) -> Self {
+        self.subprotocols.push(protocol.into());
+        self
+    }
+
+    /// The upstream URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The headers injected into the upstream handshake.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The subprotocols offered upstream.
+    pub fn subprotocols(&self) -> &[String] {
+        &self.subprotocols
+    }
+
+    pub(crate) fn into_parts(self) -> (Url, HeaderMap, Vec<String>, Vec<Secret>) {
+        (self.url, self.headers, self.subprotocols, self.secrets)
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = format!(
+            "Target {{ url: {:?}, headers: {:?}, subprotocols: {:?} }}",
+            self.url.as_str(),
+            self.headers,
+            self.subprotocols
+        );
+        f.write_str(&redact(&shown, &self.secrets))
+    }
+}
+
+/// Why a provider cannot route a session; the client gets it as an HTTP error.
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::provider::TargetError;
+///
+/// let error = TargetError::bad_request("unsupported_intent", "intent `x` is not supported");
+/// assert_eq!(error.status(), http::StatusCode::BAD_REQUEST);
+/// ```
+#[derive(Debug, Clone)]
+pub struct TargetError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl TargetError {
+    /// The client asked for something this provider cannot do (400).
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The provider is misconfigured (500). Do not put secrets in `message`.
+    pub fn misconfigured(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "provider_misconfigured",
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status the client receives.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The error message the client receives.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TargetError {}
+
+impl From<TargetError> for Rejection {
+    fn from(error: TargetError) -> Self {
+        let kind = if error.status.is_client_error() {
+            ErrorType::InvalidRequest
+        } else {
+            ErrorType::Server
+        };
+        Rejection::new(error.status, kind, error.code, error.message)
+    }
+}

@@ -1,0 +1,330 @@
+//! Why a session ended and what each side is told.
+
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Utf8Bytes};
+
+use super::pump::Stop;
+use crate::outcome::{ClosedBy, SessionEnd};
+
+/// Close code 1014, "bad gateway": the upstream went away. (tungstenite has
+/// no name for it; browsers and most client libraries accept it.)
+pub(crate) const BAD_GATEWAY: CloseCode = CloseCode::Reserved(1014);
+
+/// One of the two peers of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Client,
+    Upstream,
+}
+
+/// A decision of the gateway that ends a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Policy {
+    Idle(Duration),
+    MaxDuration(Duration),
+    Shutdown,
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+pub(crate) enum Ending {
+    /// A peer sent a close frame; it is mirrored to the other side.
+    Closed { by: Side, frame: Option<CloseFrame> },
+    /// A peer went away without a close frame (EOF, reset, failed write, no pong).
+    Vanished { side: Side, detail: String },
+    /// A peer broke the protocol or a size limit.
+    Violation {
+        side: Side,
+        code: CloseCode,
+        detail: String,
+    },
+    /// The gateway ended the session.
+    Policy(Policy),
+}
+
+impl Ending {
+    /// Classifies why the direction reading from `source` stopped.
+    pub(crate) fn from_stop(source: Side, stop: Stop) -> Self {
+        let destination = match source {
+            Side::Client => Side::Upstream,
+            Side::Upstream => Side::Client,
+        };
+        match stop {
+            Stop::SourceClosed(frame) => Ending::Closed { by: source, frame },
+            Stop::SourceFailed(error) => Self::from_read_error(source, error),
+            Stop::DestinationFailed(error) => Ending::Vanished {
+                side: destination,
+                detail: error.to_string(),
+            },
+        }
+    }
+
+    fn from_read_error(side: Side, error: Option<WsError>) -> Self {
+        let vanished = |detail: String| Ending::Vanished { side, detail };
+        let violation = |code, detail: String| Ending::Violation { side, code, detail };
+        match error {
+            None | Some(WsError::ConnectionClosed | WsError::AlreadyClosed) => {
+                vanished("connection closed without a close frame".to_owned())
+            }
+            Some(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+                vanished("connection reset without a close frame".to_owned())
+            }
+            Some(WsError::Capacity(error)) => violation(CloseCode::Size, error.to_string()),
+            Some(WsError::Utf8(error)) => {
+                violation(CloseCode::Invalid, format!("invalid UTF-8: {error}"))
+            }
+            Some(WsError::Protocol(error)) => violation(CloseCode::Protocol, error.to_string()),
+            Some(error) => vanished(error.to_string()),
+        }
+    }
+
+    /// What the session summary reports.
+    pub(crate) fn summary(&self) -> SessionEnd {
+        let by = |side: &Side| match side {
+            Side::Client => ClosedBy::Client,
+            Side::Upstream => ClosedBy::Upstream,
+        };
+        match self {
+            Ending::Closed { by: side, frame } => SessionEnd {
+                closed_by: by(side),
+                code: frame.as_ref().map_or(1005, |f| u16::from(f.code)),
+                reason: frame
+                    .as_ref()
+                    .map(|f| f.reason.to_string())
+                    .unwrap_or_default(),
+                error: None,
+            },
+            Ending::Vanished { side, detail } => SessionEnd {
+                closed_by: by(side),
+                code: 1006,
+                reason: String::new(),
+                error: Some(detail.clone()),
+            },
+            Ending::Violation { side, code, detail } => SessionEnd {
+                closed_by: by(side),
+                code: u16::from(*code),
+                reason: String::new(),
+                error: Some(detail.clone()),
+            },
+            Ending::Policy(policy) => {
+                let (code, reason) = policy_close(*policy);
+                SessionEnd {
+                    closed_by: ClosedBy::Gateway,
+                    code: u16::from(code),
+                    reason: reason.to_owned(),
+                    error: None,
+                }
+            }
+        }
+    }
+
+    /// What each side gets.
+    pub(crate) fn plan(&self) -> Plan {
+        match self {
+            Ending::Closed { by, frame } => Plan::mirror(*by, frame.clone()),
+            Ending::Vanished {
+                side: Side::Client, ..
+            } => Plan {
+                client: Action::Drop,
+                upstream: Action::close(CloseCode::Error, "client connection lost"),
+                client_event: None,
+            },
+            Ending::Vanished {
+                side: Side::Upstream,
+                ..
+            } => Plan {
+                client: Action::close(BAD_GATEWAY, "upstream connection lost"),
+                upstream: Action::Drop,
+                client_event: None,
+            },
+            Ending::Violation { side, code, detail } => {
+                let other_code = if *code == CloseCode::Size {
+                    CloseCode::Size
+                } else {
+                    CloseCode::Error
+                };
+                let (client, upstream) = match side {
+                    Side::Client => (
+                        Action::close(*code, detail),
+                        Action::close(other_code, &format!("client: {detail}")),
+                    ),
+                    Side::Upstream => (
+                        Action::close(other_code, &format!("upstream: {detail}")),
+                        Action::close(*code, detail),
+                    ),
+                };
+                Plan {
+                    client,
+                    upstream,
+                    client_event: None,
+                }
+            }
+            Ending::Policy(policy) => {
+                let (code, reason) = policy_close(*policy);
+                Plan {
+                    client: Action::close(code, reason),
+                    upstream: Action::close(code, reason),
+                    client_event: Some(policy_event(*policy)),
+                }
+            }
+        }
+    }
+}
+
+/// What to do with one side when a session ends.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Action {
+    /// Send this close frame and wait (briefly) for the peer's answer.
+    Close(Option<CloseFrame>),
+    /// The peer sent a close frame: flush the automatic answer.
+    Answer,
+    /// The peer is gone: just drop the socket.
+    Drop,
+}
+
+impl Action {
+    fn close(code: CloseCode, reason: &str) -> Self {
+        Action::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(truncate_reason(reason)),
+        }))
+    }
+}
+
+/// The close handling of both sides, plus an `error` event for the client.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Plan {
+    pub(crate) client: Action,
+    pub(crate) upstream: Action,
+    pub(crate) client_event: Option<Utf8Bytes>,
+}
+
+impl Plan {
+    fn mirror(by: Side, frame: Option<CloseFrame>) -> Self {
+        let (client, upstream) = match by {
+            Side::Client => (Action::Answer, Action::Close(frame)),
+            Side::Upstream => (Action::Close(frame), Action::Answer),
+        };
+        Plan {
+            client,
+            upstream,
+            client_event: None,
+        }
+    }
+}
+
+fn policy_close(policy: Policy) -> (CloseCode, &'static str) {
+    match policy {
+        Policy::Idle(_) => (CloseCode::Policy, "idle timeout"),
+        Policy::MaxDuration(_) => (CloseCode::Policy, "maximum session duration reached"),
+        Policy::Shutdown => (CloseCode::Away, "gateway shutting down"),
+    }
+}
+
+/// The OpenAI-shaped `error` event the client receives before a policy close.
+fn policy_event(policy: Policy) -> Utf8Bytes {
+    let (kind, code, message) = match policy {
+        Policy::Idle(after) => (
+            "invalid_request_error",
+            "idle_timeout",
+            format!(
+                "The session was idle for {} and was closed.",
+                seconds(after)
+            ),
+        ),
+        Policy::MaxDuration(limit) => (
+            "invalid_request_error",
+            "session_expired",
+            format!(
+                "The session hit the maximum duration of {}.",
+                seconds(limit)
+            ),
+        ),
+        Policy::Shutdown => (
+            "server_error",
+            "gateway_shutting_down",
+            "The gateway is shutting down; reconnect to continue.".to_owned(),
+        ),
+    };
+    let event = serde_json::json!({
+        "type": "error",
+        "event_id": format!("event_gateway_{code}"),
+        "error": {"type": kind, "code": code, "message": message, "param": null, "event_id": null},
+    });
+    Utf8Bytes::from(event.to_string())
+}
+
+fn seconds(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis % 1000 == 0 {
+        format!("{} s", millis / 1000)
+    } else {
+        format!("{millis} ms")
+    }
+}
+
+/// Close reasons are limited to 123 bytes; cut on a character boundary.
+fn truncate_reason(reason: &str) -> String {
+    const MAX: usize = 123;
+    if reason.len() <= MAX {
+        return reason.to_owned();
+    }
+    let mut end = MAX;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrors_close_frames() {
+        let frame = CloseFrame {
+            code: CloseCode::Library(4001),
+            reason: Utf8Bytes::from_static("bye"),
+        };
+        let plan = Ending::Closed {
+            by: Side::Upstream,
+            frame: Some(frame.clone()),
+        }
+        .plan();
+        assert_eq!(plan.client, Action::Close(Some(frame)));
+        assert_eq!(plan.upstream, Action::Answer);
+    }
+
+    #[test]
+    fn vanished_upstream_is_a_bad_gateway_for_the_client() {
+        let plan = Ending::from_stop(Side::Upstream, Stop::SourceFailed(None)).plan();
+        assert_eq!(plan.upstream, Action::Drop);
+        match plan.client {
+            Action::Close(Some(frame)) => assert_eq!(frame.code, BAD_GATEWAY),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reasons_fit_a_close_frame() {
+        let long = "é".repeat(100);
+        let cut = truncate_reason(&long);
+        assert!(cut.len() <= 123 && long.starts_with(&cut));
+    }
+
+    #[test]
+    fn policy_event_is_an_openai_error_event() {
+        let event: serde_json::Value =
+            serde_json::from_str(&policy_event(Policy::Idle(Duration::from_secs(30)))).unwrap();
+        assert_eq!(event["type"], "error");
+        assert_eq!(event["error"]["code"], "idle_timeout");
+        assert_eq!(
+            event["error"]["message"],
+            "The session was idle for 30 s and was closed."
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! The relay: both directions of one session, its timers, and its close.
+
+mod ending;
+mod pump;
+mod timers;
+
+use std::future::{pending, poll_fn};
+use std::task::Poll;
+use std::time::Duration;
+
+use futures_util::future::join;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+pub(crate) use ending::{Action, Ending, Policy, Side};
+use pump::{Half, poll_half};
+use timers::Timers;
+
+/// The time limits of a session.
+#[derive(Debug, Clone)]
+pub(crate) struct RelayConfig {
+    pub(crate) keepalive: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_duration: Option<Duration>,
+    /// How long to wait for close handshakes to finish once a session ends.
+    pub(crate) close_timeout: Duration,
+}
+
+/// Sees every text and binary message before it is relayed.
+pub(crate) trait Tap {
+    /// A message from the client, on its way upstream.
+    fn client_message(&mut self, message: &Message);
+    /// A message from the upstream, on its way to the client.
+    fn upstream_message(&mut self, message: &Message);
+}
+
+/// Counters of one direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Traffic {
+    pub(crate) messages: u64,
+    pub(crate) bytes: u64,
+}
+
+/// How a session went.
+#[derive(Debug)]
+pub(crate) struct Report {
+    pub(crate) ending: Ending,
+    pub(crate) client_to_upstream: Traffic,
+    pub(crate) upstream_to_client: Traffic,
+}
+
+/// Relays messages between `client` and `upstream` until the session ends,
+/// then closes both sides as the ending requires.
+pub(crate) async fn run<C, U>(
+    mut client: WebSocketStream<C>,
+    mut upstream: WebSocketStream<U>,
+    config: &RelayConfig,
+    mut shutdown: watch::Receiver<bool>,
+    tap: &mut impl Tap,
+) -> Report
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut to_upstream = Half::default();
+    let mut to_client = Half::default();
+    let mut timers = Timers::new(
+        Instant::now(),
+        config.keepalive,
+        config.idle_timeout,
+        config.max_duration,
+    );
+    let mut shutdown_open = true;
+
+    let ending = loop {
+        if *shutdown.borrow_and_update() {
+            break Ending::Policy(Policy::Shutdown);
+        }
+        let next_timer = timers.next();
+        tokio::select! {
+            biased;
+            changed = shutdown.changed(), if shutdown_open => {
+                // A dropped sender means no shutdown can come any more.
+                shutdown_open = changed.is_ok();
+            }
+            () = async {
+                match next_timer {
+                    Some(at) => sleep_until(at).await,
+                    None => pending().await,
+                }
+            } => {
+                if let Some(ending) = timers.fire(Instant::now(), &mut to_upstream, &mut to_client) {
+                    break ending;
+                }
+            }
+            ending = poll_fn(|cx| {
+                if let Poll::Ready(stop) =
+                    poll_half(&mut client, &mut upstream, &mut to_upstream, &mut |m| tap.client_message(m), cx)
+                {
+                    return Poll::Ready(Ending::from_stop(Side::Client, stop));
+                }
+                if let Poll::Ready(stop) =
+                    poll_half(&mut upstream, &mut client, &mut to_client, &mut |m| tap.upstream_message(m), cx)
+                {
+                    return Poll::Ready(Ending::from_stop(Side::Upstream, stop));
+                }
+                Poll::Pending
+            }) => break ending,
+        }
+    };
+
+    let plan = ending.plan();
+    let client_side = settle(
+        &mut client,
+        plan.client,
+        to_client.take_pending(),
+        plan.client_event,
+    );
+    let upstream_side = settle(
+        &mut upstream,
+        plan.upstream,
+        to_upstream.take_pending(),
+        None,
+    );
+    // Peers that do not finish their close handshake in time are dropped.
+    let _ = tokio::time::timeout(config.close_timeout, join(client_side, upstream_side)).await;
+
+    Report {
+        ending,
+        client_to_upstream: to_upstream.traffic(),
+        upstream_to_client: to_client.traffic(),
+    }
+}
+
+/// Carries out what the ending asks of one side.
+async fn settle<S>(
+    socket: &mut WebSocketStream<S>,
+    action: Action,
+    pending: Option<Message>,
+    event: Option<Utf8Bytes>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match action {
+        Action::Drop => return,
+        // The peer closed: flush tungstenite's automatic answer.
+        Action::Answer => {
+            if socket.flush().await.is_err() {
+                return;
+            }
+        }
+        Action::Close(frame) => {
+            // What was already read for this side goes out before the close.
+            for message in pending.into_iter().chain(event.map(Message::Text)) {
+                if socket.feed(message).await.is_err() {
+                    return;
+                }
+            }
+            if socket.send(Message::Close(frame)).await.is_err() {
+                return;
+            }
+        }
+    }
+    // Wait for the peer's close frame (or end of stream), discarding data.
+    while let Some(Ok(_)) = socket.next().await {}
+}

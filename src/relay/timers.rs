@@ -1,0 +1,181 @@
+//! Keepalive pings, the idle timeout and the session deadline.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::ending::{Ending, Policy, Side};
+use super::pump::Half;
+
+/// How often the idle timeout is checked, as a fraction of it: a session is
+/// closed between `idle` and `idle * 9 / 8` after its last message.
+const IDLE_CHECKS_PER_TIMEOUT: u32 = 8;
+
+/// Unanswered pings after which a peer is considered dead.
+const MAX_MISSED_PINGS: u32 = 2;
+
+/// The time-driven part of a relay.
+#[derive(Debug)]
+pub(crate) struct Timers {
+    keepalive: Option<Duration>,
+    next_ping: Option<Instant>,
+    /// Per side (client, upstream): frames seen at the last keepalive tick,
+    /// and pings sent since the side last sent anything.
+    seen: [u64; 2],
+    missed: [u32; 2],
+    idle: Option<Duration>,
+    next_idle_check: Option<Instant>,
+    last_active: Instant,
+    messages_seen: u64,
+    deadline: Option<(Instant, Duration)>,
+}
+
+impl Timers {
+    pub(crate) fn new(
+        start: Instant,
+        keepalive: Option<Duration>,
+        idle: Option<Duration>,
+        max_duration: Option<Duration>,
+    ) -> Self {
+        let keepalive = keepalive.filter(|d| !d.is_zero());
+        let idle = idle.filter(|d| !d.is_zero());
+        Self {
+            keepalive,
+            next_ping: keepalive.map(|k| start + k),
+            seen: [0; 2],
+            missed: [0; 2],
+            idle,
+            next_idle_check: idle.map(|i| start + idle_period(i)),
+            last_active: start,
+            messages_seen: 0,
+            deadline: max_duration.map(|d| (start + d, d)),
+        }
+    }
+
+    /// When [`Timers::fire`] must run next, if ever.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        [
+            self.next_ping,
+            self.next_idle_check,
+            self.deadline.map(|(at, _)| at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs what is due at `now`: queues pings, or ends the session.
+    pub(crate) fn fire(
+        &mut self,
+        now: Instant,
+        to_upstream: &mut Half,
+        to_client: &mut Half,
+    ) -> Option<Ending> {
+        if let Some((at, limit)) = self.deadline
+            && now >= at
+        {
+            return Some(Ending::Policy(Policy::MaxDuration(limit)));
+        }
+        if let (Some(idle), Some(check)) = (self.idle, self.next_idle_check)
+            && now >= check
+        {
+            let messages = to_upstream.messages + to_client.messages;
+            if messages != self.messages_seen {
+                self.messages_seen = messages;
+                self.last_active = now;
+            } else if now.duration_since(self.last_active) >= idle {
+                return Some(Ending::Policy(Policy::Idle(idle)));
+            }
+            self.next_idle_check = Some(now + idle_period(idle));
+        }
+        if let (Some(keepalive), Some(at)) = (self.keepalive, self.next_ping)
+            && now >= at
+        {
+            // Frames from the client arrive on the half that writes upstream.
+            let sides = [
+                (Side::Client, to_upstream.frames_in),
+                (Side::Upstream, to_client.frames_in),
+            ];
+            for (index, (side, frames)) in sides.into_iter().enumerate() {
+                if frames != self.seen[index] {
+                    self.seen[index] = frames;
+                    self.missed[index] = 0;
+                    continue;
+                }
+                if self.missed[index] >= MAX_MISSED_PINGS {
+                    return Some(Ending::Vanished {
+                        side,
+                        detail: format!("no answer to {MAX_MISSED_PINGS} keepalive pings"),
+                    });
+                }
+                self.missed[index] += 1;
+                match side {
+                    Side::Client => to_client.ping(),
+                    Side::Upstream => to_upstream.ping(),
+                }
+            }
+            self.next_ping = Some(now + keepalive);
+        }
+        None
+    }
+}
+
+fn idle_period(idle: Duration) -> Duration {
+    (idle / IDLE_CHECKS_PER_TIMEOUT).max(Duration::from_millis(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silent_peer_is_pinged_twice_then_dead() {
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut timers = Timers::new(start, Some(second), None, None);
+        let (mut up, mut down) = (Half::default(), Half::default());
+        // The upstream keeps talking; the client is silent.
+        for tick in 1..=2 {
+            down.frames_in += 1;
+            assert!(
+                timers
+                    .fire(start + second * tick, &mut up, &mut down)
+                    .is_none()
+            );
+        }
+        down.frames_in += 1;
+        match timers.fire(start + second * 3, &mut up, &mut down) {
+            Some(Ending::Vanished {
+                side: Side::Client, ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn idle_counts_only_messages_and_deadline_wins() {
+        let start = Instant::now();
+        let idle = Duration::from_secs(8);
+        let mut timers = Timers::new(start, None, Some(idle), Some(Duration::from_secs(100)));
+        let (mut up, mut down) = (Half::default(), Half::default());
+        up.messages = 1;
+        assert!(
+            timers
+                .fire(start + Duration::from_secs(1), &mut up, &mut down)
+                .is_none()
+        );
+        assert!(
+            timers
+                .fire(start + Duration::from_secs(8), &mut up, &mut down)
+                .is_none()
+        );
+        assert!(matches!(
+            timers.fire(start + Duration::from_secs(9), &mut up, &mut down),
+            Some(Ending::Policy(Policy::Idle(_)))
+        ));
+        assert!(matches!(
+            timers.fire(start + Duration::from_secs(100), &mut up, &mut down),
+            Some(Ending::Policy(Policy::MaxDuration(_)))
+        ));
+    }
+}

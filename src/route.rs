@@ -1,0 +1,212 @@
+//! From `?model=PROVIDER/MODEL` to a provider and an upstream model.
+
+use std::sync::Arc;
+
+use url::form_urlencoded;
+
+use crate::error::Rejection;
+use crate::provider::{Provider, Providers};
+
+/// The longest model selector accepted, in bytes.
+pub(crate) const MAX_MODEL_LEN: usize = 256;
+
+/// Where one session goes.
+#[derive(Clone)]
+pub(crate) struct Route {
+    /// The name of the provider (lower case).
+    pub(crate) provider_name: String,
+    pub(crate) provider: Arc<dyn Provider>,
+    /// The model without its provider prefix.
+    pub(crate) model: String,
+    pub(crate) intent: Option<String>,
+}
+
+/// The parameters a client may send, each at most once.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Query {
+    model: Option<String>,
+    intent: Option<String>,
+}
+
+fn parse_query(query: Option<&str>) -> Result<Query, Rejection> {
+    let mut parsed = Query::default();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let slot = match name.as_ref() {
+            "model" => &mut parsed.model,
+            "intent" => &mut parsed.intent,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(Rejection::bad_request(
+                "duplicate_parameter",
+                format!("the `{name}` query parameter must appear once"),
+            ));
+        }
+        *slot = Some(value.into_owned());
+    }
+    Ok(parsed)
+}
+
+/// Checks what a client may name as a model: 1 to 256 bytes, valid UTF-8, no
+/// control characters and no whitespace. Anything else it may contain is
+/// percent-encoded by the provider.
+fn validate_selector(selector: &str) -> Result<(), Rejection> {
+    let invalid = |why: &str| {
+        Err(
+            Rejection::bad_request("invalid_model", format!("invalid model: {why}"))
+                .with_param("model"),
+        )
+    };
+    if selector.len() > MAX_MODEL_LEN {
+        return invalid(&format!("longer than {MAX_MODEL_LEN} bytes"));
+    }
+    if selector
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == char::REPLACEMENT_CHARACTER)
+    {
+        return invalid("it contains control characters, whitespace or invalid UTF-8");
+    }
+    Ok(())
+}
+
+/// Resolves the request's query to a route, or says why not.
+pub(crate) fn resolve(query: Option<&str>, providers: &Providers) -> Result<Route, Rejection> {
+    let query = parse_query(query)?;
+    let selector = query
+        .model
+        .filter(|model| !model.is_empty())
+        .ok_or_else(|| {
+            Rejection::bad_request(
+                "missing_model",
+                "the `model` query parameter is required, e.g. ?model=openai/gpt-realtime",
+            )
+            .with_param("model")
+        })?;
+    validate_selector(&selector)?;
+    let selector = providers.alias_of(&selector).unwrap_or(&selector);
+
+    let (name, model) = match selector.split_once('/') {
+        Some((prefix, model)) => (prefix.to_ascii_lowercase(), model),
+        None => match providers.default_name() {
+            Some(default) => (default.to_owned(), selector),
+            None => {
+                return Err(Rejection::bad_request(
+                    "unknown_provider",
+                    format!(
+                        "model `{selector}` has no provider prefix and there is no default provider; configured providers: {}",
+                        configured(providers)
+                    ),
+                )
+                .with_param("model"));
+            }
+        },
+    };
+    let provider = providers.get(&name).cloned().ok_or_else(|| {
+        Rejection::bad_request(
+            "unknown_provider",
+            format!(
+                "provider `{name}` is not configured; configured providers: {}",
+                configured(providers)
+            ),
+        )
+        .with_param("model")
+    })?;
+    if model.is_empty() {
+        return Err(Rejection::bad_request(
+            "missing_model",
+            format!("no model after the `{name}/` prefix"),
+        )
+        .with_param("model"));
+    }
+    Ok(Route {
+        provider_name: name,
+        provider,
+        model: model.to_owned(),
+        intent: query.intent,
+    })
+}
+
+fn configured(providers: &Providers) -> String {
+    let names: Vec<&str> = providers.names().collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::OpenAi;
+    use crate::secret::Secret;
+
+    fn providers() -> Providers {
+        Providers::new()
+            .with("openai", OpenAi::new(Secret::new("k")))
+            .with("lab", OpenAi::new(Secret::new("k")))
+            .alias("voice", "lab/voice-1")
+    }
+
+    fn route(query: &str, providers: &Providers) -> Result<(String, String), String> {
+        resolve(Some(query), providers)
+            .map(|r| (r.provider_name, r.model))
+            .map_err(|e| e.code.to_owned())
+    }
+
+    #[test]
+    fn routes_by_prefix_alias_and_default() {
+        let p = providers();
+        assert_eq!(
+            route("model=openai/gpt-realtime", &p),
+            Ok(("openai".into(), "gpt-realtime".into()))
+        );
+        assert_eq!(
+            route("model=OpenAI/x/y", &p),
+            Ok(("openai".into(), "x/y".into()))
+        );
+        assert_eq!(
+            route("model=openai%2Fa%20b", &p),
+            Err("invalid_model".into())
+        );
+        assert_eq!(
+            route("model=voice", &p),
+            Ok(("lab".into(), "voice-1".into()))
+        );
+        assert_eq!(route("model=gpt", &p), Err("unknown_provider".into()));
+        let with_default = providers().default_provider("openai");
+        assert_eq!(
+            route("model=gpt", &with_default),
+            Ok(("openai".into(), "gpt".into()))
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_missing_duplicated_or_unknown() {
+        let p = providers();
+        for (query, code) in [
+            ("", "missing_model"),
+            ("model=", "missing_model"),
+            ("model=openai/", "missing_model"),
+            ("model=a/b&model=a/b", "duplicate_parameter"),
+            ("model=openai/a&intent=x&intent=y", "duplicate_parameter"),
+            ("model=nope/x", "unknown_provider"),
+            ("model=openai/a%0D%0Ab", "invalid_model"),
+            ("model=openai/a%00", "invalid_model"),
+            ("model=openai/%FF", "invalid_model"),
+        ] {
+            assert_eq!(route(query, &p), Err(code.into()), "{query}");
+        }
+        let long = format!("model=openai/{}", "a".repeat(MAX_MODEL_LEN));
+        assert_eq!(route(&long, &p), Err("invalid_model".into()));
+    }
+
+    #[test]
+    fn unknown_provider_message_names_the_configured_ones() {
+        let message = resolve(Some("model=x/y"), &providers())
+            .err()
+            .unwrap()
+            .message;
+        assert!(message.contains("lab, openai"), "{message}");
+    }
+}

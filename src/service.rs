@@ -1,0 +1,159 @@
+//! [`RealtimeService`]: the tower service that intercepts realtime upgrades.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use crate::accept::accept;
+use crate::handshake::is_websocket_request;
+use crate::layer::Config;
+
+/// Relays WebSocket upgrades on the realtime path; passes every other
+/// request to `S` untouched (same headers, body and extensions).
+///
+/// Built by [`RealtimeLayer`](crate::RealtimeLayer). Its own answers (the
+/// `101`, or an error with a JSON body) are responses, never service
+/// errors; their body is built with `ResBody::from(Bytes)`, which axum's
+/// `Body`, `Full<Bytes>` and most body types support.
+///
+/// # Example
+///
+/// A plain hyper server:
+///
+/// ```no_run
+/// use std::convert::Infallible;
+/// use http_body_util::Full;
+/// use hyper_util::rt::{TokioExecutor, TokioIo};
+/// use hyper_util::server::conn::auto;
+/// use hyper_util::service::TowerToHyperService;
+/// use tower::service_fn;
+/// use tower_realtime::{Providers, RealtimeLayer};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let not_found = service_fn(|_request: http::Request<hyper::body::Incoming>| async {
+///     Ok::<_, Infallible>(http::Response::builder().status(404).body(Full::<bytes::Bytes>::default()).unwrap())
+/// });
+/// let service = tower::Layer::layer(&RealtimeLayer::new(Providers::new()), not_found);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// loop {
+///     let (stream, _) = listener.accept().await?;
+///     let _ = stream.set_nodelay(true);
+///     let service = TowerToHyperService::new(service.clone());
+///     tokio::spawn(async move {
+///         let mut builder = auto::Builder::new(TokioExecutor::new());
+///         builder.http2().enable_connect_protocol();
+///         let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
+///     });
+/// }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RealtimeService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> RealtimeService<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for RealtimeService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RealtimeService")
+            .field("inner", &self.inner)
+            .field("path", &self.config.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RealtimeService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<Bytes> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if request.uri().path() != self.config.path || !is_websocket_request(&request) {
+            return ResponseFuture {
+                kind: Kind::Inner {
+                    future: self.inner.call(request),
+                },
+            };
+        }
+        let (parts, _body) = request.into_parts();
+        ResponseFuture {
+            kind: Kind::Session {
+                future: Box::pin(accept(Arc::clone(&self.config), parts)),
+            },
+        }
+    }
+}
+
+type SessionFuture<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
+
+pin_project! {
+    /// The response future of [`RealtimeService`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        Inner { #[pin] future: F },
+        Session { future: SessionFuture<B> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future } => future.poll(cx),
+            KindProj::Session { future } => future.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,193 @@
+//! Live sessions: the concurrency limit, and graceful shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio::sync::{Notify, watch};
+
+use crate::error::{ErrorType, Rejection};
+
+/// Counts the sessions of one layer and tells them when to shut down.
+#[derive(Debug)]
+pub(crate) struct Sessions {
+    active: AtomicUsize,
+    shutdown: watch::Sender<bool>,
+    drained: Notify,
+}
+
+impl Sessions {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            active: AtomicUsize::new(0),
+            shutdown: watch::Sender::new(false),
+            drained: Notify::new(),
+        })
+    }
+
+    /// Admits one more session, unless the layer is shutting down (503) or
+    /// `max` sessions are live (503 with `Retry-After`).
+    pub(crate) fn try_open(
+        self: &Arc<Self>,
+        max: Option<usize>,
+    ) -> Result<SessionPermit, Rejection> {
+        self.refuse_if_shutting_down()?;
+        let admitted = self
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+                max.is_none_or(|max| active < max).then_some(active + 1)
+            });
+        if admitted.is_err() {
+            return Err(Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorType::RateLimit,
+                "too_many_sessions",
+                "the gateway is at its limit of concurrent realtime sessions; retry shortly",
+            )
+            .retry_after(1));
+        }
+        Ok(SessionPermit {
+            sessions: Arc::clone(self),
+        })
+    }
+
+    /// 503 once shutdown has begun.
+    pub(crate) fn refuse_if_shutting_down(&self) -> Result<(), Rejection> {
+        if *self.shutdown.borrow() {
+            return Err(Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorType::Server,
+                "gateway_shutting_down",
+                "the gateway is shutting down",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resolves to `true` when shutdown begins.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+}
+
+/// A live session's place in the count; dropping it frees the place.
+#[derive(Debug)]
+pub(crate) struct SessionPermit {
+    sessions: Arc<Sessions>,
+}
+
+impl Drop for SessionPermit {
+    fn drop(&mut self) {
+        if self.sessions.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.sessions.drained.notify_waiters();
+        }
+    }
+}
+
+/// Graceful shutdown of a layer's sessions, and their count.
+///
+/// Get one from [`RealtimeLayer::shutdown_handle`](crate::RealtimeLayer::shutdown_handle).
+/// Once shutdown begins, new upgrades get `503`, and every live session
+/// gets an `error` event and close code `1001` on both sides. axum's
+/// graceful shutdown does not wait for upgraded connections, so wait for
+/// this handle as well.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_realtime::{Providers, RealtimeLayer};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let layer = RealtimeLayer::new(Providers::new());
+/// let shutdown = layer.shutdown_handle();
+/// let app = tower::Layer::layer(&layer, axum::Router::new());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// axum::serve(listener, tower::ServiceExt::into_make_service(app))
+///     .with_graceful_shutdown(async move {
+///         let _ = tokio::signal::ctrl_c().await;
+///         // Close live sessions (1001) and wait up to 10 s for them to end.
+///         shutdown.shutdown(Duration::from_secs(10)).await;
+///     })
+///     .await
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    sessions: Arc<Sessions>,
+}
+
+impl ShutdownHandle {
+    pub(crate) fn new(sessions: Arc<Sessions>) -> Self {
+        Self { sessions }
+    }
+
+    /// How many sessions are live.
+    pub fn active_sessions(&self) -> usize {
+        self.sessions.active()
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.sessions.shutdown.borrow()
+    }
+
+    /// Begins shutdown without waiting: new upgrades get `503` and live
+    /// sessions are closed with `1001`.
+    pub fn begin(&self) {
+        self.sessions.shutdown.send_replace(true);
+    }
+
+    /// Waits until no session is live.
+    pub async fn drained(&self) {
+        loop {
+            let drained = self.sessions.drained.notified();
+            if self.sessions.active() == 0 {
+                return;
+            }
+            drained.await;
+        }
+    }
+
+    /// Begins shutdown and waits until every session has ended or `deadline`
+    /// has passed. Returns whether every session ended in time.
+    pub async fn shutdown(&self, deadline: Duration) -> bool {
+        self.begin();
+        tokio::time::timeout(deadline, self.drained()).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn limit_and_drain() {
+        let sessions = Sessions::new();
+        let handle = ShutdownHandle::new(Arc::clone(&sessions));
+        let first = sessions.try_open(Some(1)).unwrap();
+        let refused = sessions.try_open(Some(1)).unwrap_err();
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers["retry-after"], "1");
+        assert_eq!(handle.active_sessions(), 1);
+
+        let mut signal = sessions.subscribe();
+        let waiter = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.shutdown(Duration::from_secs(5)).await }
+        });
+        signal.wait_for(|&down| down).await.unwrap();
+        assert_eq!(
+            sessions.try_open(None).unwrap_err().code,
+            "gateway_shutting_down"
+        );
+        drop(first);
+        assert!(waiter.await.unwrap());
+        assert_eq!(handle.active_sessions(), 0);
+    }
+}

@@ -1,0 +1,200 @@
+//! Upstream failures as HTTP responses for the client.
+
+use http::StatusCode;
+use http::header::RETRY_AFTER;
+use tokio_tungstenite::tungstenite::handshake::client::Response as UpstreamResponse;
+
+use crate::error::{ErrorType, Rejection};
+use crate::secret::{Secret, redact};
+
+/// How much of the upstream's error text is passed on.
+const MAX_UPSTREAM_MESSAGE: usize = 512;
+
+/// Maps an upstream that answered the handshake with something other than
+/// `101` to the response the client gets.
+pub(crate) fn from_status(response: &UpstreamResponse, secrets: &[Secret]) -> Rejection {
+    let status = response.status();
+    let detail = upstream_message(response.body().as_deref().unwrap_or_default(), secrets);
+    let said = |prefix: String| match &detail {
+        Some(detail) => format!("{prefix}: {detail}"),
+        None => prefix,
+    };
+    let rejection = match status.as_u16() {
+        401 | 403 => Rejection::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorType::Upstream,
+            "upstream_auth_failed",
+            said(format!(
+                "the upstream provider rejected the gateway's credentials ({status})"
+            )),
+        ),
+        404 => Rejection::new(
+            StatusCode::NOT_FOUND,
+            ErrorType::InvalidRequest,
+            "upstream_not_found",
+            said("the upstream provider does not know this model or endpoint".to_owned()),
+        ),
+        429 => {
+            let mut rejection = Rejection::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorType::RateLimit,
+                "upstream_rate_limited",
+                said("the upstream provider is rate limiting the gateway".to_owned()),
+            );
+            if let Some(retry_after) = response.headers().get(RETRY_AFTER) {
+                rejection = rejection.with_header(RETRY_AFTER, retry_after.clone());
+            }
+            rejection
+        }
+        400..=499 => Rejection::new(
+            status,
+            ErrorType::InvalidRequest,
+            "upstream_rejected",
+            said(format!(
+                "the upstream provider refused the session ({status})"
+            )),
+        ),
+        500..=599 => Rejection::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorType::Upstream,
+            "upstream_unavailable",
+            said(format!("the upstream provider failed ({status})")),
+        ),
+        _ => Rejection::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorType::Upstream,
+            "upstream_bad_handshake",
+            format!("the upstream answered the WebSocket handshake with {status}"),
+        ),
+    };
+    tracing::warn!(
+        status = status.as_u16(),
+        code = rejection.code,
+        "upstream refused the session"
+    );
+    rejection
+}
+
+/// A failure to reach the upstream at all: DNS, TCP, TLS or a broken handshake.
+pub(crate) fn unreachable(
+    code: &'static str,
+    what: &str,
+    error: &dyn std::fmt::Display,
+    secrets: &[Secret],
+) -> Rejection {
+    let detail = redact(&error.to_string(), secrets);
+    tracing::warn!(code, error = %detail, "upstream unreachable");
+    Rejection::new(
+        StatusCode::BAD_GATEWAY,
+        ErrorType::Upstream,
+        code,
+        format!("{what}: {}", truncate(&detail)),
+    )
+}
+
+/// The upstream did not complete the handshake within the connect timeout.
+pub(crate) fn timed_out(timeout: std::time::Duration) -> Rejection {
+    tracing::warn!(?timeout, "upstream connect timed out");
+    Rejection::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        ErrorType::Upstream,
+        "upstream_timeout",
+        format!("the upstream provider did not accept the session within {timeout:?}"),
+    )
+}
+
+/// The error text in an upstream body: `error.message`, `message` or
+/// `error` of a JSON body, else the body as text; scrubbed of secrets and
+/// control characters, and truncated.
+fn upstream_message(body: &[u8], secrets: &[Secret]) -> Option<String> {
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(json) => [
+            json.pointer("/error/message"),
+            json.get("message"),
+            json.get("error"),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_else(|| json.to_string()),
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    };
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let cleaned = redact(cleaned.trim(), secrets);
+    (!cleaned.is_empty()).then(|| truncate(&cleaned))
+}
+
+fn truncate(text: &str) -> String {
+    if text.len() <= MAX_UPSTREAM_MESSAGE {
+        return text.to_owned();
+    }
+    let mut end = MAX_UPSTREAM_MESSAGE;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &str, headers: &[(&str, &str)]) -> UpstreamResponse {
+        let mut builder = http::Response::builder().status(status);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Some(body.as_bytes().to_vec())).unwrap()
+    }
+
+    #[test]
+    fn statuses_map_as_documented() {
+        let secrets = [Secret::new("sk-secret")];
+        let cases = [
+            (401, StatusCode::BAD_GATEWAY, "upstream_auth_failed"),
+            (403, StatusCode::BAD_GATEWAY, "upstream_auth_failed"),
+            (404, StatusCode::NOT_FOUND, "upstream_not_found"),
+            (429, StatusCode::TOO_MANY_REQUESTS, "upstream_rate_limited"),
+            (400, StatusCode::BAD_REQUEST, "upstream_rejected"),
+            (500, StatusCode::BAD_GATEWAY, "upstream_unavailable"),
+            (503, StatusCode::BAD_GATEWAY, "upstream_unavailable"),
+            (302, StatusCode::BAD_GATEWAY, "upstream_bad_handshake"),
+        ];
+        for (upstream, status, code) in cases {
+            let rejection = from_status(&response(upstream, "", &[]), &secrets);
+            assert_eq!(
+                (rejection.status, rejection.code),
+                (status, code),
+                "{upstream}"
+            );
+        }
+    }
+
+    #[test]
+    fn passes_on_the_message_without_secrets() {
+        let body = r#"{"error":{"message":"Incorrect API key provided: sk-secret.\nCheck it","type":"invalid_request_error"}}"#;
+        let rejection = from_status(
+            &response(401, body, &[("retry-after", "3")]),
+            &[Secret::new("sk-secret")],
+        );
+        assert!(
+            rejection
+                .message
+                .contains("Incorrect API key provided: ***. Check it"),
+            "{}",
+            rejection.message
+        );
+        assert!(!rejection.message.contains("sk-secret"));
+
+        let limited = from_status(&response(429, "slow down", &[("retry-after", "7")]), &[]);
+        assert_eq!(limited.headers[RETRY_AFTER], "7");
+        assert!(limited.message.ends_with(": slow down"));
+
+        let long = "x".repeat(5000);
+        let truncated = from_status(&response(500, &long, &[]), &[]);
+        assert!(truncated.message.len() < 700);
+    }
+}

@@ -1,0 +1,9 @@
+//! The upstream hop: which headers go, how TLS is set up, how the socket is
+//! dialled, and how failures become responses.
+
+mod dial;
+mod failure;
+pub(crate) mod headers;
+pub(crate) mod tls;
+
+pub(crate) use dial::{Dialer, UpstreamSocket};
