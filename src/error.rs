@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use http::{HeaderMap, HeaderName, Response, StatusCode};
+use http::{HeaderName, Response, StatusCode};
 
 /// The `type` field of an OpenAI-shaped error body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub(crate) struct Rejection {
     pub(crate) code: &'static str,
     pub(crate) param: Option<&'static str>,
     pub(crate) message: String,
-    pub(crate) headers: HeaderMap,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Rejection {
@@ -58,7 +58,7 @@ impl Rejection {
             code,
             param: None,
             message: message.into(),
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -78,7 +78,7 @@ impl Rejection {
     }
 
     pub(crate) fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+        self.headers.push((name, value));
         self
     }
 
@@ -99,13 +99,21 @@ impl Rejection {
         Bytes::from(body.to_string())
     }
 
+    /// The value of one extra header, if set.
+    #[cfg(test)]
+    pub(crate) fn header(&self, name: &str) -> Option<&HeaderValue> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
     pub(crate) fn into_response<B: From<Bytes>>(self) -> Response<B> {
         let body = self.body();
         let mut response = Response::new(B::from(body));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.extend(self.headers);
+        for (name, value) in self.headers {
+            headers.insert(name, value);
+        }
         response
     }
 }

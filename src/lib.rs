@@ -16,6 +16,8 @@ mod secret;
 mod service;
 mod session;
 mod sessions;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod upstream;
 
 pub use layer::RealtimeLayer;

@@ -124,8 +124,7 @@ impl OriginPolicy {
             Rule::Any => true,
             Rule::List { exact, wildcard } => {
                 let origin = origin.trim().to_ascii_lowercase();
-                exact.iter().any(|allowed| *allowed == origin)
-                    || wildcard.iter().any(|w| w.matches(&origin))
+                exact.contains(&origin) || wildcard.iter().any(|w| w.matches(&origin))
             }
         }
     }

@@ -108,7 +108,7 @@ impl Drop for SessionPermit {
 /// let shutdown = layer.shutdown_handle();
 /// let app = tower::Layer::layer(&layer, axum::Router::new());
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-/// axum::serve(listener, tower::ServiceExt::into_make_service(app))
+/// axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service(app))
 ///     .with_graceful_shutdown(async move {
 ///         let _ = tokio::signal::ctrl_c().await;
 ///         // Close live sessions (1001) and wait up to 10 s for them to end.
@@ -173,7 +173,7 @@ mod tests {
         let first = sessions.try_open(Some(1)).unwrap();
         let refused = sessions.try_open(Some(1)).unwrap_err();
         assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(refused.headers["retry-after"], "1");
+        assert_eq!(refused.header("retry-after").unwrap(), "1");
         assert_eq!(handle.active_sessions(), 1);
 
         let mut signal = sessions.subscribe();

@@ -1,0 +1,82 @@
+//! The realtime layer in a plain hyper server, in front of a tiny service.
+//!
+//! ```sh
+//! OPENAI_API_KEY=sk-... cargo run --example hyper
+//! websocat "ws://127.0.0.1:3001/v1/realtime?model=openai/gpt-realtime"
+//! ```
+//!
+//! Without `OPENAI_API_KEY` it relays to a local echo upstream instead
+//! (`?model=echo/any`), so it runs as it is.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tower::{Layer, service_fn};
+use tower_realtime::provider::OpenAi;
+use tower_realtime::testing::MockUpstream;
+use tower_realtime::{Providers, RealtimeLayer, Secret};
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
+    let mut _echo = None;
+    let (providers, model) = match std::env::var("OPENAI_API_KEY") {
+        Ok(key) => (
+            Providers::new().with("openai", OpenAi::new(Secret::new(key))),
+            "openai/gpt-realtime",
+        ),
+        Err(_) => {
+            let echo = MockUpstream::echo().await?;
+            let provider = OpenAi::new(Secret::new("unused"))
+                .base_url(&echo.base_url())
+                .expect("loopback URL");
+            _echo = Some(echo);
+            (Providers::new().with("echo", provider), "echo/any")
+        }
+    };
+
+    // Every request that is not a realtime upgrade ends up here.
+    let fallback = service_fn(|request: http::Request<hyper::body::Incoming>| async move {
+        let body = format!(
+            "not a realtime upgrade: {} {}\n",
+            request.method(),
+            request.uri()
+        );
+        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body))))
+    });
+    let service = RealtimeLayer::new(providers).layer(fallback);
+
+    let addr: SocketAddr = std::env::var("LISTEN")
+        .unwrap_or_else(|_| "127.0.0.1:3001".into())
+        .parse()
+        .expect("LISTEN address");
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("listening on http://{addr}");
+    println!("try: websocat \"ws://{addr}/v1/realtime?model={model}\"");
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // WebSockets over HTTP/2 (RFC 8441) need the extended CONNECT protocol.
+            builder.http2().enable_connect_protocol();
+            if let Err(error) = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "connection error");
+            }
+        });
+    }
+}
