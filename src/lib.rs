@@ -16,6 +16,7 @@ mod secret;
 mod service;
 mod session;
 mod sessions;
+mod subprotocol_token;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod upstream;
@@ -27,3 +28,4 @@ pub use provider::Providers;
 pub use secret::Secret;
 pub use service::{RealtimeService, ResponseFuture};
 pub use sessions::ShutdownHandle;
+pub use subprotocol_token::{SubprotocolToken, SubprotocolTokenLayer};

@@ -1,0 +1,186 @@
+//! Browser tokens: `openai-insecure-api-key.TOKEN` as `Authorization: Bearer TOKEN`.
+
+use std::task::{Context, Poll};
+
+use http::Request;
+use http::header::{AUTHORIZATION, HeaderValue};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::handshake::offered_subprotocols;
+
+/// The subprotocol prefix the OpenAI SDKs use to carry a token from a browser.
+const TOKEN_PREFIX: &str = "openai-insecure-api-key.";
+
+/// Lets your auth layer see a browser's gateway token.
+///
+/// Browsers cannot set headers on a WebSocket, so the OpenAI SDKs send the
+/// token as the subprotocol `openai-insecure-api-key.TOKEN`. This layer
+/// copies it into `Authorization: Bearer TOKEN` (marked sensitive) when the
+/// request has no `Authorization` header, so that tower-http's
+/// `ValidateRequestHeaderLayer::bearer` and similar layers placed after it
+/// work unchanged for browsers. Neither the header nor the subprotocol token
+/// is ever forwarded upstream or echoed back by [`RealtimeLayer`](crate::RealtimeLayer).
+///
+/// # Example
+///
+/// ```
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+/// use tower_http::validate_request::ValidateRequestHeaderLayer;
+/// use tower_realtime::SubprotocolTokenLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let service = ServiceBuilder::new()
+///     .layer(SubprotocolTokenLayer::new())
+///     .layer(ValidateRequestHeaderLayer::bearer("gateway-token"))
+///     .service(service_fn(|_request: http::Request<String>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+///     }));
+/// let browser = http::Request::get("/v1/realtime")
+///     .header("sec-websocket-protocol", "realtime, openai-insecure-api-key.gateway-token")
+///     .body(String::new())
+///     .unwrap();
+/// assert_eq!(service.oneshot(browser).await.unwrap().status(), 200);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubprotocolTokenLayer {
+    _private: (),
+}
+
+impl SubprotocolTokenLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S> Layer<S> for SubprotocolTokenLayer {
+    type Service = SubprotocolToken<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SubprotocolToken { inner }
+    }
+}
+
+/// The service of [`SubprotocolTokenLayer`].
+#[derive(Debug, Clone)]
+pub struct SubprotocolToken<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for SubprotocolToken<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        if !request.headers().contains_key(AUTHORIZATION)
+            && let Some(bearer) = bearer_from_subprotocols(request.headers())
+        {
+            request.headers_mut().insert(AUTHORIZATION, bearer);
+        }
+        self.inner.call(request)
+    }
+}
+
+fn bearer_from_subprotocols(headers: &http::HeaderMap) -> Option<HeaderValue> {
+    let token = offered_subprotocols(headers).find_map(|offered| {
+        let (prefix, token) = offered.split_at_checked(TOKEN_PREFIX.len())?;
+        (prefix.eq_ignore_ascii_case(TOKEN_PREFIX) && !token.is_empty()).then_some(token)
+    })?;
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::{Ready, ready};
+
+    use super::*;
+
+    /// A service that answers with the request it got.
+    struct Identity;
+
+    impl Service<Request<()>> for Identity {
+        type Response = Request<()>;
+        type Error = ();
+        type Future = Ready<Result<Request<()>, ()>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: Request<()>) -> Self::Future {
+            ready(Ok(request))
+        }
+    }
+
+    async fn lifted(protocols: &str, authorization: Option<&str>) -> Option<String> {
+        let mut request = Request::new(());
+        let headers = request.headers_mut();
+        headers.insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(protocols).unwrap(),
+        );
+        if let Some(existing) = authorization {
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(existing).unwrap());
+        }
+        let seen = SubprotocolTokenLayer::new()
+            .layer(Identity)
+            .call(request)
+            .await
+            .unwrap();
+        let value = seen.headers().get(AUTHORIZATION)?;
+        Some(value.to_str().unwrap().to_owned())
+    }
+
+    #[tokio::test]
+    async fn lifts_the_token_unless_authorization_is_set() {
+        let cases = [
+            (
+                "realtime, openai-insecure-api-key.tok-1",
+                None,
+                Some("Bearer tok-1"),
+            ),
+            (
+                "realtime, OpenAI-Insecure-API-Key.tok-2",
+                None,
+                Some("Bearer tok-2"),
+            ),
+            (
+                "openai-insecure-api-key.tok-1",
+                Some("Bearer header"),
+                Some("Bearer header"),
+            ),
+            ("realtime, openai-insecure-api-key.", None, None),
+            ("realtime", None, None),
+        ];
+        for (protocols, authorization, expected) in cases {
+            assert_eq!(
+                lifted(protocols, authorization).await.as_deref(),
+                expected,
+                "{protocols}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_lifted_header_is_sensitive() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("openai-insecure-api-key.t"),
+        );
+        assert!(bearer_from_subprotocols(&headers).unwrap().is_sensitive());
+    }
+}
