@@ -332,17 +332,23 @@ pub async fn raw_close_code(io: &mut TokioIo<Upgraded>) -> u16 {
 }
 
 /// Serves `RealtimeLayer` wrapping [`app`] with hyper-util's `auto::Builder`
-/// WITHOUT `enable_connect_protocol`.
-pub async fn serve_hyper_without_connect_protocol(layer: RealtimeLayer) -> Gateway {
+/// as `configure` sets it up (nothing else is enabled).
+pub async fn serve_hyper_with(
+    layer: RealtimeLayer,
+    configure: fn(&mut auto::Builder<TokioExecutor>),
+) -> Gateway {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let service = layer.layer(app());
     let task = tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
+            stream.set_nodelay(true).unwrap();
             let service = TowerToHyperService::new(service.clone());
             tokio::spawn(async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                configure(&mut builder);
+                let _ = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .await;
             });
