@@ -940,3 +940,56 @@ async fn a_stalled_session_does_not_stall_its_neighbours_given_a_wider_connectio
     );
     writer.abort();
 }
+
+/// The documented graceful shutdown (close sessions with the handle inside
+/// axum's shutdown signal) also ends HTTP/2 sessions, which are streams of
+/// connections axum waits for.
+#[tokio::test]
+async fn axum_graceful_shutdown_with_the_handle_ends_http2_sessions() {
+    let upstream = MockUpstream::echo().await.unwrap();
+    let layer = RealtimeLayer::new(openai(&upstream));
+    let shutdown = layer.shutdown_handle();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = tower::Layer::layer(&layer, app());
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::ServiceExt::<Request>::into_make_service(app),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+            assert!(shutdown.shutdown(PROMPTLY).await, "sessions drained");
+        })
+        .await
+        .unwrap();
+    });
+    let connection = H2Connection::connect(addr).await;
+    let mut sockets = [
+        connection.open("openai/a").await,
+        connection.open("openai/b").await,
+    ];
+    for socket in &mut sockets {
+        recv_event(socket).await;
+    }
+
+    stop.send(()).unwrap();
+    for socket in &mut sockets {
+        assert_eq!(
+            recv_event(socket).await["error"]["code"],
+            "gateway_shutting_down"
+        );
+        assert_eq!(recv_close(socket).await.unwrap().code, CloseCode::Away);
+        recv_end(socket).await;
+    }
+    tokio::time::timeout(PROMPTLY, server)
+        .await
+        .expect("the server ends")
+        .unwrap();
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |u| u.closes().len() == 2)
+            .await
+    );
+}
