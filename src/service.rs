@@ -23,9 +23,46 @@ use crate::layer::Config;
 /// errors; their body is built with `ResBody::from(Bytes)`, which axum's
 /// `Body`, `Full<Bytes>` and most body types support.
 ///
+/// # HTTP/2 (RFC 8441)
+///
+/// Over HTTP/2 a session is an extended `CONNECT` with `:protocol websocket`
+/// on the realtime path and `Sec-WebSocket-Version: 13`. It goes through the
+/// same checks, routing, upstream dial, subprotocol choice and refusals as an
+/// HTTP/1.1 upgrade, and opens with `200` (no `Sec-WebSocket-Accept`) instead
+/// of `101`. A wrong or missing `Sec-WebSocket-Version` is a `400` there (HTTP/2
+/// has no `426` upgrade to ask for). The upstream hop stays HTTP/1.1. Plain
+/// `CONNECT` requests and other `:protocol`s go to `S`.
+///
+/// Clients send extended `CONNECT` only once the server has announced
+/// `SETTINGS_ENABLE_CONNECT_PROTOCOL`, which servers do not by default:
+///
+/// - **hyper-util**: `builder.http2().enable_connect_protocol()`, as in the
+///   example below. Without it hyper resets such streams before any service
+///   sees them.
+/// - **axum**: `axum::serve` enables it when axum's `http2` feature is on
+///   (`axum = { version = "0.8", features = ["http2"] }`). Without that
+///   feature it may still speak HTTP/2 (when another crate turns on
+///   hyper-util's `http2`), but announces no extended `CONNECT`.
+///
+/// Several sessions can share one connection, each on its own stream, each
+/// ending on its own. They also share the connection's flow-control window: a
+/// session whose upstream stops reading stops reading its client stream
+/// (backpressure), and that stream's unread data holds up to one stream window
+/// of the connection window. With hyper's defaults both windows are 1 MiB, so
+/// one stalled session pauses every session on its connection. When clients
+/// multiplex sessions (a proxy, a load balancer), make the connection window
+/// several times the stream window, as the example does: a stalled session
+/// then holds 256 KiB of 8 MiB. `axum::serve` has no such setting; serve the
+/// router with hyper-util instead. `max_concurrent_streams` (hyper's default:
+/// 200) caps the sessions per connection.
+///
+/// A session is a stream of its connection, so a server's graceful shutdown
+/// waits for it (HTTP/1.1 upgrades are detached and it does not): end
+/// sessions with a [`ShutdownHandle`](crate::ShutdownHandle) first.
+///
 /// # Example
 ///
-/// A plain hyper server:
+/// A plain hyper server, for HTTP/1.1 and HTTP/2 (also cleartext h2c):
 ///
 /// ```no_run
 /// use std::convert::Infallible;
@@ -48,7 +85,11 @@ use crate::layer::Config;
 ///     let service = TowerToHyperService::new(service.clone());
 ///     tokio::spawn(async move {
 ///         let mut builder = auto::Builder::new(TokioExecutor::new());
-///         builder.http2().enable_connect_protocol();
+///         builder
+///             .http2()
+///             .enable_connect_protocol()
+///             .initial_stream_window_size(256 * 1024)
+///             .initial_connection_window_size(8 * 1024 * 1024);
 ///         let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
 ///     });
 /// }
