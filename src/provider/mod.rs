@@ -23,15 +23,30 @@
 //! assert_eq!(providers.names().collect::<Vec<_>>(), ["lab"]);
 //! ```
 
+mod auth;
+mod azure;
+mod bailian;
 mod base_url;
+mod compatible;
+mod env;
+mod keys;
 mod openai;
 mod registry;
+mod session_query;
 mod target;
+mod xai;
+mod zai;
 
+pub use azure::Azure;
+pub use bailian::Bailian;
 pub use base_url::{ConfigError, websocket_base_url};
+pub use compatible::Compatible;
+pub use keys::Keys;
 pub use openai::OpenAi;
 pub use registry::Providers;
 pub use target::{Target, TargetError, TargetRequest};
+pub use xai::Xai;
+pub use zai::Zai;
 
 /// Builds the upstream target of a session.
 ///
