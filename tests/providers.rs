@@ -79,548 +79,128 @@ fn bearer(key: &str) -> String {
     format!("Bearer {key}")
 }
 
+/// Parses `NAME=VALUE NAME=VALUE …`; a bare `NAME` stands for `NAME=KEY`,
+/// and `{root}` in a value for `root`.
+fn vars(spec: &str, root: &str) -> Vec<(String, String)> {
+    spec.split_whitespace()
+        .map(|entry| match entry.split_once('=') {
+            Some((name, value)) => (name.to_owned(), value.replace("{root}", root)),
+            None => (entry.to_owned(), KEY.to_owned()),
+        })
+        .collect()
+}
+
+/// The credential a case expects: `Authorization: Bearer KEY`, `api-key: KEY`, or none.
+#[derive(Debug, Clone, Copy)]
+enum Cred {
+    Bearer,
+    ApiKey,
+    NoAuth,
+}
+
+impl Cred {
+    fn expected(self, bearer: &str) -> Option<(&'static str, &str)> {
+        match self {
+            Cred::Bearer => Some(("authorization", bearer)),
+            Cred::ApiKey => Some(("api-key", KEY)),
+            Cred::NoAuth => None,
+        }
+    }
+}
+
 /// Every base-URL variant of every provider, configured from variables: the
 /// URL and the credential header a session gets.
 #[test]
+#[rustfmt::skip]
 fn url_and_credential_derivation_from_variables() {
-    struct Case {
-        vars: &'static [(&'static str, &'static str)],
-        provider: &'static str,
-        model: &'static str,
-        intent: Option<&'static str>,
-        url: &'static str,
-        header: &'static str,
-        scheme: Scheme,
-    }
-    #[derive(Clone, Copy)]
-    enum Scheme {
-        Bearer,
-        ApiKey,
-        NoAuth,
-    }
-    use Scheme::*;
-    let case = |vars, provider, model, url, header, scheme| Case {
-        vars,
-        provider,
-        model,
-        intent: None,
-        url,
-        header,
-        scheme,
-    };
-    let transcription = |vars, provider, url, header, scheme| Case {
-        intent: Some("transcription"),
-        ..case(vars, provider, "gpt-4o-transcribe", url, header, scheme)
-    };
-    let cases = [
-        // OpenAI
-        case(
-            &[("OPENAI_API_KEY", KEY)],
-            "openai",
-            "gpt-realtime",
-            "wss://api.openai.com/v1/realtime?model=gpt-realtime",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[
-                ("OPENAI_API_KEY", KEY),
-                ("OPENAI_BASE_URL", "https://proxy.example.com/v1/"),
-            ],
-            "openai",
-            "gpt-realtime",
-            "wss://proxy.example.com/v1/realtime?model=gpt-realtime",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[
-                ("OPENAI_API_KEY", KEY),
-                ("OPENAI_BASE_URL", "http://127.0.0.1:9000/v1"),
-            ],
-            "openai",
-            "gpt-realtime",
-            "ws://127.0.0.1:9000/v1/realtime?model=gpt-realtime",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[
-                ("OPENAI_API_KEY", KEY),
-                ("OPENAI_BASE_URL", "wss://edge.example.com/openai"),
-            ],
-            "openai",
-            "gpt-realtime",
-            "wss://edge.example.com/openai/realtime?model=gpt-realtime",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[("OPENAI_API_KEY", KEY)],
-            "openai",
-            "a&b=c/../#x?y",
-            "wss://api.openai.com/v1/realtime?model=a%26b%3Dc%2F..%2F%23x%3Fy",
-            "authorization",
-            Bearer,
-        ),
-        transcription(
-            &[("OPENAI_API_KEY", KEY)],
-            "openai",
-            "wss://api.openai.com/v1/realtime?intent=transcription",
-            "authorization",
-            Bearer,
-        ),
-        // Azure: GA, every spelling of the resource root
-        case(
-            &[
-                ("AZURE_API_KEY", KEY),
-                ("AZURE_BASE_URL", "https://res.openai.azure.com"),
-            ],
-            "azure",
-            "my-realtime",
-            "wss://res.openai.azure.com/openai/v1/realtime?model=my-realtime",
-            "api-key",
-            ApiKey,
-        ),
-        case(
-            &[
-                ("AZURE_API_KEY", KEY),
-                ("AZURE_BASE_URL", "https://res.openai.azure.com/"),
-            ],
-            "azure",
-            "my-realtime",
-            "wss://res.openai.azure.com/openai/v1/realtime?model=my-realtime",
-            "api-key",
-            ApiKey,
-        ),
-        case(
-            &[
-                ("AZURE_API_KEY", KEY),
-                ("AZURE_BASE_URL", "https://res.openai.azure.com/openai"),
-            ],
-            "azure",
-            "my-realtime",
-            "wss://res.openai.azure.com/openai/v1/realtime?model=my-realtime",
-            "api-key",
-            ApiKey,
-        ),
-        case(
-            &[
-                ("AZURE_API_KEY", KEY),
-                ("AZURE_BASE_URL", "https://res.openai.azure.com/openai/"),
-            ],
-            "azure",
-            "my-realtime",
-            "wss://res.openai.azure.com/openai/v1/realtime?model=my-realtime",
-            "api-key",
-            ApiKey,
-        ),
-        case(
-            &[
-                ("AZURE_API_KEY", KEY),
-                ("AZURE_BASE_URL", "https://res.openai.azure.com/openai/v1"),
-            ],
-            "azure",
-            "my-realtime",
-            "wss://res.openai.azure.com/openai/v1/realtime?model=my-realtime",
-            "api-key",
-            ApiKey,
-        ),
-        case(
-            &[
-                ("AZURE_API_KEY", KEY),
-                ("AZURE_BASE_URL", "https://res.openai.azure.com/openai/v1/"),
-            ],
-            "azure",
-            "my-realtime",
-            "wss://res.openai.azure.com/openai/v1/realtime?model=my-realtime",
-            "api-key",
-            ApiKey,
-        ),
-        case(
-            &[
-                ("AZURE_API_KEY", KEY),
-                (
-                    "AZURE_BASE_URL",
-                    "https://res.openai.azure.com/openai/deployments/other",
-                ),
-            ],
-            "azure",
-            "my-realtime",
-            "wss://res.openai.azure.com/openai/v1/realtime?model=my-realtime",
-            "api-key",
-            ApiKey,
-        ),
-        case(
-            &[
-                ("AZURE_API_KEY", KEY),
-                (
-                    "AZURE_BASE_URL",
-                    "https://RES.OpenAI.Azure.com/OpenAI/Deployments/other/",
-                ),
-            ],
-            "azure",
-            "my-realtime",
-            "wss://res.openai.azure.com/openai/v1/realtime?model=my-realtime",
-            "api-key",
-            ApiKey,
-        ),
-        case(
-            &[
-                ("AZURE_API_KEY", KEY),
-                ("AZURE_BASE_URL", "https://res.cognitiveservices.azure.com/"),
-            ],
-            "azure",
-            "my-realtime",
-            "wss://res.cognitiveservices.azure.com/openai/v1/realtime?model=my-realtime",
-            "api-key",
-            ApiKey,
-        ),
-        case(
-            &[
-                ("AZURE_API_KEY", KEY),
-                (
-                    "AZURE_BASE_URL",
-                    "https://gateway.example.com/team-a/openai",
-                ),
-            ],
-            "azure",
-            "my-realtime",
-            "wss://gateway.example.com/team-a/openai/v1/realtime?model=my-realtime",
-            "api-key",
-            ApiKey,
-        ),
-        transcription(
-            &[
-                ("AZURE_API_KEY", KEY),
-                ("AZURE_BASE_URL", "https://res.openai.azure.com"),
-            ],
-            "azure",
-            "wss://res.openai.azure.com/openai/v1/realtime?intent=transcription",
-            "api-key",
-            ApiKey,
-        ),
-        // Azure: preview shape
-        case(
-            &[
-                ("AZURE_API_KEY", KEY),
-                ("AZURE_BASE_URL", "https://res.openai.azure.com/openai/v1/"),
-                ("AZURE_API_VERSION", "2025-04-01-preview"),
-            ],
-            "azure",
-            "my-realtime",
-            "wss://res.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=my-realtime",
-            "api-key",
-            ApiKey,
-        ),
-        transcription(
-            &[
-                ("AZURE_API_KEY", KEY),
-                ("AZURE_BASE_URL", "https://res.openai.azure.com/openai"),
-                ("AZURE_API_VERSION", "2025-04-01-preview"),
-            ],
-            "azure",
-            "wss://res.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&intent=transcription",
-            "api-key",
-            ApiKey,
-        ),
-        case(
-            &[
-                ("AZURE_API_KEY", KEY),
-                ("AZURE_BASE_URL", "https://res.openai.azure.com"),
-                ("AZURE_API_VERSION", "  "),
-            ],
-            "azure",
-            "my-realtime",
-            "wss://res.openai.azure.com/openai/v1/realtime?model=my-realtime",
-            "api-key",
-            ApiKey,
-        ),
+    use Cred::*;
+    let t = Some("transcription");
+    // variables, provider, model, intent, upstream URL, credential
+    type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str, Cred);
+    let cases: &[Case] = &[
+        ("OPENAI_API_KEY", "openai", "gpt-realtime", None, "wss://api.openai.com/v1/realtime?model=gpt-realtime", Bearer),
+        ("OPENAI_API_KEY OPENAI_BASE_URL=https://proxy.example.com/v1/", "openai", "m", None, "wss://proxy.example.com/v1/realtime?model=m", Bearer),
+        ("OPENAI_API_KEY OPENAI_BASE_URL=http://127.0.0.1:9000/v1", "openai", "m", None, "ws://127.0.0.1:9000/v1/realtime?model=m", Bearer),
+        ("OPENAI_API_KEY OPENAI_BASE_URL=wss://edge.example.com/openai", "openai", "m", None, "wss://edge.example.com/openai/realtime?model=m", Bearer),
+        ("OPENAI_API_KEY OPENAI_BASE_URL=ws://[::1]:9000/", "openai", "m", None, "ws://[::1]:9000/realtime?model=m", Bearer),
+        ("OPENAI_API_KEY", "openai", "a&b=c/../#x?y", None, "wss://api.openai.com/v1/realtime?model=a%26b%3Dc%2F..%2F%23x%3Fy", Bearer),
+        ("OPENAI_API_KEY", "openai", "gpt-4o-transcribe", t, "wss://api.openai.com/v1/realtime?intent=transcription", Bearer),
+        // Azure GA: every spelling of the resource root
+        ("AZURE_API_KEY AZURE_BASE_URL=https://res.openai.azure.com", "azure", "dep", None, "wss://res.openai.azure.com/openai/v1/realtime?model=dep", ApiKey),
+        ("AZURE_API_KEY AZURE_BASE_URL=https://res.openai.azure.com/", "azure", "dep", None, "wss://res.openai.azure.com/openai/v1/realtime?model=dep", ApiKey),
+        ("AZURE_API_KEY AZURE_BASE_URL=https://res.openai.azure.com/openai", "azure", "dep", None, "wss://res.openai.azure.com/openai/v1/realtime?model=dep", ApiKey),
+        ("AZURE_API_KEY AZURE_BASE_URL=https://res.openai.azure.com/openai/", "azure", "dep", None, "wss://res.openai.azure.com/openai/v1/realtime?model=dep", ApiKey),
+        ("AZURE_API_KEY AZURE_BASE_URL=https://res.openai.azure.com/openai/v1", "azure", "dep", None, "wss://res.openai.azure.com/openai/v1/realtime?model=dep", ApiKey),
+        ("AZURE_API_KEY AZURE_BASE_URL=https://res.openai.azure.com/openai/v1//", "azure", "dep", None, "wss://res.openai.azure.com/openai/v1/realtime?model=dep", ApiKey),
+        ("AZURE_API_KEY AZURE_BASE_URL=https://res.openai.azure.com/openai/deployments/other", "azure", "dep", None, "wss://res.openai.azure.com/openai/v1/realtime?model=dep", ApiKey),
+        ("AZURE_API_KEY AZURE_BASE_URL=https://RES.OpenAI.Azure.com/OpenAI/Deployments/other/", "azure", "dep", None, "wss://res.openai.azure.com/openai/v1/realtime?model=dep", ApiKey),
+        ("AZURE_API_KEY AZURE_BASE_URL=https://res.cognitiveservices.azure.com/", "azure", "dep", None, "wss://res.cognitiveservices.azure.com/openai/v1/realtime?model=dep", ApiKey),
+        ("AZURE_API_KEY AZURE_BASE_URL=https://gw.example.com/team-a/openai", "azure", "dep", None, "wss://gw.example.com/team-a/openai/v1/realtime?model=dep", ApiKey),
+        ("AZURE_API_KEY AZURE_BASE_URL=https://res.openai.azure.com", "azure", "gpt-4o-transcribe", t, "wss://res.openai.azure.com/openai/v1/realtime?intent=transcription", ApiKey),
+        // Azure preview: chosen by AZURE_API_VERSION
+        ("AZURE_API_KEY AZURE_BASE_URL=https://res.openai.azure.com/openai/v1/ AZURE_API_VERSION=2025-04-01-preview", "azure", "dep", None, "wss://res.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=dep", ApiKey),
+        ("AZURE_API_KEY AZURE_BASE_URL=https://res.openai.azure.com/openai/deployments/dep AZURE_API_VERSION=2025-04-01-preview", "azure", "dep", None, "wss://res.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=dep", ApiKey),
+        ("AZURE_API_KEY AZURE_BASE_URL=https://res.openai.azure.com/openai AZURE_API_VERSION=2025-04-01-preview", "azure", "x", t, "wss://res.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&intent=transcription", ApiKey),
         // xAI
-        case(
-            &[("XAI_API_KEY", KEY)],
-            "xai",
-            "grok-voice",
-            "wss://api.x.ai/v1/realtime?model=grok-voice",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[
-                ("XAI_API_KEY", KEY),
-                ("XAI_BASE_URL", "https://api.x.ai/v1/"),
-            ],
-            "xai",
-            "grok-voice",
-            "wss://api.x.ai/v1/realtime?model=grok-voice",
-            "authorization",
-            Bearer,
-        ),
-        // Bailian / DashScope: the host picks the region, the path is pinned
-        case(
-            &[("BAILIAN_API_KEY", KEY)],
-            "bailian",
-            "qwen-omni-turbo-realtime",
-            "wss://dashscope.aliyuncs.com/api-ws/v1/realtime?model=qwen-omni-turbo-realtime",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[("DASHSCOPE_API_KEY", KEY)],
-            "dashscope",
-            "qwen-omni-turbo-realtime",
-            "wss://dashscope.aliyuncs.com/api-ws/v1/realtime?model=qwen-omni-turbo-realtime",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[
-                ("DASHSCOPE_API_KEY", KEY),
-                (
-                    "BAILIAN_BASE_URL",
-                    "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
-                ),
-            ],
-            "bailian",
-            "qwen3-omni-flash-realtime",
-            "wss://dashscope-intl.aliyuncs.com/api-ws/v1/realtime?model=qwen3-omni-flash-realtime",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[
-                ("BAILIAN_API_KEY", KEY),
-                (
-                    "BAILIAN_BASE_URL",
-                    "https://ws-1a2b3c.ap-southeast-1.maas.aliyuncs.com/compatible-mode/v1/",
-                ),
-            ],
-            "dashscope",
-            "qwen3-omni-flash-realtime",
-            "wss://ws-1a2b3c.ap-southeast-1.maas.aliyuncs.com/api-ws/v1/realtime?model=qwen3-omni-flash-realtime",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[
-                ("BAILIAN_API_KEY", KEY),
-                ("BAILIAN_BASE_URL", "https://dashscope.aliyuncs.com"),
-            ],
-            "bailian",
-            "qwen-omni-turbo-realtime",
-            "wss://dashscope.aliyuncs.com/api-ws/v1/realtime?model=qwen-omni-turbo-realtime",
-            "authorization",
-            Bearer,
-        ),
+        ("XAI_API_KEY", "xai", "grok-voice", None, "wss://api.x.ai/v1/realtime?model=grok-voice", Bearer),
+        ("XAI_API_KEY XAI_BASE_URL=https://api.x.ai/v1/", "xai", "grok-voice", None, "wss://api.x.ai/v1/realtime?model=grok-voice", Bearer),
+        // Bailian / DashScope: the host picks the region or workspace, the path is pinned
+        ("BAILIAN_API_KEY", "bailian", "qwen-omni", None, "wss://dashscope.aliyuncs.com/api-ws/v1/realtime?model=qwen-omni", Bearer),
+        ("DASHSCOPE_API_KEY", "dashscope", "qwen-omni", None, "wss://dashscope.aliyuncs.com/api-ws/v1/realtime?model=qwen-omni", Bearer),
+        ("DASHSCOPE_API_KEY BAILIAN_BASE_URL=https://dashscope-intl.aliyuncs.com/compatible-mode/v1", "bailian", "qwen-omni", None, "wss://dashscope-intl.aliyuncs.com/api-ws/v1/realtime?model=qwen-omni", Bearer),
+        ("BAILIAN_API_KEY BAILIAN_BASE_URL=https://ws-1a2b.ap-southeast-1.maas.aliyuncs.com/compatible-mode/v1/", "dashscope", "qwen-omni", None, "wss://ws-1a2b.ap-southeast-1.maas.aliyuncs.com/api-ws/v1/realtime?model=qwen-omni", Bearer),
+        ("BAILIAN_API_KEY BAILIAN_BASE_URL=https://dashscope.aliyuncs.com", "bailian", "qwen-omni", None, "wss://dashscope.aliyuncs.com/api-ws/v1/realtime?model=qwen-omni", Bearer),
         // Z.ai / Zhipu: the host picks the region, the path is pinned
-        case(
-            &[("ZAI_API_KEY", KEY)],
-            "zai",
-            "glm-realtime",
-            "wss://api.z.ai/api/paas/v4/realtime?model=glm-realtime",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[
-                ("ZAI_API_KEY", KEY),
-                ("ZAI_BASE_URL", "https://api.z.ai/api/coding/paas/v4"),
-            ],
-            "zai",
-            "glm-realtime",
-            "wss://api.z.ai/api/paas/v4/realtime?model=glm-realtime",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[
-                ("ZAI_API_KEY", KEY),
-                ("ZAI_BASE_URL", "https://open.bigmodel.cn/api/paas/v4/"),
-            ],
-            "zhipu",
-            "glm-realtime",
-            "wss://open.bigmodel.cn/api/paas/v4/realtime?model=glm-realtime",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[
-                ("ZAI_API_KEY", KEY),
-                (
-                    "ZAI_BASE_URL",
-                    "https://open.bigmodel.cn/api/coding/paas/v4/",
-                ),
-            ],
-            "zhipu",
-            "glm-realtime",
-            "wss://open.bigmodel.cn/api/paas/v4/realtime?model=glm-realtime",
-            "authorization",
-            Bearer,
-        ),
+        ("ZAI_API_KEY", "zai", "glm-realtime", None, "wss://api.z.ai/api/paas/v4/realtime?model=glm-realtime", Bearer),
+        ("ZAI_API_KEY ZAI_BASE_URL=https://api.z.ai/api/coding/paas/v4", "zai", "glm-realtime", None, "wss://api.z.ai/api/paas/v4/realtime?model=glm-realtime", Bearer),
+        ("ZAI_API_KEY ZAI_BASE_URL=https://open.bigmodel.cn/api/paas/v4/", "zhipu", "glm-realtime", None, "wss://open.bigmodel.cn/api/paas/v4/realtime?model=glm-realtime", Bearer),
+        ("ZAI_API_KEY ZAI_BASE_URL=https://open.bigmodel.cn/api/coding/paas/v4/", "zhipu", "glm-realtime", None, "wss://open.bigmodel.cn/api/paas/v4/realtime?model=glm-realtime", Bearer),
         // Compatible endpoints
-        case(
-            &[
-                ("REALTIME_PROVIDERS", "vllm"),
-                ("VLLM_BASE_URL", "http://127.0.0.1:8000/v1"),
-            ],
-            "vllm",
-            "Qwen/Qwen3-Omni",
-            "ws://127.0.0.1:8000/v1/realtime?model=Qwen%2FQwen3-Omni",
-            "",
-            NoAuth,
-        ),
-        case(
-            &[
-                ("REALTIME_PROVIDERS", " vllm , local-gpu "),
-                ("VLLM_BASE_URL", "http://127.0.0.1:8000/v1"),
-                ("LOCAL_GPU_BASE_URL", "http://10.0.0.7:9000"),
-                ("LOCAL_GPU_API_KEY", KEY),
-            ],
-            "local-gpu",
-            "m",
-            "ws://10.0.0.7:9000/realtime?model=m",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[
-                ("REALTIME_PROVIDERS", "LAB"),
-                ("LAB_BASE_URL", "https://lab.example.com/v1/"),
-                ("LAB_API_KEY", KEY),
-                ("LAB_AUTH", "API-Key"),
-            ],
-            "lab",
-            "m",
-            "wss://lab.example.com/v1/realtime?model=m",
-            "api-key",
-            ApiKey,
-        ),
-        case(
-            &[
-                ("REALTIME_PROVIDERS", "lab"),
-                ("LAB_BASE_URL", "wss://lab.example.com/v1"),
-                ("LAB_API_KEY", KEY),
-                ("LAB_AUTH", "bearer"),
-            ],
-            "lab",
-            "m",
-            "wss://lab.example.com/v1/realtime?model=m",
-            "authorization",
-            Bearer,
-        ),
-        case(
-            &[
-                ("REALTIME_PROVIDERS", "lab"),
-                ("LAB_BASE_URL", "http://[::1]:8000/v1"),
-                ("LAB_AUTH", "NONE"),
-            ],
-            "lab",
-            "m",
-            "ws://[::1]:8000/v1/realtime?model=m",
-            "",
-            NoAuth,
-        ),
+        ("REALTIME_PROVIDERS=vllm VLLM_BASE_URL=http://127.0.0.1:8000/v1", "vllm", "Qwen/Qwen3-Omni", None, "ws://127.0.0.1:8000/v1/realtime?model=Qwen%2FQwen3-Omni", NoAuth),
+        ("REALTIME_PROVIDERS=vllm,local-gpu VLLM_BASE_URL=http://x LOCAL_GPU_BASE_URL=http://10.0.0.7:9000 LOCAL_GPU_API_KEY", "local-gpu", "m", None, "ws://10.0.0.7:9000/realtime?model=m", Bearer),
+        ("REALTIME_PROVIDERS=LAB LAB_BASE_URL=https://lab.example.com/v1/ LAB_API_KEY LAB_AUTH=API-Key", "lab", "m", None, "wss://lab.example.com/v1/realtime?model=m", ApiKey),
+        ("REALTIME_PROVIDERS=lab LAB_BASE_URL=wss://lab.example.com/v1 LAB_API_KEY LAB_AUTH=bearer", "lab", "m", None, "wss://lab.example.com/v1/realtime?model=m", Bearer),
+        ("REALTIME_PROVIDERS=lab LAB_BASE_URL=http://[::1]:8000/v1 LAB_AUTH=NONE", "lab", "m", None, "ws://[::1]:8000/v1/realtime?model=m", NoAuth),
     ];
-    for case in cases {
-        let context = format!("{:?} {}/{}", case.vars, case.provider, case.model);
-        let providers = Providers::from_vars(case.vars.iter().copied())
+    let bearer = bearer(KEY);
+    for &(spec, provider, model, intent, url, cred) in cases {
+        let context = format!("{spec} {provider}/{model}");
+        let providers = Providers::from_vars(vars(spec, ""))
             .unwrap_or_else(|error| panic!("{context}: {error}"));
-        let target = target_of(&providers, case.provider, case.model, case.intent)
+        let target = target_of(&providers, provider, model, intent)
             .unwrap_or_else(|error| panic!("{context}: {error}"));
-        assert_eq!(target.url().as_str(), case.url, "{context}");
-        let bearer = bearer(KEY);
-        let expected = match case.scheme {
-            Bearer => Some((case.header, bearer.as_str())),
-            ApiKey => Some((case.header, KEY)),
-            NoAuth => None,
-        };
-        assert_credential(&target, expected, &context);
+        assert_eq!(target.url().as_str(), url, "{context}");
+        assert_credential(&target, cred.expected(&bearer), &context);
         assert!(target.subprotocols().is_empty(), "{context}");
     }
 }
 
 /// The same derivations through the builders, with the documented constants.
 #[test]
+#[rustfmt::skip]
 fn url_and_credential_derivation_from_code() {
+    use Cred::*;
     let key = || Secret::new(KEY);
-    let bearer = bearer(KEY);
-    let cases: Vec<(Box<dyn Provider>, &str, Option<(&str, &str)>)> = vec![
-        (
-            Box::new(OpenAi::new(key())),
-            "wss://api.openai.com/v1/realtime?model=m",
-            Some(("authorization", &bearer)),
-        ),
-        (
-            Box::new(Xai::new(key())),
-            "wss://api.x.ai/v1/realtime?model=m",
-            Some(("authorization", &bearer)),
-        ),
-        (
-            Box::new(Bailian::new(key())),
-            "wss://dashscope.aliyuncs.com/api-ws/v1/realtime?model=m",
-            Some(("authorization", &bearer)),
-        ),
-        (
-            Box::new(
-                Bailian::new(key())
-                    .base_url(Bailian::INTL_BASE_URL)
-                    .unwrap(),
-            ),
-            "wss://dashscope-intl.aliyuncs.com/api-ws/v1/realtime?model=m",
-            Some(("authorization", &bearer)),
-        ),
-        (
-            Box::new(Zai::new(key())),
-            "wss://api.z.ai/api/paas/v4/realtime?model=m",
-            Some(("authorization", &bearer)),
-        ),
-        (
-            Box::new(Zai::new(key()).base_url(Zai::CHINA_BASE_URL).unwrap()),
-            "wss://open.bigmodel.cn/api/paas/v4/realtime?model=m",
-            Some(("authorization", &bearer)),
-        ),
-        (
-            Box::new(Azure::new("https://res.openai.azure.com", key()).unwrap()),
-            "wss://res.openai.azure.com/openai/v1/realtime?model=m",
-            Some(("api-key", KEY)),
-        ),
-        (
-            Box::new(
-                Azure::new("http://127.0.0.1:1/openai/deployments/d/", key())
-                    .unwrap()
-                    .api_version("2024-10-01-preview"),
-            ),
-            "ws://127.0.0.1:1/openai/realtime?api-version=2024-10-01-preview&deployment=m",
-            Some(("api-key", KEY)),
-        ),
-        (
-            Box::new(Compatible::new("http://127.0.0.1:8000").unwrap()),
-            "ws://127.0.0.1:8000/realtime?model=m",
-            None,
-        ),
-        (
-            Box::new(
-                Compatible::new("https://gw.example.com/v1")
-                    .unwrap()
-                    .api_key(key()),
-            ),
-            "wss://gw.example.com/v1/realtime?model=m",
-            Some(("api-key", KEY)),
-        ),
-        (
-            Box::new(
-                Compatible::new("https://gw.example.com/v1")
-                    .unwrap()
-                    .bearer(key()),
-            ),
-            "wss://gw.example.com/v1/realtime?model=m",
-            Some(("authorization", &bearer)),
-        ),
+    let azure = |base| Azure::new(base, key()).unwrap();
+    let compatible = |base| Compatible::new(base).unwrap();
+    let cases: Vec<(Box<dyn Provider>, &str, Cred)> = vec![
+        (Box::new(OpenAi::new(key())), "wss://api.openai.com/v1/realtime?model=m", Bearer),
+        (Box::new(Xai::new(key())), "wss://api.x.ai/v1/realtime?model=m", Bearer),
+        (Box::new(Bailian::new(key())), "wss://dashscope.aliyuncs.com/api-ws/v1/realtime?model=m", Bearer),
+        (Box::new(Bailian::new(key()).base_url(Bailian::INTL_BASE_URL).unwrap()), "wss://dashscope-intl.aliyuncs.com/api-ws/v1/realtime?model=m", Bearer),
+        (Box::new(Zai::new(key())), "wss://api.z.ai/api/paas/v4/realtime?model=m", Bearer),
+        (Box::new(Zai::new(key()).base_url(Zai::CHINA_BASE_URL).unwrap()), "wss://open.bigmodel.cn/api/paas/v4/realtime?model=m", Bearer),
+        (Box::new(azure("https://res.openai.azure.com")), "wss://res.openai.azure.com/openai/v1/realtime?model=m", ApiKey),
+        (Box::new(azure("http://127.0.0.1:1/openai/deployments/d/").api_version("2024-10-01-preview")), "ws://127.0.0.1:1/openai/realtime?api-version=2024-10-01-preview&deployment=m", ApiKey),
+        (Box::new(compatible("http://127.0.0.1:8000")), "ws://127.0.0.1:8000/realtime?model=m", NoAuth),
+        (Box::new(compatible("https://gw.example.com/v1").api_key(key())), "wss://gw.example.com/v1/realtime?model=m", ApiKey),
+        (Box::new(compatible("https://gw.example.com/v1").bearer(key())), "wss://gw.example.com/v1/realtime?model=m", Bearer),
     ];
-    for (provider, url, credential) in cases {
+    let bearer = bearer(KEY);
+    for (provider, url, cred) in cases {
         let target = target(provider.as_ref(), "p", "m", None).unwrap();
         assert_eq!(target.url().as_str(), url);
-        assert_credential(&target, credential, url);
+        assert_credential(&target, cred.expected(&bearer), url);
     }
 }
 
@@ -644,23 +224,14 @@ fn openai_beta_is_sent_only_when_asked_for() {
     assert_eq!(beta.headers().len(), 1);
 }
 
-/// Every provider from the variables, for the refusal tables.
-fn all_providers(base: &str) -> Providers {
-    let vllm_base = format!("{base}/v1");
-    Providers::from_vars([
-        ("OPENAI_API_KEY", KEY),
-        ("OPENAI_BASE_URL", &format!("{base}/v1")),
-        ("AZURE_API_KEY", KEY),
-        ("AZURE_BASE_URL", base),
-        ("XAI_API_KEY", KEY),
-        ("XAI_BASE_URL", &format!("{base}/v1")),
-        ("BAILIAN_API_KEY", KEY),
-        ("BAILIAN_BASE_URL", base),
-        ("ZAI_API_KEY", KEY),
-        ("ZAI_BASE_URL", base),
-        ("REALTIME_PROVIDERS", "vllm"),
-        ("VLLM_BASE_URL", &vllm_base),
-    ])
+/// Every provider, configured from variables with `root` as base URL.
+fn all_providers(root: &str) -> Providers {
+    Providers::from_vars(vars(
+        "OPENAI_API_KEY OPENAI_BASE_URL={root}/v1 AZURE_API_KEY AZURE_BASE_URL={root} \
+         XAI_API_KEY XAI_BASE_URL={root}/v1 BAILIAN_API_KEY BAILIAN_BASE_URL={root} \
+         ZAI_API_KEY ZAI_BASE_URL={root} REALTIME_PROVIDERS=vllm VLLM_BASE_URL={root}/v1",
+        root,
+    ))
     .unwrap()
 }
 
@@ -800,172 +371,49 @@ fn keys_and_bases_are_trimmed_and_bailian_key_wins_over_dashscope() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn configuration_errors_name_the_variable_and_never_the_key() {
-    let cases: &[(&[(&str, &str)], &str)] = &[
-        (
-            &[
-                ("OPENAI_API_KEY", KEY),
-                ("OPENAI_BASE_URL", "ftp://x.example"),
-            ],
-            "OPENAI_BASE_URL: base URL `ftp://x.example` has scheme `ftp`",
-        ),
-        (
-            &[("XAI_API_KEY", KEY), ("XAI_BASE_URL", "file:///tmp/x")],
-            "XAI_BASE_URL: ",
-        ),
-        (
-            &[
-                ("BAILIAN_API_KEY", KEY),
-                ("BAILIAN_BASE_URL", "dashscope.aliyuncs.com"),
-            ],
-            "BAILIAN_BASE_URL: invalid base URL",
-        ),
-        (
-            &[
-                ("ZAI_API_KEY", KEY),
-                ("ZAI_BASE_URL", "https://api.z.ai/api/paas/v4?x=1"),
-            ],
-            "ZAI_BASE_URL: ",
-        ),
-        (
-            &[
-                ("OPENAI_API_KEY", KEY),
-                ("OPENAI_BASE_URL", "https://u:pw-SECRET@x.example/v1"),
-            ],
-            "OPENAI_BASE_URL: a base URL must not contain a user name or password",
-        ),
-        (&[("AZURE_API_KEY", KEY)], "AZURE_BASE_URL is not"),
-        (
-            &[("AZURE_API_KEY", KEY), ("AZURE_BASE_URL", "gopher://res")],
-            "AZURE_BASE_URL: ",
-        ),
-        (
-            &[("OPENAI_API_KEY_2", KEY)],
-            "OPENAI_API_KEY_2 is set but OPENAI_API_KEY is not",
-        ),
-        (
-            &[("OPENAI_API_KEY", "sk-env-SECRET 1")],
-            "OPENAI_API_KEY contains characters",
-        ),
-        (
-            &[
-                ("OPENAI_API_KEY", KEY),
-                ("OPENAI_API_KEY_2", "sk-env-SECRET\u{e9}"),
-            ],
-            "OPENAI_API_KEY_2 contains characters",
-        ),
-        (
-            &[("REALTIME_PROVIDERS", "vllm")],
-            "VLLM_BASE_URL is required",
-        ),
-        (
-            &[
-                ("REALTIME_PROVIDERS", "vllm"),
-                ("VLLM_BASE_URL", "ssh://gpu:22"),
-            ],
-            "VLLM_BASE_URL: ",
-        ),
-        (
-            &[
-                ("REALTIME_PROVIDERS", "vllm"),
-                ("VLLM_BASE_URL", "http://127.0.0.1:8000/v1"),
-                ("VLLM_AUTH", "basic"),
-            ],
-            "VLLM_AUTH: unknown auth style `basic`; use bearer, api-key or none",
-        ),
-        (
-            &[
-                ("REALTIME_PROVIDERS", "vllm"),
-                ("VLLM_BASE_URL", "http://127.0.0.1:8000/v1"),
-                ("VLLM_AUTH", "api-key"),
-            ],
-            "VLLM_AUTH asks for a key but VLLM_API_KEY is not set",
-        ),
-        (
-            &[
-                ("REALTIME_PROVIDERS", "vllm"),
-                ("VLLM_BASE_URL", "http://127.0.0.1:8000/v1"),
-                ("VLLM_API_KEY", KEY),
-                ("VLLM_AUTH", "none"),
-            ],
-            "VLLM_API_KEY is set but VLLM_AUTH=none",
-        ),
-        (
-            &[("REALTIME_PROVIDERS", "openai")],
-            "`openai` is a built-in provider",
-        ),
-        (
-            &[("REALTIME_PROVIDERS", "DashScope")],
-            "`dashscope` is a built-in provider",
-        ),
-        (
-            &[("REALTIME_PROVIDERS", "my lab")],
-            "`my lab` is not a provider name",
-        ),
-        (
-            &[("REALTIME_PROVIDERS", "a/b")],
-            "`a/b` is not a provider name",
-        ),
-        (
-            &[
-                ("REALTIME_PROVIDERS", "my-lab,MY_LAB"),
-                ("MY_LAB_BASE_URL", "http://127.0.0.1:1"),
-            ],
-            "`my_lab` is listed twice",
-        ),
-        (
-            &[
-                ("OPENAI_API_KEY", KEY),
-                ("REALTIME_DEFAULT_PROVIDER", "xai"),
-            ],
-            "REALTIME_DEFAULT_PROVIDER: provider `xai` is not configured; configured providers: openai",
-        ),
-        (
-            &[("REALTIME_DEFAULT_PROVIDER", "openai")],
-            "configured providers: none",
-        ),
-        (
-            &[("OPENAI_API_KEY", KEY), ("REALTIME_MODEL_ALIASES", "voice")],
-            "REALTIME_MODEL_ALIASES: `voice` is not ALIAS=PROVIDER/MODEL",
-        ),
-        (
-            &[
-                ("OPENAI_API_KEY", KEY),
-                ("REALTIME_MODEL_ALIASES", "=openai/m"),
-            ],
-            "is not ALIAS=PROVIDER/MODEL",
-        ),
-        (
-            &[
-                ("OPENAI_API_KEY", KEY),
-                ("REALTIME_MODEL_ALIASES", "voice=xai/grok"),
-            ],
-            "REALTIME_MODEL_ALIASES: provider `xai` is not configured",
-        ),
-        (
-            &[
-                ("OPENAI_API_KEY", KEY),
-                ("REALTIME_MODEL_ALIASES", "voice=openai/"),
-            ],
-            "`voice` names no model",
-        ),
-        (
-            &[
-                ("OPENAI_API_KEY", KEY),
-                ("REALTIME_MODEL_ALIASES", "voice=gpt-realtime"),
-            ],
-            "has no provider prefix and REALTIME_DEFAULT_PROVIDER is not set",
-        ),
-        (
-            &[
-                ("OPENAI_API_KEY", KEY),
-                ("REALTIME_MODEL_ALIASES", "voice=openai/a, voice=openai/b"),
-            ],
-            "`voice` is defined twice",
-        ),
+    let cases: &[(&str, &str)] = &[
+        // variables (a bare NAME is NAME=KEY), what the error says
+        ("OPENAI_API_KEY OPENAI_BASE_URL=ftp://x.example", "OPENAI_BASE_URL: base URL `ftp://x.example` has scheme `ftp`"),
+        ("XAI_API_KEY XAI_BASE_URL=file:///tmp/x", "XAI_BASE_URL: "),
+        ("BAILIAN_API_KEY BAILIAN_BASE_URL=dashscope.aliyuncs.com", "BAILIAN_BASE_URL: invalid base URL"),
+        ("ZAI_API_KEY ZAI_BASE_URL=https://api.z.ai/api/paas/v4?x=1", "ZAI_BASE_URL: "),
+        ("OPENAI_API_KEY OPENAI_BASE_URL=https://u:pw-SECRET@x.example/v1", "OPENAI_BASE_URL: a base URL must not contain a user name or password"),
+        ("AZURE_API_KEY", "AZURE_API_KEY is set but AZURE_BASE_URL is not"),
+        ("AZURE_API_KEY AZURE_BASE_URL=gopher://res", "AZURE_BASE_URL: "),
+        ("OPENAI_API_KEY_2", "OPENAI_API_KEY_2 is set but OPENAI_API_KEY is not"),
+        ("OPENAI_API_KEY OPENAI_API_KEY_2=sk-env-SECRET\u{e9}", "OPENAI_API_KEY_2 contains characters"),
+        ("REALTIME_PROVIDERS=vllm", "VLLM_BASE_URL is required"),
+        ("REALTIME_PROVIDERS=vllm VLLM_BASE_URL=ssh://gpu:22", "VLLM_BASE_URL: "),
+        ("REALTIME_PROVIDERS=vllm VLLM_BASE_URL=http://x VLLM_AUTH=basic", "VLLM_AUTH: unknown auth style `basic`; use bearer, api-key or none"),
+        ("REALTIME_PROVIDERS=vllm VLLM_BASE_URL=http://x VLLM_AUTH=api-key", "VLLM_AUTH asks for a key but VLLM_API_KEY is not set"),
+        ("REALTIME_PROVIDERS=vllm VLLM_BASE_URL=http://x VLLM_API_KEY VLLM_AUTH=none", "VLLM_API_KEY is set but VLLM_AUTH=none"),
+        ("REALTIME_PROVIDERS=openai", "`openai` is a built-in provider"),
+        ("REALTIME_PROVIDERS=DashScope", "`dashscope` is a built-in provider"),
+        ("REALTIME_PROVIDERS=a/b", "`a/b` is not a provider name"),
+        ("REALTIME_PROVIDERS=my-lab,MY_LAB MY_LAB_BASE_URL=http://x", "`my_lab` is listed twice"),
+        ("OPENAI_API_KEY REALTIME_DEFAULT_PROVIDER=xai", "REALTIME_DEFAULT_PROVIDER: provider `xai` is not configured; configured providers: openai"),
+        ("REALTIME_DEFAULT_PROVIDER=openai", "configured providers: none"),
+        ("OPENAI_API_KEY REALTIME_MODEL_ALIASES=voice", "REALTIME_MODEL_ALIASES: `voice` is not ALIAS=PROVIDER/MODEL"),
+        ("OPENAI_API_KEY REALTIME_MODEL_ALIASES==openai/m", "is not ALIAS=PROVIDER/MODEL"),
+        ("OPENAI_API_KEY REALTIME_MODEL_ALIASES=voice=xai/grok", "REALTIME_MODEL_ALIASES: provider `xai` is not configured"),
+        ("OPENAI_API_KEY REALTIME_MODEL_ALIASES=voice=openai/", "`voice` names no model"),
+        ("OPENAI_API_KEY REALTIME_MODEL_ALIASES=voice=gpt-realtime", "has no provider prefix and REALTIME_DEFAULT_PROVIDER is not set"),
+        ("OPENAI_API_KEY REALTIME_MODEL_ALIASES=voice=openai/a,voice=openai/b", "`voice` is defined twice"),
     ];
+    // Values with white space do not fit the `vars` notation.
+    let spaced = |name: &str, value: &str| vec![(name.to_owned(), value.to_owned())];
+    let cases = cases
+        .iter()
+        .map(|&(spec, expected)| (vars(spec, ""), expected))
+        .chain([
+            (spaced("OPENAI_API_KEY", "sk-env-SECRET 1"), "OPENAI_API_KEY contains characters"),
+            (spaced("OPENAI_API_KEY", "sk-env-SECRET\n1"), "OPENAI_API_KEY contains characters"),
+            (spaced("REALTIME_PROVIDERS", "my lab"), "`my lab` is not a provider name"),
+        ]);
     for (vars, expected) in cases {
-        let error = Providers::from_vars(vars.iter().copied())
+        let error = Providers::from_vars(vars.clone())
             .map(|providers| format!("{providers:?}"))
             .expect_err(expected)
             .to_string();
@@ -1020,8 +468,8 @@ fn root(upstream: &MockUpstream) -> String {
     format!("http://{}", upstream.addr())
 }
 
-/// Opens a session for `model` (a query string after `?model=`) with the
-/// client's own credentials attached, checks that it relays, and returns the
+/// Opens a session for `query` (what follows `?model=`) with the client's
+/// own credentials attached, checks that it relays, and returns the
 /// handshake the upstream received.
 async fn session(providers: Providers, upstream: &MockUpstream, query: &str) -> RecordedRequest {
     let gateway = serve_axum(RealtimeLayer::new(providers)).await;
@@ -1060,66 +508,49 @@ fn assert_arrived(
     assert_eq!(received.path, path);
     assert_eq!(received.query.as_deref(), Some(query));
     for name in CREDENTIAL_HEADERS {
-        let expected = credential
+        let expected: Vec<&str> = credential
             .filter(|(header, _)| *header == name)
-            .map(|(_, value)| value);
-        let got: Vec<_> = received
+            .map(|(_, value)| value)
+            .into_iter()
+            .collect();
+        let got: Vec<&str> = received
             .headers
             .get_all(name)
             .iter()
             .map(|value| value.to_str().unwrap())
             .collect();
-        assert_eq!(got, expected.into_iter().collect::<Vec<_>>(), "{name}");
+        assert_eq!(got, expected, "{name}");
     }
     let everything = format!("{:?}", received.headers);
     assert!(!everything.contains(CLIENT_SECRET), "{everything}");
     assert!(!everything.contains("org-1"), "{everything}");
-    let other_keys = [KEY, KEY_2, KEY_3]
-        .into_iter()
-        .filter(|key| !credential.is_some_and(|(_, value)| value.ends_with(key)));
-    for key in other_keys {
-        assert!(!everything.contains(key), "{everything}");
+    for key in [KEY, KEY_2, KEY_3] {
+        let sent = credential.is_some_and(|(_, value)| value.ends_with(key));
+        assert!(sent || !everything.contains(key), "{everything}");
+    }
+}
+
+/// Sessions through the layer to one mock upstream, with providers from
+/// `spec` (see [`vars`]; `{root}` is the upstream's `http://127.0.0.1:PORT`).
+/// Each case is what follows `?model=`, then the path, query and credential
+/// the upstream must receive.
+async fn end_to_end(spec: &str, cases: &[(&str, &str, &str, Cred)]) {
+    let upstream = MockUpstream::echo().await.unwrap();
+    let providers = Providers::from_vars(vars(spec, &root(&upstream))).unwrap();
+    let bearer = bearer(KEY);
+    for &(query, path, upstream_query, cred) in cases {
+        let received = session(providers.clone(), &upstream, query).await;
+        assert_arrived(&received, path, upstream_query, cred.expected(&bearer));
     }
 }
 
 #[tokio::test]
+#[rustfmt::skip]
 async fn openai_end_to_end() {
-    let upstream = MockUpstream::echo().await.unwrap();
-    let base = format!("{}/v1", root(&upstream));
-    let vars = [("OPENAI_API_KEY", KEY), ("OPENAI_BASE_URL", base.as_str())];
-    let received = session(
-        Providers::from_vars(vars).unwrap(),
-        &upstream,
-        "openai/gpt-realtime",
-    )
-    .await;
-    let bearer = bearer(KEY);
-    assert_arrived(
-        &received,
-        "/v1/realtime",
-        "model=gpt-realtime",
-        Some(("authorization", &bearer)),
-    );
-}
-
-#[tokio::test]
-async fn openai_transcription_end_to_end() {
-    let upstream = MockUpstream::echo().await.unwrap();
-    let base = format!("{}/v1", root(&upstream));
-    let vars = [("OPENAI_API_KEY", KEY), ("OPENAI_BASE_URL", base.as_str())];
-    let received = session(
-        Providers::from_vars(vars).unwrap(),
-        &upstream,
-        "openai/gpt-4o-transcribe&intent=transcription",
-    )
-    .await;
-    let bearer = bearer(KEY);
-    assert_arrived(
-        &received,
-        "/v1/realtime",
-        "intent=transcription",
-        Some(("authorization", &bearer)),
-    );
+    end_to_end("OPENAI_API_KEY OPENAI_BASE_URL={root}/v1", &[
+        ("openai/gpt-realtime", "/v1/realtime", "model=gpt-realtime", Cred::Bearer),
+        ("openai/gpt-4o-transcribe&intent=transcription", "/v1/realtime", "intent=transcription", Cred::Bearer),
+    ]).await;
 }
 
 #[tokio::test]
@@ -1141,179 +572,64 @@ async fn openai_beta_opt_in_end_to_end() {
 }
 
 #[tokio::test]
+#[rustfmt::skip]
 async fn azure_end_to_end() {
-    let upstream = MockUpstream::echo().await.unwrap();
-    let base = format!("{}/openai/deployments/ignored/", root(&upstream));
-    let vars = [("AZURE_API_KEY", KEY), ("AZURE_BASE_URL", base.as_str())];
-    let received = session(
-        Providers::from_vars(vars).unwrap(),
-        &upstream,
-        "azure/my-realtime",
-    )
-    .await;
-    assert_arrived(
-        &received,
-        "/openai/v1/realtime",
-        "model=my-realtime",
-        Some(("api-key", KEY)),
-    );
+    end_to_end("AZURE_API_KEY AZURE_BASE_URL={root}/openai/deployments/ignored/", &[
+        ("azure/my-realtime", "/openai/v1/realtime", "model=my-realtime", Cred::ApiKey),
+        ("azure/gpt-4o-transcribe&intent=transcription", "/openai/v1/realtime", "intent=transcription", Cred::ApiKey),
+    ]).await;
+    end_to_end("AZURE_API_KEY AZURE_BASE_URL={root}/openai AZURE_API_VERSION=2025-04-01-preview", &[
+        ("azure/my-realtime", "/openai/realtime", "api-version=2025-04-01-preview&deployment=my-realtime", Cred::ApiKey),
+        ("azure/gpt-4o-transcribe&intent=transcription", "/openai/realtime", "api-version=2025-04-01-preview&intent=transcription", Cred::ApiKey),
+    ]).await;
 }
 
 #[tokio::test]
-async fn azure_preview_end_to_end() {
-    let upstream = MockUpstream::echo().await.unwrap();
-    let base = format!("{}/openai", root(&upstream));
-    let vars = [
-        ("AZURE_API_KEY", KEY),
-        ("AZURE_BASE_URL", base.as_str()),
-        ("AZURE_API_VERSION", "2025-04-01-preview"),
-    ];
-    let providers = Providers::from_vars(vars).unwrap();
-    let received = session(providers.clone(), &upstream, "azure/my-realtime").await;
-    assert_arrived(
-        &received,
-        "/openai/realtime",
-        "api-version=2025-04-01-preview&deployment=my-realtime",
-        Some(("api-key", KEY)),
-    );
-    let received = session(
-        providers,
-        &upstream,
-        "azure/gpt-4o-transcribe&intent=transcription",
-    )
-    .await;
-    assert_arrived(
-        &received,
-        "/openai/realtime",
-        "api-version=2025-04-01-preview&intent=transcription",
-        Some(("api-key", KEY)),
-    );
-}
-
-#[tokio::test]
-async fn azure_transcription_end_to_end() {
-    let upstream = MockUpstream::echo().await.unwrap();
-    let root = root(&upstream);
-    let vars = [("AZURE_API_KEY", KEY), ("AZURE_BASE_URL", root.as_str())];
-    let received = session(
-        Providers::from_vars(vars).unwrap(),
-        &upstream,
-        "azure/gpt-4o-transcribe&intent=transcription",
-    )
-    .await;
-    assert_arrived(
-        &received,
-        "/openai/v1/realtime",
-        "intent=transcription",
-        Some(("api-key", KEY)),
-    );
-}
-
-#[tokio::test]
+#[rustfmt::skip]
 async fn xai_end_to_end() {
-    let upstream = MockUpstream::echo().await.unwrap();
-    let base = format!("{}/v1/", root(&upstream));
-    let vars = [("XAI_API_KEY", KEY), ("XAI_BASE_URL", base.as_str())];
-    let received = session(
-        Providers::from_vars(vars).unwrap(),
-        &upstream,
-        "xai/grok-voice",
-    )
-    .await;
-    let bearer = bearer(KEY);
-    assert_arrived(
-        &received,
-        "/v1/realtime",
-        "model=grok-voice",
-        Some(("authorization", &bearer)),
-    );
+    end_to_end("XAI_API_KEY XAI_BASE_URL={root}/v1/", &[
+        ("xai/grok-voice", "/v1/realtime", "model=grok-voice", Cred::Bearer),
+    ]).await;
 }
 
 #[tokio::test]
+#[rustfmt::skip]
 async fn bailian_end_to_end_under_both_names() {
-    let upstream = MockUpstream::echo().await.unwrap();
-    let base = format!("{}/compatible-mode/v1", root(&upstream));
-    let vars = [
-        ("DASHSCOPE_API_KEY", KEY),
-        ("BAILIAN_BASE_URL", base.as_str()),
-    ];
-    let providers = Providers::from_vars(vars).unwrap();
-    let bearer = bearer(KEY);
-    for prefix in ["bailian", "dashscope"] {
-        let received = session(
-            providers.clone(),
-            &upstream,
-            &format!("{prefix}/qwen-omni-turbo-realtime"),
-        )
-        .await;
-        assert_arrived(
-            &received,
-            "/api-ws/v1/realtime",
-            "model=qwen-omni-turbo-realtime",
-            Some(("authorization", &bearer)),
-        );
-    }
+    end_to_end("DASHSCOPE_API_KEY BAILIAN_BASE_URL={root}/compatible-mode/v1", &[
+        ("bailian/qwen-omni-turbo-realtime", "/api-ws/v1/realtime", "model=qwen-omni-turbo-realtime", Cred::Bearer),
+        ("dashscope/qwen-omni-turbo-realtime", "/api-ws/v1/realtime", "model=qwen-omni-turbo-realtime", Cred::Bearer),
+    ]).await;
 }
 
 #[tokio::test]
+#[rustfmt::skip]
 async fn zai_end_to_end_under_both_names_from_the_coding_plan_base() {
-    let upstream = MockUpstream::echo().await.unwrap();
-    let base = format!("{}/api/coding/paas/v4", root(&upstream));
-    let vars = [("ZAI_API_KEY", KEY), ("ZAI_BASE_URL", base.as_str())];
-    let providers = Providers::from_vars(vars).unwrap();
-    let bearer = bearer(KEY);
-    for prefix in ["zai", "zhipu"] {
-        let received = session(
-            providers.clone(),
-            &upstream,
-            &format!("{prefix}/glm-realtime"),
-        )
-        .await;
-        assert_arrived(
-            &received,
-            "/api/paas/v4/realtime",
-            "model=glm-realtime",
-            Some(("authorization", &bearer)),
-        );
-    }
+    end_to_end("ZAI_API_KEY ZAI_BASE_URL={root}/api/coding/paas/v4", &[
+        ("zai/glm-realtime", "/api/paas/v4/realtime", "model=glm-realtime", Cred::Bearer),
+        ("zhipu/glm-realtime", "/api/paas/v4/realtime", "model=glm-realtime", Cred::Bearer),
+    ]).await;
 }
 
 #[tokio::test]
+#[rustfmt::skip]
 async fn compatible_end_to_end_with_every_auth_style() {
-    let upstream = MockUpstream::echo().await.unwrap();
-    let base = format!("{}/v1", root(&upstream));
-    let providers = Providers::from_vars([
-        ("REALTIME_PROVIDERS", "vllm,lab,second-openai"),
-        ("VLLM_BASE_URL", base.as_str()),
-        ("LAB_BASE_URL", base.as_str()),
-        ("LAB_API_KEY", KEY),
-        ("LAB_AUTH", "api-key"),
-        ("SECOND_OPENAI_BASE_URL", base.as_str()),
-        ("SECOND_OPENAI_API_KEY", KEY_2),
-    ])
-    .unwrap();
-    let received = session(providers.clone(), &upstream, "vllm/Qwen/Qwen3-Omni").await;
-    assert_arrived(&received, "/v1/realtime", "model=Qwen%2FQwen3-Omni", None);
-    let received = session(providers.clone(), &upstream, "lab/m").await;
-    assert_arrived(&received, "/v1/realtime", "model=m", Some(("api-key", KEY)));
-    let received = session(providers, &upstream, "second-openai/gpt-realtime").await;
-    let bearer = bearer(KEY_2);
-    assert_arrived(
-        &received,
-        "/v1/realtime",
-        "model=gpt-realtime",
-        Some(("authorization", &bearer)),
-    );
+    let spec = "REALTIME_PROVIDERS=vllm,lab,second-openai VLLM_BASE_URL={root}/v1 \
+                LAB_BASE_URL={root}/v1 LAB_API_KEY LAB_AUTH=api-key \
+                SECOND_OPENAI_BASE_URL={root}/v1 SECOND_OPENAI_API_KEY";
+    end_to_end(spec, &[
+        ("vllm/Qwen/Qwen3-Omni", "/v1/realtime", "model=Qwen%2FQwen3-Omni", Cred::NoAuth),
+        ("lab/m", "/v1/realtime", "model=m", Cred::ApiKey),
+        ("second-openai/m", "/v1/realtime", "model=m", Cred::Bearer),
+    ]).await;
 }
 
 #[tokio::test]
 async fn each_session_keeps_the_key_it_was_given_in_turn() {
     let upstream = MockUpstream::echo().await.unwrap();
-    let base = format!("{}/v1", root(&upstream));
     let providers = Providers::from_vars([
         ("OPENAI_API_KEY", KEY),
         ("OPENAI_API_KEY_2", KEY_2),
-        ("OPENAI_BASE_URL", base.as_str()),
+        ("OPENAI_BASE_URL", &upstream.base_url()),
     ])
     .unwrap();
     let gateway = serve_axum(RealtimeLayer::new(providers)).await;
@@ -1340,13 +656,12 @@ async fn each_session_keeps_the_key_it_was_given_in_turn() {
 #[tokio::test]
 async fn aliases_and_the_default_provider_end_to_end() {
     let upstream = MockUpstream::echo().await.unwrap();
-    let openai_base = format!("{}/openai/v1", root(&upstream));
-    let xai_base = format!("{}/xai/v1", root(&upstream));
+    let root = root(&upstream);
     let providers = Providers::from_vars([
         ("OPENAI_API_KEY", KEY),
-        ("OPENAI_BASE_URL", openai_base.as_str()),
+        ("OPENAI_BASE_URL", &format!("{root}/openai/v1")),
         ("XAI_API_KEY", KEY_2),
-        ("XAI_BASE_URL", xai_base.as_str()),
+        ("XAI_BASE_URL", &format!("{root}/xai/v1")),
         ("REALTIME_DEFAULT_PROVIDER", "XAI"),
         (
             "REALTIME_MODEL_ALIASES",
@@ -1354,54 +669,44 @@ async fn aliases_and_the_default_provider_end_to_end() {
         ),
     ])
     .unwrap();
-    let openai_bearer = bearer(KEY);
-    let xai_bearer = bearer(KEY_2);
-    let received = session(providers.clone(), &upstream, "grok-voice").await;
-    assert_arrived(
-        &received,
-        "/xai/v1/realtime",
-        "model=grok-voice",
-        Some(("authorization", &xai_bearer)),
-    );
-    let received = session(providers.clone(), &upstream, "voice").await;
-    assert_arrived(
-        &received,
-        "/openai/v1/realtime",
-        "model=gpt-realtime",
-        Some(("authorization", &openai_bearer)),
-    );
-    let received = session(providers, &upstream, "fast").await;
-    assert_arrived(
-        &received,
-        "/xai/v1/realtime",
-        "model=grok-voice-fast",
-        Some(("authorization", &xai_bearer)),
-    );
+    let (openai, xai) = (bearer(KEY), bearer(KEY_2));
+    let cases = [
+        ("grok-voice", "/xai/v1/realtime", "model=grok-voice", &xai),
+        (
+            "voice",
+            "/openai/v1/realtime",
+            "model=gpt-realtime",
+            &openai,
+        ),
+        ("fast", "/xai/v1/realtime", "model=grok-voice-fast", &xai),
+    ];
+    for (model, path, query, credential) in cases {
+        let received = session(providers.clone(), &upstream, model).await;
+        assert_arrived(&received, path, query, Some(("authorization", credential)));
+    }
 }
 
 #[tokio::test]
 async fn unsupported_intents_and_missing_models_are_refused_before_dialling() {
     let upstream = MockUpstream::echo().await.unwrap();
     let gateway = serve_axum(RealtimeLayer::new(all_providers(&root(&upstream)))).await;
-    for name in WITHOUT_INTENTS {
-        let (status, _, body) = refused(
-            &gateway.url(&format!("?model={name}/m&intent=transcription")),
-            &[],
+    let queries = WITHOUT_INTENTS
+        .map(|name| {
+            (
+                format!("{name}/m&intent=transcription"),
+                "unsupported_intent",
+            )
+        })
+        .into_iter()
+        .chain(
+            ["openai", "azure"]
+                .map(|name| (format!("{name}/m&intent=other"), "unsupported_intent")),
         )
-        .await;
-        assert_eq!(status, 400, "{name}");
-        assert_eq!(body["error"]["code"], "unsupported_intent", "{name}");
-    }
-    for name in ["openai", "azure"] {
-        let (status, _, body) =
-            refused(&gateway.url(&format!("?model={name}/m&intent=other")), &[]).await;
-        assert_eq!(status, 400, "{name}");
-        assert_eq!(body["error"]["code"], "unsupported_intent", "{name}");
-    }
-    for name in ALL {
-        let (status, _, body) = refused(&gateway.url(&format!("?model={name}/")), &[]).await;
-        assert_eq!(status, 400, "{name}");
-        assert_eq!(body["error"]["code"], "missing_model", "{name}");
+        .chain(ALL.map(|name| (format!("{name}/"), "missing_model")));
+    for (query, code) in queries {
+        let (status, _, body) = refused(&gateway.url(&format!("?model={query}")), &[]).await;
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(body["error"]["code"], code, "{query}");
     }
     assert_eq!(upstream.connections(), 0);
 }

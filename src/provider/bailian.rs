@@ -42,12 +42,7 @@ impl Bailian {
 
     /// Bailian in mainland China, authenticated with `keys`.
     pub fn new(keys: impl Into<Keys>) -> Self {
-        Self(
-            Compatible::new(Self::DEFAULT_BASE_URL)
-                .expect("default base URL is valid")
-                .pinned_path(Self::REALTIME_PATH)
-                .bearer(keys),
-        )
+        Self(Compatible::preset(Self::DEFAULT_BASE_URL, keys).pinned_path(Self::REALTIME_PATH))
     }
 
     /// Uses another host (region or workspace); the base URL's path is ignored.

@@ -90,6 +90,14 @@ impl Compatible {
         self
     }
 
+    /// A built-in provider: its default base URL, authenticated with
+    /// `Authorization: Bearer` and `keys`.
+    pub(crate) fn preset(default_base: &'static str, keys: impl Into<Keys>) -> Self {
+        Self::new(default_base)
+            .expect("default base URLs are valid")
+            .bearer(keys)
+    }
+
     /// Replaces the base URL, keeping everything else.
     pub(crate) fn with_base(mut self, base: &str) -> Result<Self, ConfigError> {
         self.base = websocket_base_url(base)?;

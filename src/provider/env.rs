@@ -132,6 +132,15 @@ impl Vars {
             .filter(|value| !value.is_empty())
     }
 
+    /// The comma-separated entries of `name`, trimmed, without empty ones.
+    fn list(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.get(name)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+    }
+
     /// `PREFIX_API_KEY`, then `PREFIX_API_KEY_2`, `PREFIX_API_KEY_3`, … in
     /// numeric order; `None` when none is set.
     fn keys(&self, prefix: &str) -> Result<Option<Keys>, ConfigError> {
@@ -279,15 +288,8 @@ enum AuthStyle {
 
 /// The providers listed in `REALTIME_PROVIDERS`.
 fn register_compatible(vars: &Vars, mut providers: Providers) -> Result<Providers, ConfigError> {
-    let Some(list) = vars.get(PROVIDERS) else {
-        return Ok(providers);
-    };
     let mut prefixes = HashSet::new();
-    for name in list
-        .split(',')
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-    {
+    for name in vars.list(PROVIDERS) {
         let name = name.to_ascii_lowercase();
         if !is_valid_name(&name) {
             return Err(ConfigError::new(format!(
@@ -351,15 +353,8 @@ fn compatible(vars: &Vars, prefix: &str) -> Result<Compatible, ConfigError> {
 
 /// The aliases in `REALTIME_MODEL_ALIASES`, each checked against the providers.
 fn register_aliases(vars: &Vars, mut providers: Providers) -> Result<Providers, ConfigError> {
-    let Some(list) = vars.get(MODEL_ALIASES) else {
-        return Ok(providers);
-    };
     let mut seen = HashSet::new();
-    for entry in list
-        .split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-    {
+    for entry in vars.list(MODEL_ALIASES) {
         let (alias, selector) = entry
             .split_once('=')
             .map(|(alias, selector)| (alias.trim(), selector.trim()))

@@ -34,12 +34,7 @@ impl OpenAi {
     /// OpenAI at its public base URL, authenticated with `keys` (one
     /// [`Secret`](crate::Secret), or several [`Keys`] in rotation).
     pub fn new(keys: impl Into<Keys>) -> Self {
-        Self(
-            Compatible::new(Self::DEFAULT_BASE_URL)
-                .expect("default base URL is valid")
-                .bearer(keys)
-                .transcription(),
-        )
+        Self(Compatible::preset(Self::DEFAULT_BASE_URL, keys).transcription())
     }
 
     /// Uses another base URL (`https://…/v1`, or `http://127.0.0.1:PORT/v1`

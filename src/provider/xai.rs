@@ -29,11 +29,7 @@ impl Xai {
 
     /// xAI at its public base URL, authenticated with `keys`.
     pub fn new(keys: impl Into<Keys>) -> Self {
-        Self(
-            Compatible::new(Self::DEFAULT_BASE_URL)
-                .expect("default base URL is valid")
-                .bearer(keys),
-        )
+        Self(Compatible::preset(Self::DEFAULT_BASE_URL, keys))
     }
 
     /// Uses another base URL; `/realtime` is appended to its path.
