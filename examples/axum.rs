@@ -5,17 +5,19 @@
 //! websocat "ws://127.0.0.1:3000/v1/realtime?model=openai/gpt-realtime"
 //! ```
 //!
-//! Without `OPENAI_API_KEY` it relays to a local echo upstream instead
-//! (`?model=echo/any`), so it runs as it is.
+//! Providers come from the environment (`Providers::from_env`: `OPENAI_API_KEY`,
+//! `AZURE_API_KEY` + `AZURE_BASE_URL`, `XAI_API_KEY`, `DASHSCOPE_API_KEY`, `ZAI_API_KEY`,
+//! `REALTIME_PROVIDERS`, …; see the README). Without any, it relays to a local echo
+//! upstream instead (`?model=echo/any`), so it runs as it is.
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::routing::get;
 use tower::Layer;
-use tower_realtime::provider::OpenAi;
+use tower_realtime::provider::Compatible;
 use tower_realtime::testing::MockUpstream;
-use tower_realtime::{Providers, RealtimeLayer, Secret};
+use tower_realtime::{Providers, RealtimeLayer};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -27,20 +29,27 @@ async fn main() -> std::io::Result<()> {
 
     // Keep the echo upstream alive for as long as the server runs.
     let mut _echo = None;
-    let (providers, model) = match std::env::var("OPENAI_API_KEY") {
-        Ok(key) => (
-            Providers::new().with("openai", OpenAi::new(Secret::new(key))),
-            "openai/gpt-realtime",
-        ),
-        Err(_) => {
-            let echo = MockUpstream::echo().await?;
-            let provider = OpenAi::new(Secret::new("unused"))
-                .base_url(&echo.base_url())
-                .expect("loopback URL");
-            _echo = Some(echo);
-            (Providers::new().with("echo", provider), "echo/any")
-        }
+    let providers = Providers::from_env().unwrap_or_else(|error| {
+        eprintln!("configuration error: {error}");
+        std::process::exit(2)
+    });
+    let (providers, model) = if providers.is_empty() {
+        let echo = MockUpstream::echo().await?;
+        let provider = Compatible::new(&echo.base_url()).expect("loopback URL");
+        _echo = Some(echo);
+        (
+            Providers::new().with("echo", provider),
+            "echo/any".to_owned(),
+        )
+    } else {
+        let name = providers.default_name().or(providers.names().next());
+        let model = format!("{}/MODEL", name.unwrap_or_default());
+        (providers, model)
     };
+    println!(
+        "providers: {}",
+        providers.names().collect::<Vec<_>>().join(", ")
+    );
 
     let app = Router::new().route("/healthz", get(|| async { "ok" }));
     let app = RealtimeLayer::new(providers).layer(app);

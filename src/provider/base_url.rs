@@ -38,7 +38,9 @@ impl std::error::Error for ConfigError {}
 
 /// Parses a provider base URL and maps its scheme to WebSocket: `https` →
 /// `wss`, `http` → `ws`; `ws` and `wss` are kept. Any other scheme, a URL
-/// without a host, or one with a query or fragment is a [`ConfigError`].
+/// without a host, one with a user name or password (keys belong in a
+/// [`Secret`](crate::Secret), where they cannot leak into a message), or one
+/// with a query or fragment is a [`ConfigError`].
 /// Trailing slashes are removed from the path.
 ///
 /// # Example
@@ -54,6 +56,11 @@ impl std::error::Error for ConfigError {}
 pub fn websocket_base_url(base: &str) -> Result<Url, ConfigError> {
     let parsed = Url::parse(base.trim())
         .map_err(|error| ConfigError::new(format!("invalid base URL `{base}`: {error}")))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ConfigError::new(
+            "a base URL must not contain a user name or password; configure the key separately",
+        ));
+    }
     let scheme = match parsed.scheme() {
         "https" | "wss" => "wss",
         "http" | "ws" => "ws",
@@ -111,9 +118,16 @@ mod tests {
             "example.com/v1",
             "https://example.com/v1?x=1",
             "https://example.com/v1#frag",
+            "https://user:pass@example.com/v1",
             "",
         ] {
             assert!(websocket_base_url(input).is_err(), "{input}");
         }
+    }
+
+    #[test]
+    fn credentials_in_a_base_url_are_refused_without_repeating_them() {
+        let error = websocket_base_url("https://user:sk-in-url@example.com").unwrap_err();
+        assert!(!error.to_string().contains("sk-in-url"), "{error}");
     }
 }

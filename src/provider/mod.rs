@@ -5,6 +5,18 @@
 //! URL, the credential headers to inject and the subprotocols to offer. Any
 //! endpoint that speaks OpenAI's realtime event schema needs nothing more.
 //!
+//! | provider | upstream | credential |
+//! |---|---|---|
+//! | [`OpenAi`] | `BASE/realtime?model=M` (`?intent=transcription` passes) | `Authorization: Bearer` |
+//! | [`Azure`] | `ROOT/openai/v1/realtime?model=D`, or the preview shape with an `api-version` | `api-key` |
+//! | [`Xai`] | `BASE/realtime?model=M` | `Authorization: Bearer` |
+//! | [`Bailian`] | `HOST/api-ws/v1/realtime?model=M` | `Authorization: Bearer` |
+//! | [`Zai`] | `HOST/api/paas/v4/realtime?model=M` | `Authorization: Bearer` |
+//! | [`Compatible`] | `BASE/realtime?model=M` | Bearer, `api-key` or none |
+//!
+//! Each takes one key or several [`Keys`] used in turn, and
+//! [`Providers::from_env`] builds them all from environment variables.
+//!
 //! # Example: a provider of your own
 //!
 //! Closures are providers, so a custom upstream is a few lines:
@@ -23,15 +35,30 @@
 //! assert_eq!(providers.names().collect::<Vec<_>>(), ["lab"]);
 //! ```
 
+mod auth;
+mod azure;
+mod bailian;
 mod base_url;
+mod compatible;
+mod env;
+mod keys;
 mod openai;
 mod registry;
+mod session_query;
 mod target;
+mod xai;
+mod zai;
 
+pub use azure::Azure;
+pub use bailian::Bailian;
 pub use base_url::{ConfigError, websocket_base_url};
+pub use compatible::Compatible;
+pub use keys::Keys;
 pub use openai::OpenAi;
 pub use registry::Providers;
 pub use target::{Target, TargetError, TargetRequest};
+pub use xai::Xai;
+pub use zai::Zai;
 
 /// Builds the upstream target of a session.
 ///

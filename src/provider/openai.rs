@@ -1,9 +1,6 @@
 //! OpenAI and any endpoint that copies its realtime API.
 
-use url::Url;
-
-use super::{ConfigError, Provider, Target, TargetError, TargetRequest, websocket_base_url};
-use crate::secret::Secret;
+use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, TargetRequest};
 
 /// OpenAI's realtime API: `wss://api.openai.com/v1/realtime?model=M` with
 /// `Authorization: Bearer KEY`.
@@ -13,6 +10,7 @@ use crate::secret::Secret;
 /// network. `?intent=transcription` sessions are passed upstream as
 /// `?intent=transcription` without the model, which then only routes inside
 /// the gateway (OpenAI refuses a transcription model as the session model).
+/// Several keys rotate one session at a time (see [`Keys`]).
 ///
 /// # Example
 ///
@@ -24,61 +22,55 @@ use crate::secret::Secret;
 /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
 /// let target = openai.target(&TargetRequest::new("openai", "gpt-realtime", None, &parts)).unwrap();
 /// assert_eq!(target.url().as_str(), "wss://api.openai.com/v1/realtime?model=gpt-realtime");
+/// assert!(target.headers().get("openai-beta").is_none());
 /// ```
 #[derive(Debug, Clone)]
-pub struct OpenAi {
-    base: Url,
-    key: Secret,
-}
+pub struct OpenAi(Compatible);
 
 impl OpenAi {
     /// OpenAI's public API base URL.
     pub const DEFAULT_BASE_URL: &'static str = "https://api.openai.com/v1";
 
-    /// OpenAI at its public base URL, authenticated with `key`.
-    pub fn new(key: Secret) -> Self {
-        Self {
-            base: websocket_base_url(Self::DEFAULT_BASE_URL).expect("default base URL is valid"),
-            key,
-        }
+    /// OpenAI at its public base URL, authenticated with `keys` (one
+    /// [`Secret`](crate::Secret), or several [`Keys`] in rotation).
+    pub fn new(keys: impl Into<Keys>) -> Self {
+        Self(Compatible::preset(Self::DEFAULT_BASE_URL, keys).transcription())
     }
 
     /// Uses another base URL (`https://…/v1`, or `http://127.0.0.1:PORT/v1`
     /// for a local upstream); `/realtime` is appended to its path.
-    pub fn base_url(mut self, base: &str) -> Result<Self, ConfigError> {
-        self.base = websocket_base_url(base)?;
-        Ok(self)
+    pub fn base_url(self, base: &str) -> Result<Self, ConfigError> {
+        Ok(Self(self.0.with_base(base)?))
+    }
+
+    /// Sends `OpenAI-Beta: realtime=v1`, for an endpoint that still speaks
+    /// the beta protocol. OpenAI's GA endpoint rejects it: leave it off there.
+    ///
+    /// ```
+    /// use tower_realtime::provider::{OpenAi, Provider, TargetRequest};
+    /// use tower_realtime::Secret;
+    ///
+    /// let beta = OpenAi::new(Secret::new("sk-123")).openai_beta();
+    /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
+    /// let target = beta.target(&TargetRequest::new("openai", "m", None, &parts)).unwrap();
+    /// assert_eq!(target.headers()["openai-beta"], "realtime=v1");
+    /// ```
+    #[must_use]
+    pub fn openai_beta(self) -> Self {
+        Self(self.0.openai_beta())
     }
 }
 
 impl Provider for OpenAi {
     fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|()| TargetError::misconfigured("the base URL cannot have a path"))?
-            .pop_if_empty()
-            .push("realtime");
-        match request.intent() {
-            None => {
-                url.query_pairs_mut().append_pair("model", request.model());
-            }
-            Some("transcription") => {
-                url.query_pairs_mut().append_pair("intent", "transcription");
-            }
-            Some(other) => {
-                return Err(TargetError::bad_request(
-                    "unsupported_intent",
-                    format!("intent `{other}` is not supported; use `transcription` or none"),
-                ));
-            }
-        }
-        Ok(Target::new(url).bearer(&self.key))
+        self.0.target(request)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
 
     fn target(provider: &OpenAi, model: &str, intent: Option<&str>) -> Result<Target, TargetError> {
         let (parts, ()) = http::Request::get("/v1/realtime")

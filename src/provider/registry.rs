@@ -112,7 +112,7 @@ impl fmt::Debug for Providers {
     }
 }
 
-fn is_valid_name(name: &str) -> bool {
+pub(crate) fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

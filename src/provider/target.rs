@@ -227,6 +227,17 @@ impl TargetError {
         self.status
     }
 
+    /// The error code the client receives (e.g. `unsupported_intent`).
+    ///
+    /// ```
+    /// use tower_realtime::provider::TargetError;
+    ///
+    /// assert_eq!(TargetError::misconfigured("no host").code(), "provider_misconfigured");
+    /// ```
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     /// The error message the client receives.
     pub fn message(&self) -> &str {
         &self.message

@@ -1,0 +1,58 @@
+//! Alibaba Cloud Model Studio (Bailian), the DashScope API.
+
+use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, TargetRequest};
+
+/// Alibaba Cloud Model Studio (Bailian / DashScope) realtime models such as
+/// Qwen-Omni-Realtime: `wss://HOST/api-ws/v1/realtime?model=M` with
+/// `Authorization: Bearer KEY`.
+///
+/// The base URL is the one DashScope's OpenAI-compatible mode documents
+/// (`https://dashscope.aliyuncs.com/compatible-mode/v1`); only its host
+/// counts, which picks the region or workspace (for example
+/// `dashscope-intl.aliyuncs.com`, or `WORKSPACE.ap-southeast-1.maas.aliyuncs.com`).
+/// The realtime path is always `/api-ws/v1/realtime`, never under
+/// `/compatible-mode`. Sessions with an `?intent=` are refused with 400
+/// `unsupported_intent`.
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::provider::{Bailian, Provider, TargetRequest};
+/// use tower_realtime::Secret;
+///
+/// let intl = Bailian::new(Secret::new("sk-ds")).base_url(Bailian::INTL_BASE_URL).unwrap();
+/// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
+/// let target = intl.target(&TargetRequest::new("bailian", "qwen-omni-turbo-realtime", None, &parts)).unwrap();
+/// assert_eq!(
+///     target.url().as_str(),
+///     "wss://dashscope-intl.aliyuncs.com/api-ws/v1/realtime?model=qwen-omni-turbo-realtime"
+/// );
+/// ```
+#[derive(Debug, Clone)]
+pub struct Bailian(Compatible);
+
+impl Bailian {
+    /// The mainland China (Beijing) base URL.
+    pub const DEFAULT_BASE_URL: &'static str = "https://dashscope.aliyuncs.com/compatible-mode/v1";
+    /// The international (Singapore) base URL.
+    pub const INTL_BASE_URL: &'static str =
+        "https://dashscope-intl.aliyuncs.com/compatible-mode/v1";
+    /// The realtime path on every DashScope host.
+    const REALTIME_PATH: &'static str = "/api-ws/v1/realtime";
+
+    /// Bailian in mainland China, authenticated with `keys`.
+    pub fn new(keys: impl Into<Keys>) -> Self {
+        Self(Compatible::preset(Self::DEFAULT_BASE_URL, keys).pinned_path(Self::REALTIME_PATH))
+    }
+
+    /// Uses another host (region or workspace); the base URL's path is ignored.
+    pub fn base_url(self, base: &str) -> Result<Self, ConfigError> {
+        Ok(Self(self.0.with_base(base)?))
+    }
+}
+
+impl Provider for Bailian {
+    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
+        self.0.target(request)
+    }
+}

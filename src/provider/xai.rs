@@ -1,0 +1,45 @@
+//! xAI's Grok voice agent.
+
+use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, TargetRequest};
+
+/// xAI's realtime (voice agent) API: `wss://api.x.ai/v1/realtime?model=M`
+/// with `Authorization: Bearer KEY`.
+///
+/// Like OpenAI's, the endpoint is `/realtime` under the base URL. Sessions
+/// with an `?intent=` are refused with 400 `unsupported_intent`.
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::provider::{Provider, TargetRequest, Xai};
+/// use tower_realtime::Secret;
+///
+/// let xai = Xai::new(Secret::new("xai-123"));
+/// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
+/// let target = xai.target(&TargetRequest::new("xai", "grok-voice", None, &parts)).unwrap();
+/// assert_eq!(target.url().as_str(), "wss://api.x.ai/v1/realtime?model=grok-voice");
+/// assert_eq!(target.headers()["authorization"], "Bearer xai-123");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Xai(Compatible);
+
+impl Xai {
+    /// xAI's public API base URL.
+    pub const DEFAULT_BASE_URL: &'static str = "https://api.x.ai/v1";
+
+    /// xAI at its public base URL, authenticated with `keys`.
+    pub fn new(keys: impl Into<Keys>) -> Self {
+        Self(Compatible::preset(Self::DEFAULT_BASE_URL, keys))
+    }
+
+    /// Uses another base URL; `/realtime` is appended to its path.
+    pub fn base_url(self, base: &str) -> Result<Self, ConfigError> {
+        Ok(Self(self.0.with_base(base)?))
+    }
+}
+
+impl Provider for Xai {
+    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
+        self.0.target(request)
+    }
+}
