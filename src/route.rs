@@ -122,7 +122,7 @@ pub(crate) fn resolve(query: Option<&str>, providers: &Providers) -> Result<Rout
         provider_name: name,
         provider,
         model: model.to_owned(),
-        intent: query.intent,
+        intent: query.intent.filter(|intent| !intent.is_empty()),
     })
 }
 
@@ -174,6 +174,8 @@ mod tests {
             Ok(("lab".into(), "voice-1".into()))
         );
         assert_eq!(route("model=gpt", &p), Err("unknown_provider".into()));
+        let empty_intent = resolve(Some("model=openai/m&intent="), &p).ok().unwrap();
+        assert_eq!(empty_intent.intent, None);
         let with_default = providers().default_provider("openai");
         assert_eq!(
             route("model=gpt", &with_default),
