@@ -13,7 +13,8 @@ use crate::outcome::{ClosedBy, SessionEnd};
 use crate::relay;
 use crate::sessions::SessionPermit;
 use crate::upstream::UpstreamSocket;
-use crate::usage::{Meter, Metered, Observation, SessionInfo, SessionSummary, Traffic, telemetry};
+use crate::usage::telemetry::{self, Active};
+use crate::usage::{Meter, Metered, Observation, SessionInfo, SessionSummary, Traffic};
 
 /// A session whose upstream is connected and whose `101` is on its way.
 pub(crate) struct Session {
@@ -34,7 +35,7 @@ impl Session {
             on_upgrade,
             info,
         } = self;
-        let _active = telemetry::session_started(&info);
+        let active = telemetry::session_started(&info);
         let websocket = config.dialer.websocket;
         let client = match on_upgrade.await {
             Ok(upgraded) => {
@@ -59,7 +60,14 @@ impl Session {
                     reason: String::new(),
                     error: Some(format!("client upgrade failed: {error}")),
                 };
-                finish(&config, info, Metered::default(), Default::default(), end);
+                finish(
+                    &config,
+                    info,
+                    active,
+                    Metered::default(),
+                    Default::default(),
+                    end,
+                );
                 return;
             }
         };
@@ -83,7 +91,14 @@ impl Session {
                 messages: traffic.messages,
                 bytes: traffic.bytes,
             });
-        finish(&config, info, metered, traffic, report.ending.summary());
+        finish(
+            &config,
+            info,
+            active,
+            metered,
+            traffic,
+            report.ending.summary(),
+        );
         drop(permit);
     }
 }
@@ -92,6 +107,7 @@ impl Session {
 fn finish(
     config: &Config,
     info: SessionInfo,
+    active: Active,
     metered: Metered,
     [client_to_upstream, upstream_to_client]: [Traffic; 2],
     end: SessionEnd,
@@ -113,7 +129,7 @@ fn finish(
         input_audio_bytes: metered.input_audio_bytes,
         end,
     };
-    telemetry::session_closed(&summary);
+    telemetry::session_closed(&summary, active);
     if let Some(observer) = &config.observer {
         observer.observe(Observation::SessionEnd(&summary));
     }

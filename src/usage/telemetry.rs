@@ -142,8 +142,9 @@ fn count_tokens(info: &SessionInfo, kind: &'static str, count: Option<u64>) {
     }
 }
 
-/// The session is over.
-pub(crate) fn session_closed(summary: &SessionSummary) {
+/// The session is over; it stops counting as active.
+pub(crate) fn session_closed(summary: &SessionSummary, active: Active) {
+    drop(active);
     let end = &summary.end;
     if let Some(error) = &end.error {
         if end.closed_by == ClosedBy::Upstream {
