@@ -70,7 +70,7 @@ fn traffic(lines: &[Line], client: bool) -> Traffic {
 enum Seen {
     Usage(UsageRecord),
     Transcription(TranscriptionRecord),
-    End(SessionSummary),
+    End(Box<SessionSummary>),
 }
 
 /// The receiving end of an observer.
@@ -83,7 +83,7 @@ fn observer() -> (impl Fn(Observation<'_>) + Send + Sync + 'static, Observed) {
         let seen = match observation {
             Observation::Usage(record) => Seen::Usage(record.clone()),
             Observation::Transcription(record) => Seen::Transcription(record.clone()),
-            Observation::SessionEnd(summary) => Seen::End(summary.clone()),
+            Observation::SessionEnd(summary) => Seen::End(Box::new(summary.clone())),
             _ => return,
         };
         let _ = sender.send(seen);
@@ -103,7 +103,7 @@ impl Observed {
             match seen {
                 Seen::Usage(record) => usage.push(record),
                 Seen::Transcription(record) => transcriptions.push(record),
-                Seen::End(summary) => return (usage, transcriptions, summary),
+                Seen::End(summary) => return (usage, transcriptions, *summary),
             }
         }
     }
@@ -921,4 +921,383 @@ async fn input_audio_seconds_from_g711_appends() {
     let summary = appended(&events).await;
     assert_eq!(summary.input_audio_bytes, 24_000);
     assert!((summary.input_audio_seconds - (2.0 + 1.0 / 6.0)).abs() < 1e-9);
+}
+
+// ---------------------------------------------------------------------------
+// Tracing
+
+/// Log output captured from the current thread (tests run on a
+/// current-thread runtime, so the gateway's tasks log here too).
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures what `filter` lets through until the guard is dropped.
+fn capture(filter: &str) -> (Logs, tracing::subscriber::DefaultGuard) {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn info_is_quiet_for_sessions_and_client_mistakes() {
+    let (logs, _guard) = capture("info");
+    replay("openai", "gpt-realtime", fixture("openai_ga.events")).await;
+    let upstream = MockUpstream::echo().await.unwrap();
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream))).await;
+    refused(&gateway.url(""), &[]).await;
+    refused(&gateway.url("?model=nope/x"), &[]).await;
+    assert_eq!(logs.text(), "");
+}
+
+#[tokio::test]
+async fn upstream_failures_are_warnings_with_the_session_fields() {
+    let (logs, _guard) = capture("info");
+    let upstream = vanishing_upstream().await;
+    let (observer, mut observed) = observer();
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream)).observer(observer)).await;
+    let (mut client, _) = connect(
+        &gateway.url("?model=openai/gpt-realtime"),
+        &[("x-request-id", "req-vanish")],
+    )
+    .await
+    .unwrap();
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(PROMPTLY, client.next()).await {}
+    observed.session().await;
+
+    let refusing = MockUpstream::builder()
+        .handshake(Handshake::reject(
+            503,
+            r#"{"error":{"message":"overloaded"}}"#,
+        ))
+        .start()
+        .await
+        .unwrap();
+    let gateway = serve_axum(RealtimeLayer::new(openai(&refusing))).await;
+    refused(
+        &gateway.url("?model=openai/gpt-realtime"),
+        &[("x-request-id", "req-refused")],
+    )
+    .await;
+
+    let full = serve_axum(RealtimeLayer::new(openai(&refusing)).max_sessions(0)).await;
+    refused(
+        &full.url("?model=openai/gpt-realtime"),
+        &[("x-request-id", "req-full")],
+    )
+    .await;
+
+    let text = logs.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for line in &lines {
+        assert!(line.contains(" WARN realtime_session{"), "{line}");
+        assert!(
+            line.contains(r#"provider="openai" model="gpt-realtime""#),
+            "{line}"
+        );
+    }
+    assert!(lines[0].contains(r#"request_id="req-vanish""#), "{text}");
+    assert!(
+        lines[0].contains("session failed closed_by=upstream code=1006"),
+        "{text}"
+    );
+    assert!(lines[1].contains(r#"request_id="req-refused""#), "{text}");
+    assert!(
+        lines[1].contains("upstream refused the session status=503"),
+        "{text}"
+    );
+    assert!(lines[2].contains(r#"request_id="req-full""#), "{text}");
+    assert!(
+        lines[2].contains(r#"realtime upgrade refused status=503 code="too_many_sessions""#),
+        "{text}"
+    );
+    assert!(!text.contains(PROVIDER_KEY));
+}
+
+#[tokio::test]
+async fn debug_events_carry_counts_not_content() {
+    let (logs, _guard) = capture("tower_realtime=debug");
+    let lines = fixture("openai_ga.events");
+    replay("openai", "gpt-realtime", lines.clone()).await;
+    let text = logs.text();
+    for event in [
+        "upstream connected connect_ms=",
+        "session open",
+        "session closed closed_by=client code=1000",
+        "client_messages=6",
+        "upstream_messages=23",
+        "responses=2",
+        "input_audio_seconds=0.3",
+    ] {
+        assert!(text.contains(event), "{event:?} missing from {text}");
+    }
+    // No event, transcript, instruction, audio or key.
+    assert!(!text.contains("checkout"), "{text}");
+    assert!(!text.contains("hotel"), "{text}");
+    assert!(!text.contains("bye"), "{text}");
+    assert!(!text.contains(PROVIDER_KEY), "{text}");
+    for line in &lines {
+        let (Line::Client(event) | Line::Upstream(event)) = line;
+        let value: serde_json::Value = serde_json::from_str(event).unwrap();
+        let audio = value["audio"].as_str().or(value["delta"].as_str());
+        if let Some(audio) = audio.filter(|audio| audio.len() > 100) {
+            assert!(!text.contains(&audio[..32]), "{text}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Metrics
+
+#[cfg(feature = "metrics")]
+mod metrics_recorder {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata,
+        Recorder, SharedString, Unit,
+    };
+
+    /// Every value recorded, by `name{label=value,...}` (labels sorted).
+    #[derive(Clone, Default)]
+    pub struct Recorded {
+        values: Arc<Mutex<BTreeMap<String, f64>>>,
+        samples: Arc<Mutex<BTreeMap<String, Vec<f64>>>>,
+    }
+
+    impl Recorded {
+        /// A counter or gauge.
+        pub fn value(&self, key: &str) -> Option<f64> {
+            self.values.lock().unwrap().get(key).copied()
+        }
+
+        /// The samples of a histogram.
+        pub fn samples(&self, key: &str) -> Vec<f64> {
+            self.samples
+                .lock()
+                .unwrap()
+                .get(key)
+                .cloned()
+                .unwrap_or_default()
+        }
+
+        /// Every key recorded.
+        pub fn keys(&self) -> Vec<String> {
+            let mut keys: Vec<String> = self.values.lock().unwrap().keys().cloned().collect();
+            keys.extend(self.samples.lock().unwrap().keys().cloned());
+            keys
+        }
+
+        fn handle(&self, key: &Key) -> Arc<Handle> {
+            let mut labels: Vec<String> = key
+                .labels()
+                .map(|label| format!("{}={}", label.key(), label.value()))
+                .collect();
+            labels.sort();
+            Arc::new(Handle {
+                key: format!("{}{{{}}}", key.name(), labels.join(",")),
+                recorded: self.clone(),
+            })
+        }
+    }
+
+    struct Handle {
+        key: String,
+        recorded: Recorded,
+    }
+
+    impl Handle {
+        fn change(&self, change: impl FnOnce(&mut f64)) {
+            change(
+                self.recorded
+                    .values
+                    .lock()
+                    .unwrap()
+                    .entry(self.key.clone())
+                    .or_default(),
+            );
+        }
+    }
+
+    impl CounterFn for Handle {
+        fn increment(&self, value: u64) {
+            self.change(|total| *total += value as f64);
+        }
+
+        fn absolute(&self, value: u64) {
+            self.change(|total| *total = value as f64);
+        }
+    }
+
+    impl GaugeFn for Handle {
+        fn increment(&self, value: f64) {
+            self.change(|total| *total += value);
+        }
+
+        fn decrement(&self, value: f64) {
+            self.change(|total| *total -= value);
+        }
+
+        fn set(&self, value: f64) {
+            self.change(|total| *total = value);
+        }
+    }
+
+    impl HistogramFn for Handle {
+        fn record(&self, value: f64) {
+            self.recorded
+                .samples
+                .lock()
+                .unwrap()
+                .entry(self.key.clone())
+                .or_default()
+                .push(value);
+        }
+    }
+
+    impl Recorder for Recorded {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(self.handle(key))
+        }
+
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::from_arc(self.handle(key))
+        }
+
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(self.handle(key))
+        }
+    }
+}
+
+/// Sessions, traffic, tokens, connect times, errors and refusals, all in one
+/// current-thread runtime so the recorder sees the gateway's tasks.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn metrics_of_sessions_and_refusals() {
+    let recorded = metrics_recorder::Recorded::default();
+    let _guard = metrics::set_default_local_recorder(&recorded);
+
+    // A whole session, with an observer.
+    let lines = fixture("openai_ga.events");
+    replay("openai", "gpt-realtime", lines.clone()).await;
+    // A session cut off by its upstream, without an observer: still metered.
+    let upstream = vanishing_upstream().await;
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream))).await;
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(PROMPTLY, client.next()).await {}
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |_| recorded
+                .value("realtime_sessions_active{provider=openai}")
+                == Some(0.0))
+            .await
+    );
+    // Two refusals.
+    refused(&gateway.url(""), &[]).await;
+    refused(&gateway.url("?model=openai/"), &[]).await;
+
+    let value = |key: &str| recorded.value(key);
+    assert_eq!(value("realtime_sessions_total{provider=openai}"), Some(2.0));
+    assert_eq!(
+        value("realtime_sessions_active{provider=openai}"),
+        Some(0.0)
+    );
+    let (client, upstream_side) = (traffic(&lines, true), traffic(&lines, false));
+    assert_eq!(
+        value("realtime_messages_total{direction=client_to_upstream,provider=openai}"),
+        Some(client.messages as f64)
+    );
+    assert_eq!(
+        value("realtime_bytes_total{direction=client_to_upstream,provider=openai}"),
+        Some(client.bytes as f64)
+    );
+    // The replayed session, plus the cut-off one's four messages.
+    assert_eq!(
+        value("realtime_messages_total{direction=upstream_to_client,provider=openai}"),
+        Some((upstream_side.messages + 4) as f64)
+    );
+    let tokens = |kind: &str| {
+        value(&format!(
+            "realtime_tokens_total{{kind={kind},model=gpt-realtime,provider=openai}}"
+        ))
+    };
+    // Two responses in the replay, the first of them again in the cut-off session.
+    assert_eq!(tokens("input"), Some((413 + 132) as f64));
+    assert_eq!(tokens("output"), Some((252 + 121) as f64));
+    assert_eq!(tokens("input_text"), Some((271 + 119) as f64));
+    assert_eq!(tokens("input_audio"), Some((142 + 13) as f64));
+    assert_eq!(tokens("input_image"), Some(0.0));
+    assert_eq!(tokens("input_cached"), Some(192.0));
+    assert_eq!(tokens("input_cached_text"), Some(128.0));
+    assert_eq!(tokens("input_cached_audio"), Some(64.0));
+    assert_eq!(tokens("output_text"), Some((63 + 30) as f64));
+    assert_eq!(tokens("output_audio"), Some((189 + 91) as f64));
+    assert_eq!(tokens("transcription_input"), Some(17.0));
+    assert_eq!(tokens("transcription_output"), Some(9.0));
+    assert_eq!(
+        value("realtime_session_errors_total{kind=connection_lost,provider=openai,side=upstream}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("realtime_refusals_total{code=missing_model}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        recorded
+            .samples("realtime_session_duration_seconds{closed_by=client,provider=openai}")
+            .len(),
+        1
+    );
+    assert_eq!(
+        recorded
+            .samples("realtime_session_duration_seconds{closed_by=upstream,provider=openai}")
+            .len(),
+        1
+    );
+    assert_eq!(
+        recorded.samples("realtime_input_audio_seconds{provider=openai}"),
+        [0.3, 0.0]
+    );
+    assert_eq!(
+        recorded
+            .samples("realtime_upstream_connect_seconds{provider=openai}")
+            .len(),
+        2
+    );
+    // Nothing else, and no label carries a key, an id or content.
+    for key in recorded.keys() {
+        assert!(key.starts_with("realtime_"), "{key}");
+        assert!(
+            !key.contains("sess_") && !key.contains("req") && !key.contains(PROVIDER_KEY),
+            "{key}"
+        );
+    }
 }

@@ -29,10 +29,11 @@
 //! `provider`, `model` and `request_id`. Inside it: `upstream connected`
 //! (with `connect_ms`), `session open` and `session closed` (with the close
 //! code, duration and traffic) at `DEBUG`; `session failed` at `WARN` when
-//! the upstream failed and at `DEBUG` when the client did; refused upgrades
-//! at `WARN` when the upstream or the gateway is at fault and at `DEBUG`
-//! when the client is. Nothing logged carries message content or
-//! credentials.
+//! the upstream failed and at `DEBUG` when the client did; `realtime upgrade
+//! refused` at `WARN` when the gateway is out of capacity or misconfigured
+//! and at `DEBUG` otherwise (upstream failures are logged at `WARN`, with
+//! their cause, where they happen). Nothing logged carries message content
+//! or credentials.
 //!
 //! # Metrics
 //!

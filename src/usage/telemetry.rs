@@ -1,8 +1,9 @@
 //! Tracing events and metrics of sessions and refused upgrades.
 //!
 //! Levels keep `INFO` quiet: opening and closing are `DEBUG`; failures the
-//! operator should look at (the upstream failed or refused, the gateway is
-//! out of capacity) are `WARN`; failures of the client are `DEBUG`. Events
+//! operator should look at (the upstream failed, the gateway is out of
+//! capacity or misconfigured) are `WARN`; failures of the client are
+//! `DEBUG`. Events
 //! carry counts, codes and timings, never message content or credentials.
 //! Metrics are recorded with the `metrics` facade when the `metrics`
 //! feature is on; their names are listed in the [module docs](super).
@@ -32,16 +33,18 @@ mod names {
 #[cfg(feature = "metrics")]
 use names::*;
 
-/// An upgrade was refused.
+/// An upgrade was refused. Failures of the upstream are logged at `WARN`
+/// where they happen (with their cause); here they are `DEBUG`.
 pub(crate) fn refused(rejection: &Rejection) {
     let status = rejection.status.as_u16();
     let code = rejection.code;
+    let detail = &rejection.message;
     match rejection.kind {
-        ErrorType::Upstream | ErrorType::Server | ErrorType::RateLimit => {
-            tracing::warn!(status, code, message = %rejection.message, "realtime upgrade refused");
+        ErrorType::Server | ErrorType::RateLimit => {
+            tracing::warn!(status, code, %detail, "realtime upgrade refused");
         }
-        ErrorType::InvalidRequest | ErrorType::Permission => {
-            tracing::debug!(status, code, message = %rejection.message, "realtime upgrade refused");
+        ErrorType::Upstream | ErrorType::InvalidRequest | ErrorType::Permission => {
+            tracing::debug!(status, code, %detail, "realtime upgrade refused");
         }
     }
     #[cfg(feature = "metrics")]
@@ -81,9 +84,9 @@ pub(crate) struct Active {
     provider: String,
 }
 
-#[cfg(feature = "metrics")]
 impl Drop for Active {
     fn drop(&mut self) {
+        #[cfg(feature = "metrics")]
         metrics::gauge!(SESSIONS_ACTIVE, "provider" => self.provider.clone()).decrement(1.0);
     }
 }
