@@ -1048,8 +1048,6 @@ async fn debug_events_carry_counts_not_content() {
         "session closed closed_by=client code=1000",
         "client_messages=6",
         "upstream_messages=23",
-        "responses=2",
-        "input_audio_seconds=0.3",
     ] {
         assert!(text.contains(event), "{event:?} missing from {text}");
     }

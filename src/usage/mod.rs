@@ -56,6 +56,8 @@
 //!
 //! `closed_by` and `side` are `client`, `upstream` or `gateway`. Token
 //! counts come from the provider; input audio is counted from append sizes.
+//! `model` is the model the client asked for, which the upstream accepted;
+//! with an upstream that accepts any model name, clients choose its values.
 //!
 //! # Example
 //!

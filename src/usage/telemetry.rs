@@ -164,8 +164,6 @@ pub(crate) fn session_closed(summary: &SessionSummary, active: Active) {
         client_bytes = summary.client_to_upstream.bytes,
         upstream_messages = summary.upstream_to_client.messages,
         upstream_bytes = summary.upstream_to_client.bytes,
-        responses = summary.responses,
-        input_audio_seconds = summary.input_audio_seconds,
         "session closed"
     );
     #[cfg(feature = "metrics")]
