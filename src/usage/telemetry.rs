@@ -3,8 +3,8 @@
 //! Levels keep `INFO` quiet: opening and closing are `DEBUG`; failures the
 //! operator should look at (the upstream failed, the gateway is out of
 //! capacity or misconfigured) are `WARN`; failures of the client are
-//! `DEBUG`. Events
-//! carry counts, codes and timings, never message content or credentials.
+//! `DEBUG`. Events carry counts, codes and timings, never message content
+//! or credentials.
 //! Metrics are recorded with the `metrics` facade when the `metrics`
 //! feature is on; their names are listed in the [module docs](super).
 
