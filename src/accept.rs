@@ -2,13 +2,14 @@
 //! `101`, where every "no" is a response.
 
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
-use tracing::Instrument;
+use tracing::{Instrument, Span, field};
 
 use crate::error::Rejection;
 use crate::handshake::{self, Upgrade};
@@ -18,18 +19,26 @@ use crate::request_id::request_id;
 use crate::route;
 use crate::session::Session;
 use crate::upstream::headers::{X_REQUEST_ID, forwarded};
+use crate::usage::{SessionInfo, telemetry};
 
 /// Answers a WebSocket upgrade on the realtime path: `101` (or `200` for
 /// HTTP/2) with the session relayed in a spawned task, or an error response.
 pub(crate) async fn accept<B: From<Bytes>>(config: Arc<Config>, parts: Parts) -> Response<B> {
-    match open(config, parts).await {
+    let request_id = request_id(&parts.headers);
+    // INFO, so that the WARN events of a session carry its fields.
+    let span = tracing::info_span!(
+        "realtime_session",
+        provider = field::Empty,
+        model = field::Empty,
+        request_id = request_id.to_str().unwrap_or_default(),
+    );
+    match open(config, parts, request_id, &span)
+        .instrument(span.clone())
+        .await
+    {
         Ok(response) => response,
         Err(rejection) => {
-            tracing::debug!(
-                status = rejection.status.as_u16(),
-                code = rejection.code,
-                "realtime upgrade refused"
-            );
+            span.in_scope(|| telemetry::refused(&rejection));
             rejection.into_response()
         }
     }
@@ -38,6 +47,8 @@ pub(crate) async fn accept<B: From<Bytes>>(config: Arc<Config>, parts: Parts) ->
 async fn open<B: From<Bytes>>(
     config: Arc<Config>,
     mut parts: Parts,
+    request_id: HeaderValue,
+    span: &Span,
 ) -> Result<Response<B>, Rejection> {
     let upgrade = handshake::validate(&parts)?;
     let on_upgrade = parts.extensions.remove::<OnUpgrade>().ok_or_else(|| {
@@ -45,8 +56,9 @@ async fn open<B: From<Bytes>>(
     })?;
     config.origins.check(&parts.headers)?;
     let route = route::resolve(parts.uri.query(), &config.providers)?;
+    span.record("provider", route.provider_name.as_str());
+    span.record("model", route.model.as_str());
     let permit = config.sessions.try_open(config.max_sessions)?;
-    let request_id = request_id(&parts.headers);
 
     let target = route.provider.target(&TargetRequest::new(
         &route.provider_name,
@@ -54,20 +66,23 @@ async fn open<B: From<Bytes>>(
         route.intent.as_deref(),
         &parts,
     ))?;
-    let span = tracing::debug_span!(
-        "realtime_session",
-        provider = %route.provider_name,
-        model = %route.model,
-        request_id = request_id.to_str().unwrap_or_default(),
-    );
+    let dialling = Instant::now();
     let upstream = config
         .dialer
         .dial(
             target,
             forwarded(&parts.headers, &config.forward_headers, &request_id),
         )
-        .instrument(span.clone())
         .await?;
+    let info = SessionInfo {
+        provider: route.provider_name,
+        model: route.model,
+        request_id: request_id.to_str().unwrap_or_default().to_owned(),
+        connect_time: dialling.elapsed(),
+        started_at: SystemTime::now(),
+        started: Instant::now(),
+    };
+    telemetry::upstream_connected(&info);
     config.sessions.refuse_if_shutting_down()?;
 
     let response = switching_protocols(
@@ -80,8 +95,9 @@ async fn open<B: From<Bytes>>(
         permit,
         upstream,
         on_upgrade,
+        info,
     };
-    tokio::spawn(session.run().instrument(span));
+    tokio::spawn(session.run().instrument(span.clone()));
     Ok(response)
 }
 

@@ -15,6 +15,7 @@ use crate::service::RealtimeService;
 use crate::sessions::{Sessions, ShutdownHandle};
 use crate::upstream::headers::{DEFAULT_FORWARDED, is_forwardable};
 use crate::upstream::{Dialer, tls};
+use crate::usage::Observer;
 
 /// Everything a [`RealtimeService`] needs, shared by all its clones.
 #[derive(Clone)]
@@ -27,6 +28,7 @@ pub(crate) struct Config {
     pub(crate) origins: OriginPolicy,
     pub(crate) forward_headers: Vec<HeaderName>,
     pub(crate) sessions: Arc<Sessions>,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
 }
 
 /// A [`Layer`] that turns WebSocket upgrades on one path into relayed
@@ -49,6 +51,7 @@ pub(crate) struct Config {
 /// | [`max_sessions`](Self::max_sessions) | unlimited |
 /// | [`origins`](Self::origins) | any origin |
 /// | [`forward_header`](Self::forward_header) | `User-Agent`, `OpenAI-Safety-Identifier`, `traceparent`, `tracestate` (and `X-Request-Id`) |
+/// | [`observer`](Self::observer) | none |
 ///
 /// # Example
 ///
@@ -105,6 +108,7 @@ impl RealtimeLayer {
                 origins: OriginPolicy::any(),
                 forward_headers: DEFAULT_FORWARDED.to_vec(),
                 sessions: Sessions::new(),
+                observer: None,
             }),
         }
     }
@@ -231,6 +235,28 @@ impl RealtimeLayer {
         self.tls_config(Arc::new(tls::client_config(roots)))
     }
 
+    /// Reports the usage and the summary of every session to `observer`
+    /// (see [`usage`](crate::usage)). Without an observer, and without the
+    /// `metrics` feature, the relay does not look at messages at all.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_realtime::usage::Observation;
+    /// use tower_realtime::{Providers, RealtimeLayer};
+    ///
+    /// let layer = RealtimeLayer::new(Providers::new()).observer(|observation: Observation<'_>| {
+    ///     if let Observation::SessionEnd(summary) = observation {
+    ///         println!("{} tokens, {:.1} s of input audio", summary.usage.total_tokens.unwrap_or(0), summary.input_audio_seconds);
+    ///     }
+    /// });
+    /// # drop(layer);
+    /// ```
+    pub fn observer(self, observer: impl Observer) -> Self {
+        let observer: Arc<dyn Observer> = Arc::new(observer);
+        self.edit(|config| config.observer = Some(observer))
+    }
+
     /// Graceful shutdown and the live-session count of this layer and its clones.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle::new(Arc::clone(&self.config.sessions))
@@ -257,6 +283,7 @@ impl std::fmt::Debug for RealtimeLayer {
             .field("max_sessions", &config.max_sessions)
             .field("origins", &config.origins)
             .field("forward_headers", &config.forward_headers)
+            .field("observer", &config.observer.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -20,6 +20,7 @@ mod subprotocol_token;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod upstream;
+pub mod usage;
 
 pub use layer::RealtimeLayer;
 pub use origin::OriginPolicy;

@@ -5,14 +5,16 @@ use std::sync::Arc;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use crate::layer::Config;
-use crate::relay::{self, Tap};
+use crate::outcome::{ClosedBy, SessionEnd};
+use crate::relay;
 use crate::sessions::SessionPermit;
 use crate::upstream::UpstreamSocket;
+use crate::usage::telemetry::{self, Active};
+use crate::usage::{Meter, Metered, Observation, SessionInfo, SessionSummary, Traffic};
 
 /// A session whose upstream is connected and whose `101` is on its way.
 pub(crate) struct Session {
@@ -20,6 +22,7 @@ pub(crate) struct Session {
     pub(crate) permit: SessionPermit,
     pub(crate) upstream: UpstreamSocket,
     pub(crate) on_upgrade: OnUpgrade,
+    pub(crate) info: SessionInfo,
 }
 
 impl Session {
@@ -30,7 +33,9 @@ impl Session {
             permit,
             mut upstream,
             on_upgrade,
+            info,
         } = self;
+        let active = telemetry::session_started(&info);
         let websocket = config.dialer.websocket;
         let client = match on_upgrade.await {
             Ok(upgraded) => {
@@ -42,7 +47,6 @@ impl Session {
                 .await
             }
             Err(error) => {
-                tracing::debug!(%error, "client upgrade failed");
                 let close = CloseFrame {
                     code: CloseCode::Error,
                     reason: "client upgrade failed".into(),
@@ -50,31 +54,83 @@ impl Session {
                 let _ =
                     tokio::time::timeout(config.relay.close_timeout, upstream.close(Some(close)))
                         .await;
+                let end = SessionEnd {
+                    closed_by: ClosedBy::Client,
+                    code: 1006,
+                    reason: String::new(),
+                    error: Some(format!("client upgrade failed: {error}")),
+                };
+                finish(
+                    &config,
+                    info,
+                    active,
+                    Metered::default(),
+                    Default::default(),
+                    end,
+                );
                 return;
             }
         };
-        tracing::debug!("session open");
+        telemetry::session_open();
+        let observer = config.observer.as_deref();
+        // Without an observer or metrics there is nothing to account for:
+        // the relay gets `None` and looks at no message.
+        let mut meter =
+            (observer.is_some() || cfg!(feature = "metrics")).then(|| Meter::new(&info, observer));
         let report = relay::run(
             client,
             upstream,
             &config.relay,
             config.sessions.subscribe(),
-            &mut NoTap,
+            &mut meter,
         )
         .await;
-        tracing::debug!(
-            end = %report.ending.summary(),
-            client_messages = report.client_to_upstream.messages,
-            upstream_messages = report.upstream_to_client.messages,
-            "session closed"
+        let metered = meter.map(Meter::finish).unwrap_or_default();
+        let traffic =
+            [report.client_to_upstream, report.upstream_to_client].map(|traffic| Traffic {
+                messages: traffic.messages,
+                bytes: traffic.bytes,
+            });
+        finish(
+            &config,
+            info,
+            active,
+            metered,
+            traffic,
+            report.ending.summary(),
         );
         drop(permit);
     }
 }
 
-struct NoTap;
-
-impl Tap for NoTap {
-    fn client_message(&mut self, _: &Message) {}
-    fn upstream_message(&mut self, _: &Message) {}
+/// Reports the end of a session to the telemetry and the observer.
+fn finish(
+    config: &Config,
+    info: SessionInfo,
+    active: Active,
+    metered: Metered,
+    [client_to_upstream, upstream_to_client]: [Traffic; 2],
+    end: SessionEnd,
+) {
+    let summary = SessionSummary {
+        duration: info.started.elapsed(),
+        provider: info.provider,
+        model: info.model,
+        request_id: info.request_id,
+        session_id: metered.session_id,
+        started_at: info.started_at,
+        upstream_connect_time: info.connect_time,
+        client_to_upstream,
+        upstream_to_client,
+        responses: metered.responses,
+        usage: metered.usage,
+        transcription: metered.transcription,
+        input_audio_seconds: metered.input_audio_seconds,
+        input_audio_bytes: metered.input_audio_bytes,
+        end,
+    };
+    telemetry::session_closed(&summary, active);
+    if let Some(observer) = &config.observer {
+        observer.observe(Observation::SessionEnd(&summary));
+    }
 }

@@ -1,0 +1,214 @@
+//! Input audio time from `input_audio_buffer.append` payload sizes.
+//!
+//! An append carries base64 audio; its decoded size follows from the length
+//! of the base64 text, so nothing is decoded. The duration follows from the
+//! decoded size and the session's input format, which the meter learns from
+//! `session.created`, the client's `session.update` and `session.updated`.
+
+use serde_json::Value;
+
+/// The input audio format of a session, as far as its duration goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AudioFormat {
+    /// 16-bit little-endian mono PCM at `rate` samples per second.
+    Pcm16 { rate: u32 },
+    /// G.711 µ-law or A-law: 8 kHz, one byte per sample.
+    G711,
+}
+
+impl AudioFormat {
+    /// What a session starts with: pcm16 at 24 kHz, OpenAI's default.
+    pub(crate) const DEFAULT: AudioFormat = AudioFormat::Pcm16 { rate: 24_000 };
+
+    fn bytes_per_second(self) -> u64 {
+        match self {
+            AudioFormat::Pcm16 { rate } => u64::from(rate) * 2,
+            AudioFormat::G711 => 8_000,
+        }
+    }
+
+    /// The input format a session object declares: `Some(Some(format))`
+    /// when it names a known one, `Some(None)` when it names one whose
+    /// duration cannot be computed, `None` when it says nothing about it.
+    ///
+    /// Reads the GA shape (`audio.input.format` = `{"type":"audio/pcm","rate":24000}`,
+    /// `{"type":"audio/pcmu"}`, `{"type":"audio/pcma"}`) and the beta one
+    /// (`input_audio_format` = `"pcm16"`, `"g711_ulaw"`, `"g711_alaw"`).
+    pub(crate) fn declared_by(session: &Value) -> Option<Option<AudioFormat>> {
+        if let Some(format) = session.pointer("/audio/input/format") {
+            let rate = format.get("rate").and_then(Value::as_u64);
+            return Some(match format.get("type").and_then(Value::as_str) {
+                Some("audio/pcm") => match rate {
+                    None => Some(AudioFormat::DEFAULT),
+                    Some(rate) => u32::try_from(rate)
+                        .ok()
+                        .filter(|rate| *rate > 0)
+                        .map(|rate| AudioFormat::Pcm16 { rate }),
+                },
+                Some("audio/pcmu" | "audio/pcma") => Some(AudioFormat::G711),
+                _ => None,
+            });
+        }
+        let format = session.get("input_audio_format")?;
+        Some(match format.as_str() {
+            Some("pcm16") => Some(AudioFormat::DEFAULT),
+            Some("g711_ulaw" | "g711_alaw") => Some(AudioFormat::G711),
+            _ => None,
+        })
+    }
+}
+
+/// The decoded size of base64 text of `length` characters ending in `tail`.
+pub(crate) fn base64_decoded_len(length: usize, tail: &[u8]) -> u64 {
+    let padding = tail
+        .iter()
+        .rev()
+        .take(2)
+        .take_while(|&&b| b == b'=')
+        .count();
+    (length.saturating_sub(padding) as u64) * 3 / 4
+}
+
+/// Input audio appended in one session.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct InputAudio {
+    /// The current format; `None` when it is one whose duration is unknown.
+    format: Option<AudioFormat>,
+    /// Bytes appended in the current format.
+    bytes_in_format: u64,
+    /// Seconds appended in earlier formats.
+    seconds_before: f64,
+    /// Bytes appended in any format.
+    total_bytes: u64,
+}
+
+impl Default for InputAudio {
+    fn default() -> Self {
+        Self {
+            format: Some(AudioFormat::DEFAULT),
+            bytes_in_format: 0,
+            seconds_before: 0.0,
+            total_bytes: 0,
+        }
+    }
+}
+
+impl InputAudio {
+    /// Counts `bytes` of decoded audio in the current format.
+    pub(crate) fn append(&mut self, bytes: u64) {
+        self.bytes_in_format += bytes;
+        self.total_bytes += bytes;
+    }
+
+    /// Switches to `format` for the audio that follows.
+    pub(crate) fn set_format(&mut self, format: Option<AudioFormat>) {
+        if format != self.format {
+            self.seconds_before = self.seconds();
+            self.bytes_in_format = 0;
+            self.format = format;
+        }
+    }
+
+    /// Seconds of audio appended, in the formats that were known.
+    pub(crate) fn seconds(&self) -> f64 {
+        let current = match self.format {
+            Some(format) => self.bytes_in_format as f64 / format.bytes_per_second() as f64,
+            None => 0.0,
+        };
+        self.seconds_before + current
+    }
+
+    /// Decoded bytes appended, in any format.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.total_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn base64_lengths() {
+        assert_eq!(base64_decoded_len(0, b""), 0);
+        assert_eq!(base64_decoded_len(4, b"AAAA"), 3);
+        assert_eq!(base64_decoded_len(4, b"AA=="), 1);
+        assert_eq!(base64_decoded_len(4, b"AAA="), 2);
+        assert_eq!(base64_decoded_len(8, b"AAAAAAA="), 5);
+        // Unpadded.
+        assert_eq!(base64_decoded_len(6, b"AAAAAA"), 4);
+        assert_eq!(base64_decoded_len(7, b"AAAAAAA"), 5);
+        assert_eq!(base64_decoded_len(64_000, b"AAAA"), 48_000);
+    }
+
+    #[test]
+    fn formats_in_both_shapes() {
+        let declared = |session| AudioFormat::declared_by(&session);
+        let pcm = |rate| Some(Some(AudioFormat::Pcm16 { rate }));
+        assert_eq!(
+            declared(json!({"audio":{"input":{"format":{"type":"audio/pcm","rate":24000}}}})),
+            pcm(24_000)
+        );
+        assert_eq!(
+            declared(json!({"audio":{"input":{"format":{"type":"audio/pcm","rate":16000}}}})),
+            pcm(16_000)
+        );
+        assert_eq!(
+            declared(json!({"audio":{"input":{"format":{"type":"audio/pcm"}}}})),
+            pcm(24_000)
+        );
+        assert_eq!(
+            declared(json!({"audio":{"input":{"format":{"type":"audio/pcmu"}}}})),
+            Some(Some(AudioFormat::G711))
+        );
+        assert_eq!(
+            declared(json!({"audio":{"input":{"format":{"type":"audio/pcma"}}}})),
+            Some(Some(AudioFormat::G711))
+        );
+        assert_eq!(
+            declared(json!({"audio":{"input":{"format":{"type":"audio/opus"}}}})),
+            Some(None)
+        );
+        assert_eq!(
+            declared(json!({"audio":{"input":{"format":{"type":"audio/pcm","rate":0}}}})),
+            Some(None)
+        );
+        assert_eq!(declared(json!({"input_audio_format":"pcm16"})), pcm(24_000));
+        assert_eq!(
+            declared(json!({"input_audio_format":"g711_ulaw"})),
+            Some(Some(AudioFormat::G711))
+        );
+        assert_eq!(
+            declared(json!({"input_audio_format":"g711_alaw"})),
+            Some(Some(AudioFormat::G711))
+        );
+        assert_eq!(declared(json!({"input_audio_format":"wav"})), Some(None));
+        // Nothing said about the input format.
+        assert_eq!(declared(json!({"voice":"alloy"})), None);
+        assert_eq!(
+            declared(json!({"audio":{"output":{"format":{"type":"audio/pcmu"}}}})),
+            None
+        );
+    }
+
+    #[test]
+    fn seconds_follow_the_format_in_force() {
+        let mut audio = InputAudio::default();
+        audio.append(48_000);
+        assert_eq!(audio.seconds(), 1.0);
+        audio.set_format(Some(AudioFormat::G711));
+        audio.append(4_000);
+        assert_eq!(audio.seconds(), 1.5);
+        audio.set_format(Some(AudioFormat::G711));
+        audio.append(4_000);
+        assert_eq!(audio.seconds(), 2.0);
+        audio.set_format(None);
+        audio.append(1_000);
+        assert_eq!(audio.seconds(), 2.0);
+        audio.set_format(Some(AudioFormat::Pcm16 { rate: 16_000 }));
+        audio.append(8_000);
+        assert_eq!(audio.seconds(), 2.25);
+        assert_eq!(audio.bytes(), 65_000);
+    }
+}

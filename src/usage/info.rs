@@ -1,0 +1,21 @@
+//! What is known of a session when it opens.
+
+use std::time::{Duration, Instant, SystemTime};
+
+/// The identity and timing of one session, from the moment its upstream
+/// was connected.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionInfo {
+    /// The provider's name in the registry.
+    pub(crate) provider: String,
+    /// The model without the provider prefix.
+    pub(crate) model: String,
+    /// The request id echoed to the client.
+    pub(crate) request_id: String,
+    /// How long dialling the upstream took.
+    pub(crate) connect_time: Duration,
+    /// When the session opened, on the wall clock.
+    pub(crate) started_at: SystemTime,
+    /// When the session opened, for measuring its duration.
+    pub(crate) started: Instant,
+}

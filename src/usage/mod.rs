@@ -1,0 +1,98 @@
+//! Usage accounting and session telemetry.
+//!
+//! The relay sees every event of a session, so it can report what the
+//! session cost without slowing it down:
+//!
+//! - a [`UsageRecord`] for every `response.done` (its `response.usage`,
+//!   with OpenAI's `input_token_details` or Bailian's `input_tokens_details`),
+//! - a [`TranscriptionRecord`] for every transcription that reports usage
+//!   (`tokens` or `duration`),
+//! - one [`SessionSummary`] when the session ends, however it ends: who
+//!   closed it and with which code, traffic both ways, usage totals, and the
+//!   seconds of input audio the client appended (for providers that bill by
+//!   the minute and report no tokens).
+//!
+//! Register an [`Observer`] with [`RealtimeLayer::observer`](crate::RealtimeLayer::observer).
+//!
+//! # What it costs
+//!
+//! Without an observer (and without the `metrics` feature) nothing is
+//! looked at. With one, each message is classified by its top-level `type`
+//! without parsing it; audio deltas and appends, most of the traffic, are
+//! never parsed (of an append only the length of its base64 `audio` is
+//! read). Only `response.done`, transcription results, `session.created`,
+//! `session.updated` and the client's `session.update` are parsed.
+//!
+//! # Tracing
+//!
+//! Each session runs in an `INFO` span `realtime_session` with the fields
+//! `provider`, `model` and `request_id`. Inside it: `upstream connected`
+//! (with `connect_ms`), `session open` and `session closed` (with the close
+//! code, duration and traffic) at `DEBUG`; `session failed` at `WARN` when
+//! the upstream failed and at `DEBUG` when the client did; `realtime upgrade
+//! refused` at `WARN` when the gateway is out of capacity or misconfigured
+//! and at `DEBUG` otherwise (upstream failures are logged at `WARN`, with
+//! their cause, where they happen). Nothing logged carries message content
+//! or credentials.
+//!
+//! # Metrics
+//!
+//! With the `metrics` feature, sessions are measured through the
+//! [`metrics`](https://docs.rs/metrics) facade; install any recorder
+//! (Prometheus, OpenTelemetry, ...) to export them.
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `realtime_sessions_total` | counter | `provider` | sessions opened |
+//! | `realtime_sessions_active` | gauge | `provider` | sessions open now |
+//! | `realtime_session_duration_seconds` | histogram | `provider`, `closed_by` | session durations |
+//! | `realtime_messages_total` | counter | `provider`, `direction` | messages relayed (`client_to_upstream`, `upstream_to_client`) |
+//! | `realtime_bytes_total` | counter | `provider`, `direction` | payload bytes relayed |
+//! | `realtime_tokens_total` | counter | `provider`, `model`, `kind` | tokens reported: `input`, `output` and their parts `input_text`, `input_audio`, `input_image`, `input_cached`, `input_cached_text`, `input_cached_audio`, `input_cached_image`, `output_text`, `output_audio`; `transcription_input`, `transcription_output` |
+//! | `realtime_input_audio_seconds` | histogram | `provider` | input audio appended per session |
+//! | `realtime_upstream_connect_seconds` | histogram | `provider` | time to connect to the upstream |
+//! | `realtime_session_errors_total` | counter | `provider`, `side`, `kind` | sessions ended by an error: `connection_lost`, `protocol_error`, `message_too_big` |
+//! | `realtime_refusals_total` | counter | `code` | refused upgrades, by the error `code` of the response |
+//!
+//! `closed_by` and `side` are `client`, `upstream` or `gateway`. Token
+//! counts come from the provider; input audio is counted from append sizes.
+//! `model` is the model the client asked for, which the upstream accepted;
+//! with an upstream that accepts any model name, clients choose its values.
+//!
+//! # Example
+//!
+//! ```
+//! use tower_realtime::usage::Observation;
+//! use tower_realtime::{Providers, RealtimeLayer};
+//!
+//! let layer = RealtimeLayer::new(Providers::new()).observer(|observation: Observation<'_>| {
+//!     match observation {
+//!         Observation::Usage(record) => {
+//!             // Bill `record.usage` to `record.request_id`...
+//!             let _ = (&record.request_id, &record.usage);
+//!         }
+//!         Observation::SessionEnd(summary) => {
+//!             let _ = (summary.input_audio_seconds, &summary.usage, &summary.end);
+//!         }
+//!         _ => {}
+//!     }
+//! });
+//! # drop(layer);
+//! ```
+
+mod audio;
+mod info;
+mod meter;
+mod observer;
+mod scan;
+mod summary;
+pub(crate) mod telemetry;
+mod tokens;
+mod transcription;
+
+pub(crate) use info::SessionInfo;
+pub(crate) use meter::{Meter, Metered};
+pub use observer::{Observation, Observer, TranscriptionRecord, UsageRecord};
+pub use summary::{SessionSummary, Traffic};
+pub use tokens::{CachedTokenDetails, InputTokenDetails, OutputTokenDetails, Usage};
+pub use transcription::{TranscriptionTotals, TranscriptionUsage};

@@ -1,0 +1,149 @@
+//! The [`Observer`] trait and what it is told.
+
+use super::summary::SessionSummary;
+use super::tokens::Usage;
+use super::transcription::TranscriptionUsage;
+
+/// Receives the usage and the summary of every session, registered with
+/// [`RealtimeLayer::observer`](crate::RealtimeLayer::observer).
+///
+/// It is called on the session's own task, in the order things happen: a
+/// [`UsageRecord`] for each `response.done`, a [`TranscriptionRecord`] for
+/// each transcription that reports usage, and one [`SessionSummary`] when
+/// the session has ended, however it ended. Keep it quick and never block:
+/// hand the data to a channel or an atomic counter for anything slow.
+///
+/// Closures `Fn(Observation<'_>)` are observers.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use tower_realtime::usage::Observation;
+/// use tower_realtime::{Providers, RealtimeLayer};
+///
+/// let output_tokens = Arc::new(AtomicU64::new(0));
+/// let counter = Arc::clone(&output_tokens);
+/// let layer = RealtimeLayer::new(Providers::new()).observer(move |observation: Observation<'_>| {
+///     match observation {
+///         Observation::Usage(record) => {
+///             counter.fetch_add(record.usage.output_tokens.unwrap_or(0), Ordering::Relaxed);
+///         }
+///         Observation::SessionEnd(summary) => {
+///             println!("{} {} ended after {:?}: {}", summary.provider, summary.model, summary.duration, summary.end);
+///         }
+///         _ => {}
+///     }
+/// });
+/// # drop(layer);
+/// ```
+pub trait Observer: Send + Sync + 'static {
+    /// Called with each record and with the session summary.
+    fn observe(&self, observation: Observation<'_>);
+}
+
+impl<F> Observer for F
+where
+    F: Fn(Observation<'_>) + Send + Sync + 'static,
+{
+    fn observe(&self, observation: Observation<'_>) {
+        self(observation)
+    }
+}
+
+/// What an [`Observer`] is told.
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::usage::Observation;
+///
+/// fn describe(observation: Observation<'_>) -> &'static str {
+///     match observation {
+///         Observation::Usage(_) => "a response",
+///         Observation::Transcription(_) => "a transcription",
+///         Observation::SessionEnd(_) => "the end of a session",
+///         _ => "something new",
+///     }
+/// }
+/// # let _ = describe;
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Observation<'a> {
+    /// The usage of one response.
+    Usage(&'a UsageRecord),
+    /// The usage of one transcription.
+    Transcription(&'a TranscriptionRecord),
+    /// The session ended; nothing more comes for it.
+    SessionEnd(&'a SessionSummary),
+}
+
+/// The usage of one response, from a `response.done` event.
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::usage::{Usage, UsageRecord};
+///
+/// let record = UsageRecord {
+///     provider: "openai".into(),
+///     model: "gpt-realtime".into(),
+///     request_id: "req_1".into(),
+///     session_id: Some("sess_1".into()),
+///     response_id: Some("resp_1".into()),
+///     usage: Usage { total_tokens: Some(253), ..Usage::default() },
+/// };
+/// assert_eq!(record.usage.total_tokens, Some(253));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// The provider the session was routed to (its name in [`Providers`](crate::Providers)).
+    pub provider: String,
+    /// The model, without the provider prefix.
+    pub model: String,
+    /// The session's request id (echoed to the client as `X-Request-Id`).
+    pub request_id: String,
+    /// The upstream's session id, once `session.created` announced it.
+    pub session_id: Option<String>,
+    /// `response.id`, if the provider sent one.
+    pub response_id: Option<String>,
+    /// `response.usage`; an empty `usage` object gives [`Usage::default()`].
+    pub usage: Usage,
+}
+
+/// The usage of one transcription, from a
+/// `conversation.item.input_audio_transcription.completed` event that
+/// carries a `usage` object.
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::usage::{TranscriptionRecord, TranscriptionUsage};
+///
+/// let record = TranscriptionRecord {
+///     provider: "azure".into(),
+///     model: "gpt-realtime".into(),
+///     request_id: "req_1".into(),
+///     session_id: None,
+///     item_id: Some("item_1".into()),
+///     usage: TranscriptionUsage::Duration { seconds: 2.4 },
+/// };
+/// assert!(matches!(record.usage, TranscriptionUsage::Duration { .. }));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptionRecord {
+    /// The provider the session was routed to.
+    pub provider: String,
+    /// The model of the session, without the provider prefix.
+    pub model: String,
+    /// The session's request id.
+    pub request_id: String,
+    /// The upstream's session id, once `session.created` announced it.
+    pub session_id: Option<String>,
+    /// The conversation item whose audio was transcribed.
+    pub item_id: Option<String>,
+    /// What the transcription cost.
+    pub usage: TranscriptionUsage,
+}

@@ -1,0 +1,78 @@
+//! The summary of a session, given to observers when it ends.
+
+use std::time::{Duration, SystemTime};
+
+use super::tokens::Usage;
+use super::transcription::TranscriptionTotals;
+use crate::outcome::SessionEnd;
+
+/// Everything a session did, reported once when it ends, whether it closed
+/// cleanly, was cut off by either side, or was ended by the gateway.
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::usage::SessionSummary;
+///
+/// // Per-minute billing from the input audio, for providers without tokens.
+/// fn billable_minutes(summary: &SessionSummary) -> f64 {
+///     summary.input_audio_seconds / 60.0
+/// }
+/// # let _ = billable_minutes;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSummary {
+    /// The provider the session was routed to.
+    pub provider: String,
+    /// The model, without the provider prefix.
+    pub model: String,
+    /// The session's request id (echoed to the client as `X-Request-Id`).
+    pub request_id: String,
+    /// The upstream's session id, from `session.created` (or the first
+    /// `session.updated` when there was none).
+    pub session_id: Option<String>,
+    /// When the session opened: the upstream was connected and the client
+    /// got its `101`.
+    pub started_at: SystemTime,
+    /// From `started_at` until both sides were closed.
+    pub duration: Duration,
+    /// How long connecting to the upstream took, before the session opened.
+    pub upstream_connect_time: Duration,
+    /// What the client sent.
+    pub client_to_upstream: Traffic,
+    /// What the upstream sent.
+    pub upstream_to_client: Traffic,
+    /// How many `response.done` events the upstream sent.
+    pub responses: u64,
+    /// The sum of the usage of every response.
+    pub usage: Usage,
+    /// The sum of the usage of every transcription.
+    pub transcription: TranscriptionTotals,
+    /// Seconds of audio the client appended with `input_audio_buffer.append`,
+    /// counted from payload sizes and the session's input format (pcm16 at
+    /// 24 kHz unless the session says otherwise; G.711 at 8 kHz). Audio in
+    /// a format of unknown rate is not counted here (see `input_audio_bytes`).
+    pub input_audio_seconds: f64,
+    /// Decoded bytes of audio the client appended, in any format.
+    pub input_audio_bytes: u64,
+    /// Who closed the session, with which code, and the error if any.
+    pub end: SessionEnd,
+}
+
+/// Messages and payload bytes in one direction.
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::usage::Traffic;
+///
+/// let traffic = Traffic { messages: 2, bytes: 1_024 };
+/// assert_eq!(traffic, Traffic { messages: 2, bytes: 1_024 });
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Text and binary messages relayed.
+    pub messages: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+}

@@ -1,0 +1,1301 @@
+//! Usage accounting end to end: recorded provider sessions replayed through a
+//! real gateway, cut-off sessions, input audio time, tracing and metrics.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::*;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tower_realtime::provider::OpenAi;
+use tower_realtime::testing::{Handshake, MockUpstream, UpstreamSession};
+use tower_realtime::usage::{
+    CachedTokenDetails, InputTokenDetails, Observation, OutputTokenDetails, SessionSummary,
+    Traffic, TranscriptionRecord, TranscriptionTotals, TranscriptionUsage, Usage, UsageRecord,
+};
+use tower_realtime::{ClosedBy, Providers, RealtimeLayer, Secret, SessionEnd};
+
+// ---------------------------------------------------------------------------
+// Harness
+
+/// One line of a recorded session.
+#[derive(Debug, Clone)]
+enum Line {
+    /// Sent by the client.
+    Client(String),
+    /// Sent by the upstream.
+    Upstream(String),
+}
+
+/// Reads `tests/fixtures/usage/NAME`: `client {...}` and `upstream {...}`
+/// lines, `#` comments.
+fn fixture(name: &str) -> Vec<Line> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/usage")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| match line.split_once(' ') {
+            Some(("client", event)) => Line::Client(event.to_owned()),
+            Some(("upstream", event)) => Line::Upstream(event.to_owned()),
+            _ => panic!("bad fixture line in {name}: {line:.60}"),
+        })
+        .collect()
+}
+
+/// What one side of a fixture sends: messages and payload bytes.
+fn traffic(lines: &[Line], client: bool) -> Traffic {
+    let sent: Vec<&String> = lines
+        .iter()
+        .filter_map(|line| match (line, client) {
+            (Line::Client(text), true) | (Line::Upstream(text), false) => Some(text),
+            _ => None,
+        })
+        .collect();
+    Traffic {
+        messages: sent.len() as u64,
+        bytes: sent.iter().map(|text| text.len() as u64).sum(),
+    }
+}
+
+/// Everything an observer was told, in order.
+#[derive(Debug)]
+enum Seen {
+    Usage(UsageRecord),
+    Transcription(TranscriptionRecord),
+    End(Box<SessionSummary>),
+}
+
+/// The receiving end of an observer.
+struct Observed(mpsc::UnboundedReceiver<Seen>);
+
+/// An observer that forwards everything it is told to [`Observed`].
+fn observer() -> (impl Fn(Observation<'_>) + Send + Sync + 'static, Observed) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let observer = move |observation: Observation<'_>| {
+        let seen = match observation {
+            Observation::Usage(record) => Seen::Usage(record.clone()),
+            Observation::Transcription(record) => Seen::Transcription(record.clone()),
+            Observation::SessionEnd(summary) => Seen::End(Box::new(summary.clone())),
+            _ => return,
+        };
+        let _ = sender.send(seen);
+    };
+    (observer, Observed(receiver))
+}
+
+impl Observed {
+    /// The records of one session, up to and including its summary.
+    async fn session(&mut self) -> (Vec<UsageRecord>, Vec<TranscriptionRecord>, SessionSummary) {
+        let (mut usage, mut transcriptions) = (Vec::new(), Vec::new());
+        loop {
+            let seen = tokio::time::timeout(PROMPTLY, self.0.recv())
+                .await
+                .expect("the session ends in time")
+                .expect("the observer is alive");
+            match seen {
+                Seen::Usage(record) => usage.push(record),
+                Seen::Transcription(record) => transcriptions.push(record),
+                Seen::End(summary) => return (usage, transcriptions, *summary),
+            }
+        }
+    }
+
+    /// Nothing more was reported.
+    fn is_done(&mut self) -> bool {
+        self.0.try_recv().is_err()
+    }
+}
+
+/// A provider named `name` relaying to `upstream`.
+fn provider(name: &str, upstream: &MockUpstream) -> Providers {
+    Providers::new().with(
+        name,
+        OpenAi::new(Secret::new(PROVIDER_KEY))
+            .base_url(&upstream.base_url())
+            .unwrap(),
+    )
+}
+
+/// Replays `lines` both ways through a real gateway: the mock upstream sends
+/// the `upstream` lines and waits for each `client` line; the client sends
+/// the `client` lines and checks each `upstream` line arrives unchanged;
+/// then the client closes with 1000.
+async fn replay(
+    provider_name: &str,
+    model: &str,
+    lines: Vec<Line>,
+) -> (Vec<UsageRecord>, Vec<TranscriptionRecord>, SessionSummary) {
+    let script_lines = Arc::new(lines.clone());
+    let upstream = MockUpstream::with_script(move |mut session: UpstreamSession| {
+        let lines = Arc::clone(&script_lines);
+        async move {
+            for line in lines.iter() {
+                let alive = match line {
+                    Line::Upstream(text) => session.send(Message::text(text.as_str())).await,
+                    Line::Client(_) => session.recv().await.is_some(),
+                };
+                if !alive {
+                    return;
+                }
+            }
+            while session.recv().await.is_some() {}
+        }
+    })
+    .await
+    .unwrap();
+    let (observer, mut observed) = observer();
+    let layer = RealtimeLayer::new(provider(provider_name, &upstream)).observer(observer);
+    let gateway = serve_axum(layer).await;
+
+    let before = (SystemTime::now(), Instant::now());
+    let url = gateway.url(&format!("?model={provider_name}/{model}"));
+    let request_id = format!("req-replay-{provider_name}");
+    let (mut client, _) = connect(&url, &[("x-request-id", &request_id)])
+        .await
+        .unwrap();
+    for line in &lines {
+        match line {
+            Line::Client(text) => send_text(&mut client, text).await,
+            Line::Upstream(text) => {
+                assert_eq!(next_data(&mut client).await, Message::text(text.as_str()))
+            }
+        }
+    }
+    client
+        .close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        }))
+        .await
+        .unwrap();
+    while let Some(Ok(_)) = client.next().await {}
+
+    let (usage, transcriptions, summary) = observed.session().await;
+    check_times(&summary, before);
+    let sent_by_client: Vec<Message> = lines
+        .iter()
+        .filter_map(|line| match line {
+            Line::Client(text) => Some(Message::text(text.as_str())),
+            Line::Upstream(_) => None,
+        })
+        .collect();
+    assert_eq!(upstream.received(), sent_by_client);
+    assert_eq!(summary.provider, provider_name);
+    assert_eq!(summary.model, model);
+    assert_eq!(summary.request_id, request_id);
+    assert_eq!(
+        summary.client_to_upstream,
+        traffic(&lines, true),
+        "client traffic"
+    );
+    assert_eq!(
+        summary.upstream_to_client,
+        traffic(&lines, false),
+        "upstream traffic"
+    );
+    assert_eq!(
+        summary.end,
+        SessionEnd {
+            closed_by: ClosedBy::Client,
+            code: 1000,
+            reason: "bye".into(),
+            error: None,
+        }
+    );
+    assert!(observed.is_done());
+    (usage, transcriptions, summary)
+}
+
+/// The summary's times are within the test's own.
+fn check_times(summary: &SessionSummary, (wall, start): (SystemTime, Instant)) {
+    assert!(summary.started_at >= wall && summary.started_at <= SystemTime::now());
+    assert!(summary.duration <= start.elapsed());
+    assert!(summary.upstream_connect_time <= start.elapsed());
+}
+
+/// A usage record of the replayed session.
+fn record(
+    provider: &str,
+    model: &str,
+    session: Option<&str>,
+    response: &str,
+    usage: Usage,
+) -> UsageRecord {
+    UsageRecord {
+        provider: provider.into(),
+        model: model.into(),
+        request_id: format!("req-replay-{provider}"),
+        session_id: session.map(str::to_owned),
+        response_id: Some(response.into()),
+        usage,
+    }
+}
+
+/// The summary `actual` should be, given its times and traffic (checked by [`replay`]).
+fn expected(actual: &SessionSummary, session: Option<&str>, rest: Expected) -> SessionSummary {
+    SessionSummary {
+        provider: actual.provider.clone(),
+        model: actual.model.clone(),
+        request_id: actual.request_id.clone(),
+        session_id: session.map(str::to_owned),
+        started_at: actual.started_at,
+        duration: actual.duration,
+        upstream_connect_time: actual.upstream_connect_time,
+        client_to_upstream: actual.client_to_upstream,
+        upstream_to_client: actual.upstream_to_client,
+        responses: rest.responses,
+        usage: rest.usage,
+        transcription: rest.transcription,
+        input_audio_seconds: rest.input_audio_seconds,
+        input_audio_bytes: rest.input_audio_bytes,
+        end: actual.end.clone(),
+    }
+}
+
+struct Expected {
+    responses: u64,
+    usage: Usage,
+    transcription: TranscriptionTotals,
+    input_audio_seconds: f64,
+    input_audio_bytes: u64,
+}
+
+// ---------------------------------------------------------------------------
+// Recorded sessions
+
+#[tokio::test]
+async fn openai_ga_session() {
+    let (usage, transcriptions, summary) =
+        replay("openai", "gpt-realtime", fixture("openai_ga.events")).await;
+    let session = Some("sess_CQx0XzJvHb3tP7Lq9dVwE");
+    assert_eq!(
+        usage,
+        [
+            record(
+                "openai",
+                "gpt-realtime",
+                session,
+                "resp_CQx0Zw7sJ2uKx1bQ4hHcM",
+                Usage {
+                    total_tokens: Some(253),
+                    input_tokens: Some(132),
+                    output_tokens: Some(121),
+                    input_token_details: Some(InputTokenDetails {
+                        text_tokens: Some(119),
+                        audio_tokens: Some(13),
+                        image_tokens: Some(0),
+                        cached_tokens: Some(0),
+                        cached_tokens_details: Some(CachedTokenDetails {
+                            text_tokens: Some(0),
+                            audio_tokens: Some(0),
+                            image_tokens: Some(0),
+                        }),
+                    }),
+                    output_token_details: Some(OutputTokenDetails {
+                        text_tokens: Some(30),
+                        audio_tokens: Some(91),
+                    }),
+                },
+            ),
+            record(
+                "openai",
+                "gpt-realtime",
+                session,
+                "resp_CQx0bU3mZx9Ye2Rf6Gh1J",
+                Usage {
+                    total_tokens: Some(412),
+                    input_tokens: Some(281),
+                    output_tokens: Some(131),
+                    input_token_details: Some(InputTokenDetails {
+                        text_tokens: Some(152),
+                        audio_tokens: Some(129),
+                        image_tokens: Some(0),
+                        cached_tokens: Some(192),
+                        cached_tokens_details: Some(CachedTokenDetails {
+                            text_tokens: Some(128),
+                            audio_tokens: Some(64),
+                            image_tokens: Some(0),
+                        }),
+                    }),
+                    output_token_details: Some(OutputTokenDetails {
+                        text_tokens: Some(33),
+                        audio_tokens: Some(98),
+                    }),
+                },
+            ),
+        ]
+    );
+    let transcription = Usage {
+        total_tokens: Some(26),
+        input_tokens: Some(17),
+        output_tokens: Some(9),
+        input_token_details: Some(InputTokenDetails {
+            text_tokens: Some(0),
+            audio_tokens: Some(17),
+            ..Default::default()
+        }),
+        output_token_details: None,
+    };
+    assert_eq!(
+        transcriptions,
+        [TranscriptionRecord {
+            provider: "openai".into(),
+            model: "gpt-realtime".into(),
+            request_id: "req-replay-openai".into(),
+            session_id: session.map(str::to_owned),
+            item_id: Some("item_CQx0YtfDz0l3dWd4GvNr8".into()),
+            usage: TranscriptionUsage::Tokens(transcription.clone()),
+        }]
+    );
+    assert_eq!(
+        summary,
+        expected(
+            &summary,
+            session,
+            Expected {
+                responses: 2,
+                usage: Usage {
+                    total_tokens: Some(665),
+                    input_tokens: Some(413),
+                    output_tokens: Some(252),
+                    input_token_details: Some(InputTokenDetails {
+                        text_tokens: Some(271),
+                        audio_tokens: Some(142),
+                        image_tokens: Some(0),
+                        cached_tokens: Some(192),
+                        cached_tokens_details: Some(CachedTokenDetails {
+                            text_tokens: Some(128),
+                            audio_tokens: Some(64),
+                            image_tokens: Some(0),
+                        }),
+                    }),
+                    output_token_details: Some(OutputTokenDetails {
+                        text_tokens: Some(63),
+                        audio_tokens: Some(189),
+                    }),
+                },
+                transcription: TranscriptionTotals {
+                    tokens: transcription,
+                    seconds: None,
+                },
+                // Three appends of 4 800 bytes of pcm16 at 24 kHz.
+                input_audio_seconds: 0.3,
+                input_audio_bytes: 14_400,
+            }
+        )
+    );
+}
+
+#[tokio::test]
+async fn openai_beta_session() {
+    let (usage, transcriptions, summary) = replay(
+        "openai",
+        "gpt-4o-realtime-preview",
+        fixture("openai_beta.events"),
+    )
+    .await;
+    let session = Some("sess_BZr3QmV8KcTn2Wd7XsLp1");
+    let response = Usage {
+        total_tokens: Some(209),
+        input_tokens: Some(151),
+        output_tokens: Some(58),
+        input_token_details: Some(InputTokenDetails {
+            text_tokens: Some(131),
+            audio_tokens: Some(20),
+            image_tokens: None,
+            cached_tokens: Some(0),
+            cached_tokens_details: Some(CachedTokenDetails {
+                text_tokens: Some(0),
+                audio_tokens: Some(0),
+                image_tokens: None,
+            }),
+        }),
+        output_token_details: Some(OutputTokenDetails {
+            text_tokens: Some(14),
+            audio_tokens: Some(44),
+        }),
+    };
+    assert_eq!(
+        usage,
+        [record(
+            "openai",
+            "gpt-4o-realtime-preview",
+            session,
+            "resp_BZr3SxL4Gm7Vb2Kq9PdHc",
+            response.clone()
+        )]
+    );
+    // whisper-1 reported no usage.
+    assert_eq!(transcriptions, []);
+    assert_eq!(
+        summary,
+        expected(
+            &summary,
+            session,
+            Expected {
+                responses: 1,
+                usage: response,
+                transcription: TranscriptionTotals::default(),
+                // Two appends of 1 600 bytes of G.711 u-law at 8 kHz.
+                input_audio_seconds: 0.4,
+                input_audio_bytes: 3_200,
+            }
+        )
+    );
+}
+
+#[tokio::test]
+async fn azure_session() {
+    let (usage, transcriptions, summary) =
+        replay("azure", "gpt-realtime", fixture("azure.events")).await;
+    let session = Some("sess_CRb7Jd2Hq9Xw4Lm1TzVf8");
+    let response = Usage {
+        total_tokens: Some(187),
+        input_tokens: Some(125),
+        output_tokens: Some(62),
+        input_token_details: Some(InputTokenDetails {
+            text_tokens: Some(110),
+            audio_tokens: Some(15),
+            image_tokens: Some(0),
+            cached_tokens: Some(0),
+            cached_tokens_details: Some(CachedTokenDetails {
+                text_tokens: Some(0),
+                audio_tokens: Some(0),
+                image_tokens: Some(0),
+            }),
+        }),
+        output_token_details: Some(OutputTokenDetails {
+            text_tokens: Some(17),
+            audio_tokens: Some(45),
+        }),
+    };
+    assert_eq!(
+        usage,
+        [record(
+            "azure",
+            "gpt-realtime",
+            session,
+            "resp_CRb7LmX5Vt1Hc9Qa2JpWz",
+            response.clone()
+        )]
+    );
+    assert_eq!(
+        transcriptions,
+        [TranscriptionRecord {
+            provider: "azure".into(),
+            model: "gpt-realtime".into(),
+            request_id: "req-replay-azure".into(),
+            session_id: session.map(str::to_owned),
+            item_id: Some("item_CRb7KfW3Ns8Pq2Yd6HmLx".into()),
+            usage: TranscriptionUsage::Duration { seconds: 0.3 },
+        }]
+    );
+    assert_eq!(
+        summary,
+        expected(
+            &summary,
+            session,
+            Expected {
+                responses: 1,
+                usage: response,
+                transcription: TranscriptionTotals {
+                    tokens: Usage::default(),
+                    seconds: Some(0.3),
+                },
+                // Three appends of 800 bytes of G.711 A-law (`audio/pcma`).
+                input_audio_seconds: 0.3,
+                input_audio_bytes: 2_400,
+            }
+        )
+    );
+}
+
+#[tokio::test]
+async fn bailian_session_with_the_plural_spelling() {
+    let (usage, transcriptions, summary) = replay(
+        "bailian",
+        "qwen3-omni-flash-realtime",
+        fixture("bailian.events"),
+    )
+    .await;
+    let session = Some("sess_Ov7GOXoNXhNjlxXtOGKQS");
+    let response = Usage {
+        total_tokens: Some(377),
+        input_tokens: Some(336),
+        output_tokens: Some(41),
+        input_token_details: Some(InputTokenDetails {
+            text_tokens: Some(228),
+            audio_tokens: Some(108),
+            ..Default::default()
+        }),
+        output_token_details: Some(OutputTokenDetails {
+            text_tokens: Some(9),
+            audio_tokens: Some(32),
+        }),
+    };
+    assert_eq!(
+        usage,
+        [record(
+            "bailian",
+            "qwen3-omni-flash-realtime",
+            session,
+            "resp_HaVOPdbmX6vifiV5pAfJY",
+            response.clone()
+        )]
+    );
+    assert_eq!(transcriptions, []);
+    assert_eq!(
+        summary,
+        expected(
+            &summary,
+            session,
+            Expected {
+                responses: 1,
+                usage: response,
+                transcription: TranscriptionTotals::default(),
+                input_audio_seconds: 0.0,
+                input_audio_bytes: 0,
+            }
+        )
+    );
+}
+
+#[tokio::test]
+async fn zai_session() {
+    let (usage, transcriptions, summary) =
+        replay("zai", "glm-realtime", fixture("zai.events")).await;
+    let session = Some("sessd3658fb09efc5026dd639e7505a1ea92");
+    let response = Usage {
+        total_tokens: Some(150),
+        input_tokens: Some(50),
+        output_tokens: Some(100),
+        input_token_details: Some(InputTokenDetails {
+            text_tokens: Some(30),
+            audio_tokens: Some(20),
+            ..Default::default()
+        }),
+        output_token_details: Some(OutputTokenDetails {
+            text_tokens: Some(80),
+            audio_tokens: Some(20),
+        }),
+    };
+    assert_eq!(
+        usage,
+        [record(
+            "zai",
+            "glm-realtime",
+            session,
+            "respb8a11b86aab241e99c7a98d0f393758c",
+            response.clone()
+        )]
+    );
+    assert_eq!(transcriptions, []);
+    assert_eq!(
+        summary,
+        expected(
+            &summary,
+            session,
+            Expected {
+                responses: 1,
+                usage: response,
+                transcription: TranscriptionTotals::default(),
+                // WAV input: the bytes are counted, the seconds are not guessed.
+                input_audio_seconds: 0.0,
+                input_audio_bytes: 6_400,
+            }
+        )
+    );
+}
+
+#[tokio::test]
+async fn xai_session_with_empty_usage() {
+    let (usage, transcriptions, summary) =
+        replay("xai", "grok-voice-latest", fixture("xai.events")).await;
+    assert_eq!(
+        usage,
+        [record(
+            "xai",
+            "grok-voice-latest",
+            None,
+            "resp_5d3b1f9e-7c5a-4b3d-8f1e-0a8c6e4b2d99",
+            Usage::default()
+        )]
+    );
+    assert_eq!(transcriptions, []);
+    assert_eq!(
+        summary,
+        expected(
+            &summary,
+            None,
+            Expected {
+                responses: 1,
+                usage: Usage::default(),
+                transcription: TranscriptionTotals::default(),
+                // Four appends of 3 200 bytes of pcm at 16 kHz: per-minute billing
+                // still has its input time.
+                input_audio_seconds: 0.4,
+                input_audio_bytes: 12_800,
+            }
+        )
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Sessions that end badly still report
+
+/// The first `response.done` of the GA fixture, and its usage.
+fn ga_response_done() -> (String, Usage) {
+    let line = fixture("openai_ga.events")
+        .into_iter()
+        .find_map(|line| match line {
+            Line::Upstream(text) if text.starts_with(r#"{"type":"response.done""#) => Some(text),
+            _ => None,
+        })
+        .unwrap();
+    let usage = Usage {
+        total_tokens: Some(253),
+        input_tokens: Some(132),
+        output_tokens: Some(121),
+        input_token_details: Some(InputTokenDetails {
+            text_tokens: Some(119),
+            audio_tokens: Some(13),
+            image_tokens: Some(0),
+            cached_tokens: Some(0),
+            cached_tokens_details: Some(CachedTokenDetails {
+                text_tokens: Some(0),
+                audio_tokens: Some(0),
+                image_tokens: Some(0),
+            }),
+        }),
+        output_token_details: Some(OutputTokenDetails {
+            text_tokens: Some(30),
+            audio_tokens: Some(91),
+        }),
+    };
+    (line, usage)
+}
+
+const AUDIO_DELTA: &str = r#"{"type":"response.output_audio.delta","event_id":"event_1","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"AAAAAAAAAAAAAAAA"}"#;
+
+/// An upstream that greets, sends a usage event and two audio deltas, then
+/// vanishes without a close frame.
+async fn vanishing_upstream() -> MockUpstream {
+    let (done, _) = ga_response_done();
+    MockUpstream::with_script(move |mut session: UpstreamSession| {
+        let done = done.clone();
+        async move {
+            session.session_created().await;
+            session.send(Message::text(done)).await;
+            session.send(Message::text(AUDIO_DELTA)).await;
+            session.send(Message::text(AUDIO_DELTA)).await;
+            drop(session.into_socket());
+        }
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn upstream_vanishing_mid_stream_still_gives_a_summary() {
+    let upstream = vanishing_upstream().await;
+    let (observer, mut observed) = observer();
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream)).observer(observer)).await;
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    assert_eq!(next_event(&mut client).await["type"], "response.done");
+    next_data(&mut client).await;
+    next_data(&mut client).await;
+    // The client is closed (with 1014, see tests/relay.rs).
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(PROMPTLY, client.next()).await {}
+
+    let (usage, _, summary) = observed.session().await;
+    let (_, response) = ga_response_done();
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0].usage, response);
+    assert_eq!(usage[0].session_id.as_deref(), Some("sess_mock000001"));
+    assert_eq!(summary.session_id.as_deref(), Some("sess_mock000001"));
+    assert_eq!(summary.responses, 1);
+    assert_eq!(summary.usage, response);
+    assert_eq!(summary.upstream_to_client.messages, 4);
+    assert_eq!(summary.client_to_upstream, Traffic::default());
+    assert_eq!(summary.end.closed_by, ClosedBy::Upstream);
+    assert_eq!(summary.end.code, 1006);
+    assert!(summary.end.error.is_some());
+}
+
+#[tokio::test]
+async fn client_vanishing_mid_stream_still_gives_a_summary() {
+    // An upstream that greets and listens.
+    let upstream = MockUpstream::with_script(|mut session: UpstreamSession| async move {
+        session.session_created().await;
+        while session.recv().await.is_some() {}
+    })
+    .await
+    .unwrap();
+    let (observer, mut observed) = observer();
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream)).observer(observer)).await;
+    let mut client =
+        RawClient::connect(gateway.addr, "/v1/realtime?model=openai/gpt-realtime").await;
+    client.read_frame().await.unwrap();
+    // Half a second of pcm16 at 24 kHz, in two appends.
+    let append = append_event(&base64(&[0u8; 12_000]));
+    client.frame(0x81, append.as_bytes(), true).await;
+    client.frame(0x81, append.as_bytes(), true).await;
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |u| u.received().len() == 2)
+            .await
+    );
+    client.reset();
+
+    let (usage, _, summary) = observed.session().await;
+    assert!(usage.is_empty());
+    assert_eq!(summary.input_audio_seconds, 0.5);
+    assert_eq!(summary.input_audio_bytes, 24_000);
+    assert_eq!(
+        summary.client_to_upstream,
+        Traffic {
+            messages: 2,
+            bytes: 2 * append.len() as u64
+        }
+    );
+    assert_eq!(summary.end.closed_by, ClosedBy::Client);
+    assert_eq!(summary.end.code, 1006);
+    assert!(summary.end.error.is_some());
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |u| !u.closes().is_empty())
+            .await
+    );
+    assert_eq!(
+        upstream.closes()[0].as_ref().unwrap().code,
+        CloseCode::Error
+    );
+}
+
+#[tokio::test]
+async fn a_session_the_gateway_ends_gives_a_summary() {
+    let upstream = MockUpstream::echo().await.unwrap();
+    let (observer, mut observed) = observer();
+    let layer = RealtimeLayer::new(openai(&upstream))
+        .idle_timeout(Duration::from_millis(200))
+        .observer(observer);
+    let gateway = serve_axum(layer).await;
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    next_event(&mut client).await;
+    assert_eq!(
+        next_event(&mut client).await["error"]["code"],
+        "idle_timeout"
+    );
+    close_frame(&mut client).await;
+    // Answer the close.
+    while let Some(Ok(_)) = client.next().await {}
+
+    let (_, _, summary) = observed.session().await;
+    assert_eq!(
+        summary.end,
+        SessionEnd {
+            closed_by: ClosedBy::Gateway,
+            code: 1008,
+            reason: "idle timeout".into(),
+            error: None,
+        }
+    );
+    assert_eq!(summary.upstream_to_client.messages, 1);
+    assert_eq!(summary.responses, 0);
+    assert_eq!(summary.usage, Usage::default());
+}
+
+#[tokio::test]
+async fn refused_upgrades_give_no_summary() {
+    let upstream = MockUpstream::builder()
+        .handshake(Handshake::reject(
+            503,
+            r#"{"error":{"message":"overloaded"}}"#,
+        ))
+        .start()
+        .await
+        .unwrap();
+    let (observer, mut observed) = observer();
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream)).observer(observer)).await;
+    let (status, _, _) = refused(&gateway.url("?model=openai/gpt-realtime"), &[]).await;
+    assert_eq!(status, 502);
+    let (status, _, _) = refused(&gateway.url(""), &[]).await;
+    assert_eq!(status, 400);
+    assert!(observed.is_done());
+}
+
+// ---------------------------------------------------------------------------
+// Input audio time
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.len();
+        let group = u32::from(chunk[0]) << 16
+            | u32::from(*chunk.get(1).unwrap_or(&0)) << 8
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= n {
+                text.push(ALPHABET[(group >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                text.push('=');
+            }
+        }
+    }
+    text
+}
+
+fn append_event(audio: &str) -> String {
+    format!(r#"{{"type":"input_audio_buffer.append","audio":"{audio}"}}"#)
+}
+
+/// Sends `events` from a client, then closes; returns the summary.
+async fn appended(events: &[String]) -> SessionSummary {
+    let upstream = MockUpstream::with_script(|mut session: UpstreamSession| async move {
+        session.session_created().await;
+        while session.recv().await.is_some() {}
+    })
+    .await
+    .unwrap();
+    let (observer, mut observed) = observer();
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream)).observer(observer)).await;
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    next_event(&mut client).await;
+    for event in events {
+        send_text(&mut client, event).await;
+    }
+    client.close(None).await.unwrap();
+    while let Some(Ok(_)) = client.next().await {}
+    let (_, _, summary) = observed.session().await;
+    assert_eq!(upstream.received().len(), events.len());
+    summary
+}
+
+#[test]
+fn base64_helper_pads() {
+    assert_eq!(base64(b"M"), "TQ==");
+    assert_eq!(base64(b"Ma"), "TWE=");
+    assert_eq!(base64(b"Man"), "TWFu");
+    assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
+}
+
+#[tokio::test]
+async fn input_audio_seconds_from_pcm16_appends() {
+    // The upstream's session.created says audio/pcm at 24 kHz; one second is
+    // 48 000 bytes. Chunks of every padding length.
+    let events: Vec<String> = [48_000, 24_000, 9_601, 9_602, 4_797]
+        .iter()
+        .map(|&size| append_event(&base64(&vec![7u8; size])))
+        .collect();
+    let summary = appended(&events).await;
+    assert_eq!(summary.input_audio_bytes, 96_000);
+    assert_eq!(summary.input_audio_seconds, 2.0);
+}
+
+#[tokio::test]
+async fn input_audio_seconds_from_g711_appends() {
+    let second = append_event(&base64(&[0xd5; 8_000]));
+    let events = vec![
+        // Beta spelling, A-law: one second.
+        r#"{"type":"session.update","session":{"input_audio_format":"g711_alaw"}}"#.to_owned(),
+        second.clone(),
+        // GA spelling, u-law: one more.
+        r#"{"type":"session.update","session":{"type":"realtime","audio":{"input":{"format":{"type":"audio/pcmu"}}}}}"#
+            .to_owned(),
+        second.clone(),
+        // Back to pcm16 at 24 kHz: 8 000 bytes are a sixth of a second.
+        r#"{"type":"session.update","session":{"input_audio_format":"pcm16"}}"#.to_owned(),
+        second,
+    ];
+    let summary = appended(&events).await;
+    assert_eq!(summary.input_audio_bytes, 24_000);
+    assert!((summary.input_audio_seconds - (2.0 + 1.0 / 6.0)).abs() < 1e-9);
+}
+
+// ---------------------------------------------------------------------------
+// Tracing
+
+/// Log output captured from the current thread (tests run on a
+/// current-thread runtime, so the gateway's tasks log here too).
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures what `filter` lets through until the guard is dropped.
+fn capture(filter: &str) -> (Logs, tracing::subscriber::DefaultGuard) {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn info_is_quiet_for_sessions_and_client_mistakes() {
+    let (logs, _guard) = capture("info");
+    replay("openai", "gpt-realtime", fixture("openai_ga.events")).await;
+    let upstream = MockUpstream::echo().await.unwrap();
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream))).await;
+    refused(&gateway.url(""), &[]).await;
+    refused(&gateway.url("?model=nope/x"), &[]).await;
+    assert_eq!(logs.text(), "");
+}
+
+#[tokio::test]
+async fn upstream_failures_are_warnings_with_the_session_fields() {
+    let (logs, _guard) = capture("info");
+    let upstream = vanishing_upstream().await;
+    let (observer, mut observed) = observer();
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream)).observer(observer)).await;
+    let (mut client, _) = connect(
+        &gateway.url("?model=openai/gpt-realtime"),
+        &[("x-request-id", "req-vanish")],
+    )
+    .await
+    .unwrap();
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(PROMPTLY, client.next()).await {}
+    observed.session().await;
+
+    let refusing = MockUpstream::builder()
+        .handshake(Handshake::reject(
+            503,
+            r#"{"error":{"message":"overloaded"}}"#,
+        ))
+        .start()
+        .await
+        .unwrap();
+    let gateway = serve_axum(RealtimeLayer::new(openai(&refusing))).await;
+    refused(
+        &gateway.url("?model=openai/gpt-realtime"),
+        &[("x-request-id", "req-refused")],
+    )
+    .await;
+
+    let full = serve_axum(RealtimeLayer::new(openai(&refusing)).max_sessions(0)).await;
+    refused(
+        &full.url("?model=openai/gpt-realtime"),
+        &[("x-request-id", "req-full")],
+    )
+    .await;
+
+    let text = logs.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for line in &lines {
+        assert!(line.contains(" WARN realtime_session{"), "{line}");
+        assert!(
+            line.contains(r#"provider="openai" model="gpt-realtime""#),
+            "{line}"
+        );
+    }
+    assert!(lines[0].contains(r#"request_id="req-vanish""#), "{text}");
+    assert!(
+        lines[0].contains("session failed closed_by=upstream code=1006"),
+        "{text}"
+    );
+    assert!(lines[1].contains(r#"request_id="req-refused""#), "{text}");
+    assert!(
+        lines[1].contains("upstream refused the session status=503"),
+        "{text}"
+    );
+    assert!(lines[2].contains(r#"request_id="req-full""#), "{text}");
+    assert!(
+        lines[2].contains(r#"realtime upgrade refused status=503 code="too_many_sessions""#),
+        "{text}"
+    );
+    assert!(!text.contains(PROVIDER_KEY));
+}
+
+#[tokio::test]
+async fn debug_events_carry_counts_not_content() {
+    let (logs, _guard) = capture("tower_realtime=debug");
+    let lines = fixture("openai_ga.events");
+    replay("openai", "gpt-realtime", lines.clone()).await;
+    let text = logs.text();
+    for event in [
+        "upstream connected connect_ms=",
+        "session open",
+        "session closed closed_by=client code=1000",
+        "client_messages=6",
+        "upstream_messages=23",
+    ] {
+        assert!(text.contains(event), "{event:?} missing from {text}");
+    }
+    // No event, transcript, instruction, audio or key.
+    assert!(!text.contains("checkout"), "{text}");
+    assert!(!text.contains("hotel"), "{text}");
+    assert!(!text.contains("bye"), "{text}");
+    assert!(!text.contains(PROVIDER_KEY), "{text}");
+    for line in &lines {
+        let (Line::Client(event) | Line::Upstream(event)) = line;
+        let value: serde_json::Value = serde_json::from_str(event).unwrap();
+        let audio = value["audio"].as_str().or(value["delta"].as_str());
+        if let Some(audio) = audio.filter(|audio| audio.len() > 100) {
+            assert!(!text.contains(&audio[..32]), "{text}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Metrics
+
+#[cfg(feature = "metrics")]
+mod metrics_recorder {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata,
+        Recorder, SharedString, Unit,
+    };
+
+    /// Every value recorded, by `name{label=value,...}` (labels sorted).
+    #[derive(Clone, Default)]
+    pub struct Recorded {
+        values: Arc<Mutex<BTreeMap<String, f64>>>,
+        samples: Arc<Mutex<BTreeMap<String, Vec<f64>>>>,
+    }
+
+    impl Recorded {
+        /// A counter or gauge.
+        pub fn value(&self, key: &str) -> Option<f64> {
+            self.values.lock().unwrap().get(key).copied()
+        }
+
+        /// The samples of a histogram.
+        pub fn samples(&self, key: &str) -> Vec<f64> {
+            self.samples
+                .lock()
+                .unwrap()
+                .get(key)
+                .cloned()
+                .unwrap_or_default()
+        }
+
+        /// Every key recorded.
+        pub fn keys(&self) -> Vec<String> {
+            let mut keys: Vec<String> = self.values.lock().unwrap().keys().cloned().collect();
+            keys.extend(self.samples.lock().unwrap().keys().cloned());
+            keys
+        }
+
+        fn handle(&self, key: &Key) -> Arc<Handle> {
+            let mut labels: Vec<String> = key
+                .labels()
+                .map(|label| format!("{}={}", label.key(), label.value()))
+                .collect();
+            labels.sort();
+            Arc::new(Handle {
+                key: format!("{}{{{}}}", key.name(), labels.join(",")),
+                recorded: self.clone(),
+            })
+        }
+    }
+
+    struct Handle {
+        key: String,
+        recorded: Recorded,
+    }
+
+    impl Handle {
+        fn change(&self, change: impl FnOnce(&mut f64)) {
+            change(
+                self.recorded
+                    .values
+                    .lock()
+                    .unwrap()
+                    .entry(self.key.clone())
+                    .or_default(),
+            );
+        }
+    }
+
+    impl CounterFn for Handle {
+        fn increment(&self, value: u64) {
+            self.change(|total| *total += value as f64);
+        }
+
+        fn absolute(&self, value: u64) {
+            self.change(|total| *total = value as f64);
+        }
+    }
+
+    impl GaugeFn for Handle {
+        fn increment(&self, value: f64) {
+            self.change(|total| *total += value);
+        }
+
+        fn decrement(&self, value: f64) {
+            self.change(|total| *total -= value);
+        }
+
+        fn set(&self, value: f64) {
+            self.change(|total| *total = value);
+        }
+    }
+
+    impl HistogramFn for Handle {
+        fn record(&self, value: f64) {
+            self.recorded
+                .samples
+                .lock()
+                .unwrap()
+                .entry(self.key.clone())
+                .or_default()
+                .push(value);
+        }
+    }
+
+    impl Recorder for Recorded {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(self.handle(key))
+        }
+
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::from_arc(self.handle(key))
+        }
+
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(self.handle(key))
+        }
+    }
+}
+
+/// Sessions, traffic, tokens, connect times, errors and refusals, all in one
+/// current-thread runtime so the recorder sees the gateway's tasks.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn metrics_of_sessions_and_refusals() {
+    let recorded = metrics_recorder::Recorded::default();
+    let _guard = metrics::set_default_local_recorder(&recorded);
+
+    // A whole session, with an observer.
+    let lines = fixture("openai_ga.events");
+    replay("openai", "gpt-realtime", lines.clone()).await;
+    // A session cut off by its upstream, without an observer: still metered.
+    let upstream = vanishing_upstream().await;
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream))).await;
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(PROMPTLY, client.next()).await {}
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |_| recorded
+                .value("realtime_sessions_active{provider=openai}")
+                == Some(0.0))
+            .await
+    );
+    // Two refusals.
+    refused(&gateway.url(""), &[]).await;
+    refused(&gateway.url("?model=openai/"), &[]).await;
+
+    let value = |key: &str| recorded.value(key);
+    assert_eq!(value("realtime_sessions_total{provider=openai}"), Some(2.0));
+    assert_eq!(
+        value("realtime_sessions_active{provider=openai}"),
+        Some(0.0)
+    );
+    let (client, upstream_side) = (traffic(&lines, true), traffic(&lines, false));
+    assert_eq!(
+        value("realtime_messages_total{direction=client_to_upstream,provider=openai}"),
+        Some(client.messages as f64)
+    );
+    assert_eq!(
+        value("realtime_bytes_total{direction=client_to_upstream,provider=openai}"),
+        Some(client.bytes as f64)
+    );
+    // The replayed session, plus the cut-off one's four messages.
+    assert_eq!(
+        value("realtime_messages_total{direction=upstream_to_client,provider=openai}"),
+        Some((upstream_side.messages + 4) as f64)
+    );
+    let tokens = |kind: &str| {
+        value(&format!(
+            "realtime_tokens_total{{kind={kind},model=gpt-realtime,provider=openai}}"
+        ))
+    };
+    // Two responses in the replay, the first of them again in the cut-off session.
+    assert_eq!(tokens("input"), Some((413 + 132) as f64));
+    assert_eq!(tokens("output"), Some((252 + 121) as f64));
+    assert_eq!(tokens("input_text"), Some((271 + 119) as f64));
+    assert_eq!(tokens("input_audio"), Some((142 + 13) as f64));
+    assert_eq!(tokens("input_image"), Some(0.0));
+    assert_eq!(tokens("input_cached"), Some(192.0));
+    assert_eq!(tokens("input_cached_text"), Some(128.0));
+    assert_eq!(tokens("input_cached_audio"), Some(64.0));
+    assert_eq!(tokens("output_text"), Some((63 + 30) as f64));
+    assert_eq!(tokens("output_audio"), Some((189 + 91) as f64));
+    assert_eq!(tokens("transcription_input"), Some(17.0));
+    assert_eq!(tokens("transcription_output"), Some(9.0));
+    assert_eq!(
+        value("realtime_session_errors_total{kind=connection_lost,provider=openai,side=upstream}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("realtime_refusals_total{code=missing_model}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        recorded
+            .samples("realtime_session_duration_seconds{closed_by=client,provider=openai}")
+            .len(),
+        1
+    );
+    assert_eq!(
+        recorded
+            .samples("realtime_session_duration_seconds{closed_by=upstream,provider=openai}")
+            .len(),
+        1
+    );
+    assert_eq!(
+        recorded.samples("realtime_input_audio_seconds{provider=openai}"),
+        [0.3, 0.0]
+    );
+    assert_eq!(
+        recorded
+            .samples("realtime_upstream_connect_seconds{provider=openai}")
+            .len(),
+        2
+    );
+    // Nothing else, and no label carries a key, an id or content.
+    for key in recorded.keys() {
+        assert!(key.starts_with("realtime_"), "{key}");
+        assert!(
+            !key.contains("sess_") && !key.contains("req") && !key.contains(PROVIDER_KEY),
+            "{key}"
+        );
+    }
+}
