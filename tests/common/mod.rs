@@ -401,3 +401,4 @@ fn decode_frame(buffer: &[u8]) -> Option<(RawFrame, usize)> {
         at + len,
     ))
 }
+pub mod example;
