@@ -229,6 +229,7 @@ fn print_banner(
                 .to_owned()
         }
     };
+    // websocat's -H takes every argument after it: it goes last.
     let header = match &options.api_key {
         Some(_) => " -H \"Authorization: Bearer $GATEWAY_API_KEY\"",
         None => "",
@@ -244,8 +245,9 @@ fn print_banner(
         options.sessions_per_minute, options.max_sessions
     );
     println!("try:");
-    println!("  websocat{header} \"ws://{addr}{REALTIME_PATH}?model={DEMO_MODEL}\"");
+    println!("  websocat \"ws://{addr}{REALTIME_PATH}?model={DEMO_MODEL}\"{header}");
     println!("  then type  {{\"type\":\"response.create\"}}");
+    println!();
     if options.api_key.is_none() {
         tracing::warn!("authentication is OFF: set GATEWAY_API_KEY to require a key");
     }

@@ -96,10 +96,11 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A running example that printed `listening  http://ADDR`.
+/// A running example that printed a banner with `listening  http://ADDR`,
+/// ended by an empty line.
 pub struct Example {
     pub addr: SocketAddr,
-    /// Everything it printed to stdout up to and including that line.
+    /// The banner, without its empty last line.
     pub banner: String,
     child: Child,
     log: Arc<Mutex<String>>,
@@ -108,7 +109,7 @@ pub struct Example {
 
 impl Example {
     /// Starts `binary` with `args`, `GATEWAY_API_KEY` set to `api_key` (or
-    /// unset), and waits for its banner.
+    /// unset), and waits for its banner (up to an empty line).
     pub fn start(binary: &Path, args: &[&str], api_key: Option<&str>) -> Example {
         let mut command = Command::new(binary);
         command
@@ -163,12 +164,14 @@ impl Example {
                     example.log()
                 );
             };
-            example.banner.push_str(&line);
-            example.banner.push('\n');
-            if let Some(addr) = line.trim().strip_prefix("listening  http://") {
-                example.addr = addr.parse().expect("the listening address");
+            if line.is_empty() && example.addr.port() != 0 {
                 break;
             }
+            if let Some(addr) = line.trim().strip_prefix("listening  http://") {
+                example.addr = addr.parse().expect("the listening address");
+            }
+            example.banner.push_str(&line);
+            example.banner.push('\n');
         }
         // Keep reading stdout so that the example never blocks on it.
         std::thread::spawn(move || while banner_lines.recv().is_ok() {});
@@ -187,15 +190,24 @@ impl Example {
     /// When it does not exit in time or exits with a failure.
     pub fn stop_gracefully(mut self) -> String {
         let status = self.terminate();
-        if let Some(reader) = self.log_reader.take() {
-            reader.join().unwrap();
-        }
         let log = self.log();
         assert!(status.success(), "the example exited with {status}:\n{log}");
         log
     }
 
-    /// Sends SIGTERM and waits for the exit.
+    /// Waits until the log contains `needle`; `false` if it does not in time.
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.log().contains(needle) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// Sends SIGTERM and waits for the exit; the log is complete then.
     pub fn terminate(&mut self) -> ExitStatus {
         let signal = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -205,11 +217,14 @@ impl Example {
         self.wait()
     }
 
-    /// Waits for the process to exit on its own.
+    /// Waits for the process to exit on its own; the log is complete then.
     pub fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().expect("the example's status") {
+                if let Some(reader) = self.log_reader.take() {
+                    reader.join().unwrap();
+                }
                 return status;
             }
             assert!(
