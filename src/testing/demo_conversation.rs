@@ -33,6 +33,8 @@ pub(crate) struct Conversation {
     last_item: Option<String>,
     heard: Heard,
     buffer: InputBuffer,
+    /// The item that the speech in the buffer will become.
+    speech_item: Option<String>,
     /// The conversation so far, as the model reads it.
     context: Tokens,
     last_reply: Option<Reply>,
@@ -48,6 +50,7 @@ impl Conversation {
             last_item: None,
             heard: Heard::Nothing,
             buffer: InputBuffer::default(),
+            speech_item: None,
             context: Tokens::default(),
             last_reply: None,
         }
@@ -151,21 +154,11 @@ impl Conversation {
         // Loudness is measured on PCM16 only.
         let level =
             (self.settings.input_format() == "audio/pcm").then(|| demo_audio::level(&audio));
-        let mut item_id = None;
-        let turn = self.buffer.append(audio.len(), ms, vad.zip(level), || {
-            let id = format!("item_{}_{}", self.suffix, self.ids + 1);
-            item_id = Some(id.clone());
-            id
-        });
-        if item_id.is_some() {
-            self.ids += 1;
-        }
-        match turn {
+        match self.buffer.append(audio.len(), ms, vad.zip(level)) {
             None => {}
-            Some(Turn::Started {
-                audio_start_ms,
-                item_id,
-            }) => {
+            Some(Turn::Started { audio_start_ms }) => {
+                let item_id = self.next_id("item");
+                self.speech_item = Some(item_id.clone());
                 out.push(
                     "input_audio_buffer.speech_started",
                     json!({"audio_start_ms": audio_start_ms, "item_id": item_id}),
@@ -177,13 +170,13 @@ impl Conversation {
             Some(Turn::Stopped {
                 audio_end_ms,
                 audio_ms,
-                item_id,
             }) => {
+                let item_id = self.speech_item.take();
                 out.push(
                     "input_audio_buffer.speech_stopped",
                     json!({"audio_end_ms": audio_end_ms, "item_id": item_id}),
                 );
-                if self.commit(Some(item_id), audio_ms, &Value::Null, out)
+                if self.commit(item_id, audio_ms, &Value::Null, out)
                     && vad.is_some_and(|vad| vad.create_response)
                 {
                     self.respond(&Value::Null, &Value::Null, out);

@@ -14,7 +14,6 @@ pub(crate) struct InputBuffer {
 
 #[derive(Debug)]
 struct Speech {
-    item_id: String,
     start_ms: u64,
     silent_ms: u64,
 }
@@ -23,29 +22,20 @@ struct Speech {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Turn {
     /// Speech began (`input_audio_buffer.speech_started`).
-    Started {
-        audio_start_ms: u64,
-        item_id: String,
-    },
+    Started { audio_start_ms: u64 },
     /// Speech ended (`input_audio_buffer.speech_stopped`); the turn is
-    /// `audio_ms` long and becomes the item `item_id`.
-    Stopped {
-        audio_end_ms: u64,
-        audio_ms: u64,
-        item_id: String,
-    },
+    /// `audio_ms` long.
+    Stopped { audio_end_ms: u64, audio_ms: u64 },
 }
 
 impl InputBuffer {
     /// Adds `bytes` of audio lasting `ms`; with `vad` on and the audio's
-    /// `level` known, reports where speech starts or stops. `new_item_id`
-    /// names the item a starting turn will become.
+    /// `level` known, reports where speech starts or stops.
     pub(crate) fn append(
         &mut self,
         bytes: usize,
         ms: u64,
         vad: Option<(TurnDetection, f32)>,
-        new_item_id: impl FnOnce() -> String,
     ) -> Option<Turn> {
         let at = self.session_ms;
         self.session_ms += ms;
@@ -54,16 +44,13 @@ impl InputBuffer {
         let loud = level >= vad.speech_level;
         match &mut self.speech {
             None if loud => {
-                let item_id = new_item_id();
                 let start_ms = at.saturating_sub(vad.prefix_padding_ms);
                 self.speech = Some(Speech {
-                    item_id: item_id.clone(),
                     start_ms,
                     silent_ms: 0,
                 });
                 Some(Turn::Started {
                     audio_start_ms: start_ms,
-                    item_id,
                 })
             }
             None => None,
@@ -81,7 +68,6 @@ impl InputBuffer {
                 Some(Turn::Stopped {
                     audio_end_ms,
                     audio_ms: audio_end_ms - speech.start_ms,
-                    item_id: speech.item_id,
                 })
             }
         }
@@ -114,16 +100,14 @@ mod tests {
     #[test]
     fn speech_starts_loud_and_stops_after_silence() {
         let mut buffer = InputBuffer::default();
-        let mut chunk =
-            |level: f32| buffer.append(4800, 100, Some((VAD, level)), || "item_1".into());
+        let mut chunk = |level: f32| buffer.append(4800, 100, Some((VAD, level)));
         for _ in 0..5 {
             assert_eq!(chunk(0.001), None);
         }
         assert_eq!(
             chunk(0.3),
             Some(Turn::Started {
-                audio_start_ms: 200,
-                item_id: "item_1".into()
+                audio_start_ms: 200
             })
         );
         assert_eq!(chunk(0.001), None);
@@ -135,8 +119,7 @@ mod tests {
             chunk(0.001),
             Some(Turn::Stopped {
                 audio_end_ms: 800,
-                audio_ms: 600,
-                item_id: "item_1".into()
+                audio_ms: 600
             })
         );
         assert_eq!(buffer.ms(48_000), 1300);
@@ -147,7 +130,7 @@ mod tests {
     #[test]
     fn without_vad_audio_only_accumulates() {
         let mut buffer = InputBuffer::default();
-        assert_eq!(buffer.append(8000, 1000, None, || unreachable!()), None);
+        assert_eq!(buffer.append(8000, 1000, None), None);
         assert_eq!(buffer.ms(8_000), 1000);
     }
 }
