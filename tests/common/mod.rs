@@ -401,4 +401,5 @@ fn decode_frame(buffer: &[u8]) -> Option<(RawFrame, usize)> {
         at + len,
     ))
 }
+pub mod example;
 pub mod http2;

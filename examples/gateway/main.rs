@@ -1,0 +1,254 @@
+//! A realtime gateway that runs out of the box: how tower-realtime is meant
+//! to be composed in an axum app.
+//!
+//! ```sh
+//! cargo run --example gateway                       # http://127.0.0.1:8080, demo provider, no auth
+//! GATEWAY_API_KEY=secret cargo run --example gateway -- --listen 0.0.0.0:8080
+//! ```
+//!
+//! From the outside in, every request passes:
+//!
+//! 1. `TraceLayer`: one log line per request, upgrades included.
+//! 2. `SessionRateLimitLayer`: new sessions per client IP and minute
+//!    (WebSocket upgrades on `/v1/realtime` only).
+//! 3. `SubprotocolTokenLayer`: a browser's `openai-insecure-api-key.KEY`
+//!    subprotocol becomes `Authorization: Bearer KEY` ...
+//! 4. ... which `ValidateRequestHeaderLayer` checks on `/v1/realtime` when
+//!    `GATEWAY_API_KEY` is set.
+//! 5. `RealtimeLayer`, wrapping the whole router: upgrades on
+//!    `/v1/realtime` become relayed sessions, everything else falls through.
+//! 6. The router: the console at `/`, `/healthz`, and an explanation for
+//!    plain requests to `/v1/realtime`.
+//!
+//! Ctrl-C or SIGTERM closes live sessions with `1001` and waits for them
+//! (up to 10 s) before the server stops.
+
+mod auth;
+mod console;
+mod options;
+mod rate_limit;
+mod refusal;
+
+use std::io;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use http::StatusCode;
+use tower::ServiceBuilder;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::validate_request::ValidateRequestHeaderLayer;
+use tower_realtime::testing::MockUpstream;
+use tower_realtime::{Providers, RealtimeLayer, ShutdownHandle, SubprotocolTokenLayer};
+use tracing::Level;
+
+use crate::auth::GatewayKey;
+use crate::options::{Command, Options, USAGE};
+use crate::rate_limit::SessionRateLimitLayer;
+use crate::refusal::refusal;
+
+const REALTIME_PATH: &str = RealtimeLayer::DEFAULT_PATH;
+
+/// The model the console and the printed examples use.
+const DEMO_MODEL: &str = "demo/realtime";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        .init();
+    let command = Command::parse(
+        std::env::args().skip(1),
+        std::env::var("GATEWAY_API_KEY").ok(),
+    );
+    let options = match command {
+        Ok(Command::Run(options)) => options,
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("gateway: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("gateway: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The providers sessions can be routed to, and the demo upstream, which
+/// serves as long as it is kept.
+async fn providers(demo: bool) -> io::Result<(Providers, Option<MockUpstream>)> {
+    let providers = Providers::new();
+    if !demo {
+        return Ok((providers, None));
+    }
+    let upstream = MockUpstream::demo().await?;
+    Ok((providers.with("demo", upstream.provider()), Some(upstream)))
+}
+
+async fn run(options: Options) -> io::Result<()> {
+    let (providers, demo) = providers(options.demo).await?;
+    let provider_names: Vec<String> = providers.names().map(str::to_owned).collect();
+
+    let realtime = RealtimeLayer::new(providers).max_sessions(options.max_sessions);
+    let sessions = realtime.shutdown_handle();
+
+    let models = provider_names
+        .iter()
+        .map(|name| match name.as_str() {
+            "demo" => DEMO_MODEL.to_owned(),
+            other => format!("{other}/"),
+        })
+        .collect();
+    let router = Router::new()
+        .route("/healthz", get(healthz).with_state(sessions.clone()))
+        .route(REALTIME_PATH, get(not_a_websocket))
+        .merge(console::routes(models, options.api_key.is_some()));
+
+    let app = ServiceBuilder::new()
+        // `axum::serve` takes responses with axum's body.
+        .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        // Before authentication, so that guessing keys is limited too.
+        .layer(SessionRateLimitLayer::per_minute(
+            REALTIME_PATH,
+            options.sessions_per_minute,
+        ))
+        .layer(SubprotocolTokenLayer::new())
+        .option_layer(
+            options
+                .api_key
+                .as_deref()
+                .map(|key| ValidateRequestHeaderLayer::custom(GatewayKey::new(REALTIME_PATH, key))),
+        )
+        .layer(realtime)
+        .service(router);
+
+    let listener = tokio::net::TcpListener::bind(options.listen).await?;
+    let addr = listener.local_addr()?;
+    print_banner(addr, &options, &provider_names, demo.as_ref());
+
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        SocketAddr,
+    >(app);
+    axum::serve(listener, service)
+        .with_graceful_shutdown(drain_on_signal(sessions))
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `200 {"status":"ok","sessions":N}`, or `503` once shutdown has begun, so
+/// that load balancers stop sending new clients.
+async fn healthz(
+    axum::extract::State(sessions): axum::extract::State<ShutdownHandle>,
+) -> impl IntoResponse {
+    let (status, state) = if sessions.is_shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    let body = serde_json::json!({"status": state, "sessions": sessions.active_sessions()});
+    (status, Json(body))
+}
+
+/// A plain request to the realtime path fell through `RealtimeLayer`.
+async fn not_a_websocket() -> impl IntoResponse {
+    refusal(
+        StatusCode::UPGRADE_REQUIRED,
+        "invalid_request_error",
+        "upgrade_required",
+        "This is the realtime WebSocket endpoint: connect with a WebSocket client and \
+         `?model=PROVIDER/MODEL`.",
+    )
+}
+
+/// Resolves once Ctrl-C or SIGTERM arrived and live sessions are closed.
+async fn drain_on_signal(sessions: ShutdownHandle) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        signal.recv().await;
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!(
+        live = sessions.active_sessions(),
+        "shutting down: closing live sessions"
+    );
+    if !sessions.shutdown(Duration::from_secs(10)).await {
+        tracing::warn!(
+            live = sessions.active_sessions(),
+            "sessions still open after 10 s"
+        );
+    }
+}
+
+fn print_banner(
+    addr: SocketAddr,
+    options: &Options,
+    providers: &[String],
+    demo: Option<&MockUpstream>,
+) {
+    let providers = match (providers.is_empty(), demo) {
+        (true, _) => "none: every session will be refused".to_owned(),
+        (false, Some(demo)) => format!(
+            "{} (demo: a local scripted upstream on {})",
+            providers.join(", "),
+            demo.addr()
+        ),
+        (false, None) => providers.join(", "),
+    };
+    let auth = match &options.api_key {
+        Some(_) => "on: clients send GATEWAY_API_KEY as a bearer token".to_owned(),
+        None => {
+            "OFF: GATEWAY_API_KEY is not set, anyone who reaches this address can open sessions"
+                .to_owned()
+        }
+    };
+    // websocat's -H takes every argument after it: it goes last.
+    let header = match &options.api_key {
+        Some(_) => " -H \"Authorization: Bearer $GATEWAY_API_KEY\"",
+        None => "",
+    };
+    println!("tower-realtime gateway");
+    println!("  listening  http://{addr}");
+    println!("  console    http://{addr}/");
+    println!("  realtime   ws://{addr}{REALTIME_PATH}?model=PROVIDER/MODEL");
+    println!("  providers  {providers}");
+    println!("  auth       {auth}");
+    println!(
+        "  limits     {} new sessions per minute per client IP, {} live sessions",
+        options.sessions_per_minute, options.max_sessions
+    );
+    println!("try:");
+    println!("  websocat \"ws://{addr}{REALTIME_PATH}?model={DEMO_MODEL}\"{header}");
+    println!("  then type  {{\"type\":\"response.create\"}}");
+    println!();
+    if options.api_key.is_none() {
+        tracing::warn!("authentication is OFF: set GATEWAY_API_KEY to require a key");
+    }
+}

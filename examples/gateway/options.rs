@@ -1,0 +1,95 @@
+//! Command-line flags and environment of the gateway example.
+
+use std::net::SocketAddr;
+
+pub const USAGE: &str = "\
+A realtime gateway with a built-in demo provider and a browser console.
+
+Usage: cargo run --example gateway -- [OPTIONS]
+
+Options:
+  --listen ADDR               address to listen on (default 127.0.0.1:8080; port 0 picks a free one)
+  --sessions-per-minute N     new sessions each client IP may open per minute (default 30)
+  --max-sessions N            live sessions at most (default 100)
+  --no-demo                   do not start the demo provider
+  -h, --help                  print this help
+
+Environment:
+  GATEWAY_API_KEY             the key clients must present (Authorization: Bearer KEY, or the
+                              browser subprotocol openai-insecure-api-key.KEY); unset: no auth
+  RUST_LOG                    log filter (default: info)
+";
+
+/// What the gateway was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: SocketAddr,
+    /// `None`: authentication is off.
+    pub api_key: Option<String>,
+    pub sessions_per_minute: u32,
+    pub max_sessions: usize,
+    pub demo: bool,
+}
+
+/// What `main` does with the command line.
+pub enum Command {
+    Run(Options),
+    Help,
+}
+
+impl Command {
+    /// Parses the arguments (without the program name) and `GATEWAY_API_KEY`.
+    pub fn parse(
+        args: impl IntoIterator<Item = String>,
+        api_key: Option<String>,
+    ) -> Result<Self, String> {
+        let mut options = Options {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_key: api_key.filter(|key| !key.is_empty()),
+            sessions_per_minute: 30,
+            max_sessions: 100,
+            demo: true,
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+            match arg.as_str() {
+                "--listen" => options.listen = parse(&value("--listen")?, "--listen")?,
+                "--sessions-per-minute" => {
+                    options.sessions_per_minute =
+                        parse(&value("--sessions-per-minute")?, "--sessions-per-minute")?;
+                }
+                "--max-sessions" => {
+                    options.max_sessions = parse(&value("--max-sessions")?, "--max-sessions")?;
+                }
+                "--no-demo" => options.demo = false,
+                "-h" | "--help" => return Ok(Command::Help),
+                other => return Err(format!("unknown argument `{other}`")),
+            }
+        }
+        if options.sessions_per_minute == 0 {
+            return Err("--sessions-per-minute must be at least 1".into());
+        }
+        if let Some(key) = &options.api_key
+            && !key.bytes().all(is_token_byte)
+        {
+            return Err(
+                "GATEWAY_API_KEY may only contain letters, digits and !#$%&'*+-.^_`|~ \
+                 (browsers send it inside a subprotocol name)"
+                    .into(),
+            );
+        }
+        Ok(Command::Run(options))
+    }
+}
+
+fn parse<T: std::str::FromStr>(value: &str, name: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{name}: `{value}` is not valid"))
+}
+
+/// The characters of an HTTP token (RFC 9110), which subprotocol names are.
+fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}

@@ -1,0 +1,101 @@
+// Drives the gateway example's console in headless Chromium.
+//
+// Environment: GATEWAY_URL (http://127.0.0.1:PORT), GATEWAY_API_KEY,
+// CHROMIUM (the browser binary), SCREENSHOT_DIR (where to put the PNGs).
+// Prints one JSON line with what it saw, and exits non-zero on any failure.
+
+import { chromium } from "playwright-core";
+import { join } from "node:path";
+
+const { GATEWAY_URL, GATEWAY_API_KEY, CHROMIUM, SCREENSHOT_DIR } = process.env;
+const STEP = 15_000; // generous: the machine may be busy
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    // A fake microphone (a beeping tone) that needs no permission prompt.
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+const pageErrors = [];
+const result = {};
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on("pageerror", (error) => pageErrors.push(String(error)));
+  page.setDefaultTimeout(STEP);
+
+  await page.goto(GATEWAY_URL);
+  await page.waitForSelector("#models option[value='demo/realtime']", { state: "attached" });
+  check((await page.textContent("#key-hint")) === "(required)", "the console says a key is required");
+
+  // Connect with the right key, sent as the subprotocol openai-insecure-api-key.KEY.
+  await page.fill("#token", GATEWAY_API_KEY);
+  await page.click("#connect");
+  await page.waitForSelector("#status[data-state='connected']");
+  result.session = await page.textContent("#session-id");
+  result.subprotocol = await page.textContent("#log li:has(.type:text-is('websocket.open')) .detail");
+  check(result.subprotocol === "subprotocol realtime", `the gateway echoed ${result.subprotocol}`);
+
+  // A text message: reply text, audio deltas, usage and latency.
+  await page.fill("#message", "Hello from Chromium");
+  await page.click("#send");
+  const first = page.locator("#responses tr[data-status='completed']");
+  await first.first().waitFor();
+  const row = await first.first().evaluate((tr) => ({ ...tr.dataset, text: tr.innerText }));
+  result.text = {
+    reply: await page.textContent(".bubble.assistant .text"),
+    audioDeltas: Number(row.audioDeltas),
+    inputTokens: Number(row.inputTokens),
+    outputTokens: Number(row.outputTokens),
+    firstDeltaMs: Number(row.firstMs),
+    doneMs: Number(row.doneMs),
+    row: row.text,
+  };
+  check(result.text.reply.startsWith("You said: “Hello from Chromium”."), `reply: ${result.text.reply}`);
+  check(result.text.audioDeltas >= 10, `audio deltas: ${result.text.audioDeltas}`);
+  check(result.text.inputTokens > 0 && result.text.outputTokens > 0, `usage: ${row.text}`);
+  check(row.firstMs !== "" && row.doneMs !== "", "latency is shown");
+  check(row.text.includes("1.0 s"), `one second of audio was scheduled: ${row.text}`);
+  result.audioContext = await page.evaluate(() => audio && audio.state);
+
+  // The microphone: about a second of the fake device, committed, answered.
+  await page.click("#mic");
+  await page.waitForFunction(() => Number(document.querySelector("#mic").dataset.capturedMs) >= 1000);
+  await page.click("#mic");
+  await page.locator("#responses tr[data-status='completed']").nth(1).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll(".bubble.assistant").length === 2);
+  result.voice = {
+    reply: await page.locator(".bubble.assistant .text").nth(1).textContent(),
+    transcript: await page.locator(".bubble.user .text").nth(1).textContent(),
+  };
+  check(/^I heard \d+\.\d seconds of audio\./.test(result.voice.reply), `voice reply: ${result.voice.reply}`);
+  check(/^\(\d+\.\d s of audio\)$/.test(result.voice.transcript), `transcript: ${result.voice.transcript}`);
+  await page.screenshot({ path: join(SCREENSHOT_DIR, "console.png") });
+
+  // A wrong key is refused, visibly.
+  await page.click("#disconnect");
+  await page.waitForSelector("#status[data-state='closed']");
+  await page.fill("#token", "not-the-key");
+  await page.click("#connect");
+  await page.waitForSelector("#status[data-state='refused']");
+  await page.waitForSelector("#banner:not([hidden]):has-text('did not accept the key')");
+  result.refusal = await page.textContent("#banner");
+  check(result.refusal.includes("401"), `refusal: ${result.refusal}`);
+  await page.screenshot({ path: join(SCREENSHOT_DIR, "console-refused.png") });
+
+  check(pageErrors.length === 0, `page errors: ${pageErrors.join("; ")}`);
+  console.log(JSON.stringify({ ok: true, ...result }));
+} catch (error) {
+  console.log(JSON.stringify({ ok: false, error: String(error), pageErrors, ...result }));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

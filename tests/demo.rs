@@ -1,0 +1,399 @@
+//! The demo provider through a real gateway: the GA event sequences it
+//! sends for text, committed audio and detected speech, and its errors.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use data_encoding::BASE64;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tower_realtime::testing::{Demo, MockUpstream};
+use tower_realtime::{Providers, RealtimeLayer};
+
+async fn demo_gateway(upstream: &MockUpstream) -> Gateway {
+    let providers = Providers::new().with("demo", upstream.provider());
+    serve_axum(RealtimeLayer::new(providers)).await
+}
+
+async fn send(client: &mut Client, event: Value) {
+    send_text(client, &event.to_string()).await;
+}
+
+/// Events up to and including the first of type `last`.
+async fn events_until(client: &mut Client, last: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    loop {
+        let event = next_event(client).await;
+        let done = event["type"] == last;
+        events.push(event);
+        if done {
+            return events;
+        }
+    }
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+fn joined(events: &[Value], kind: &str) -> String {
+    events
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect()
+}
+
+/// PCM16 at 24 kHz, base64: `ms` of a tone at `amplitude` (0: silence).
+fn pcm(ms: usize, amplitude: f32) -> String {
+    let samples = 24 * ms;
+    let bytes: Vec<u8> = (0..samples)
+        .flat_map(|n| {
+            let value = amplitude * (n as f32 * 0.1).sin() * f32::from(i16::MAX);
+            (value as i16).to_le_bytes()
+        })
+        .collect();
+    BASE64.encode(&bytes)
+}
+
+async fn append(client: &mut Client, ms: usize, amplitude: f32) {
+    send(
+        client,
+        json!({"type": "input_audio_buffer.append", "audio": pcm(ms, amplitude)}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_text_message_gets_a_spoken_reply_with_usage() {
+    let upstream = MockUpstream::demo().await.unwrap();
+    let gateway = demo_gateway(&upstream).await;
+    let mut client = open(&gateway, "demo/realtime-mini").await;
+
+    let created = next_event(&mut client).await;
+    assert_eq!(created["type"], "session.created");
+    assert_eq!(created["session"]["model"], "realtime-mini");
+    assert_eq!(created["session"]["output_modalities"], json!(["audio"]));
+    let session_id = created["session"]["id"].clone();
+
+    send(&mut client, json!({"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}})).await;
+    let updated = next_event(&mut client).await;
+    assert_eq!(updated["type"], "session.updated");
+    assert_eq!(updated["session"]["id"], session_id);
+    assert_eq!(updated["session"]["audio"]["output"]["voice"], "marin");
+    assert_eq!(
+        updated["session"]["audio"]["input"]["format"]["rate"],
+        24000
+    );
+
+    send(&mut client, json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello gateway"}]}})).await;
+    let added = next_event(&mut client).await;
+    assert_eq!(added["type"], "conversation.item.added");
+    assert_eq!(added["item"]["content"][0]["text"], "Hello gateway");
+    let user_item = added["item"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        next_event(&mut client).await["type"],
+        "conversation.item.done"
+    );
+
+    send(&mut client, json!({"type": "response.create"})).await;
+    let events = events_until(&mut client, "response.done").await;
+    let kinds = kinds(&events);
+    assert_eq!(
+        kinds[..4],
+        [
+            "response.created",
+            "response.output_item.added",
+            "conversation.item.added",
+            "response.content_part.added"
+        ]
+    );
+    assert_eq!(
+        kinds[kinds.len() - 6..],
+        [
+            "response.output_audio.done",
+            "response.output_audio_transcript.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "conversation.item.done",
+            "response.done"
+        ]
+    );
+    assert!(!kinds.contains(&"response.output_text.delta"));
+    assert_eq!(events[2]["previous_item_id"], user_item.as_str());
+
+    let transcript = joined(&events, "response.output_audio_transcript.delta");
+    assert!(
+        transcript.starts_with("You said: “Hello gateway”."),
+        "{transcript}"
+    );
+    let audio: usize = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_audio.delta")
+        .map(|e| {
+            BASE64
+                .decode(e["delta"].as_str().unwrap().as_bytes())
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(audio, 48_000, "one second of PCM16 at 24 kHz");
+
+    let done = &events.last().unwrap()["response"];
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["audio"]["output"]["voice"], "marin");
+    assert_eq!(done["output"][0]["content"][0]["transcript"], transcript);
+    let usage = &done["usage"];
+    let input = usage["input_tokens"].as_u64().unwrap();
+    let output = usage["output_tokens"].as_u64().unwrap();
+    assert!(input > 0 && output > 0, "{usage}");
+    assert_eq!(usage["total_tokens"].as_u64().unwrap(), input + output);
+    assert_eq!(usage["output_token_details"]["audio_tokens"], 20);
+    assert_eq!(
+        usage["output_token_details"]["text_tokens"]
+            .as_u64()
+            .unwrap()
+            + usage["output_token_details"]["audio_tokens"]
+                .as_u64()
+                .unwrap(),
+        output
+    );
+
+    // The next response reads the first one as context.
+    send(&mut client, json!({"type": "response.create", "response": {"output_modalities": ["text"], "metadata": {"topic": "demo"}}})).await;
+    let events = events_until(&mut client, "response.done").await;
+    assert!(
+        events
+            .iter()
+            .all(|e| !e["type"].as_str().unwrap().contains("audio"))
+    );
+    assert!(joined(&events, "response.output_text.delta").starts_with("You said"));
+    let done = &events.last().unwrap()["response"];
+    assert_eq!(done["metadata"]["topic"], "demo");
+    assert!(done["usage"]["input_tokens"].as_u64().unwrap() > input + output - 1);
+}
+
+#[tokio::test]
+async fn committed_audio_is_transcribed_and_answered_on_request() {
+    let upstream = MockUpstream::demo().await.unwrap();
+    let gateway = demo_gateway(&upstream).await;
+    let mut client = open(&gateway, "demo/any").await;
+    next_event(&mut client).await;
+
+    send(
+        &mut client,
+        json!({"type": "session.update", "session": {"audio": {"input": {
+            "turn_detection": null,
+            "transcription": {"model": "whisper-1"},
+        }}}}),
+    )
+    .await;
+    assert_eq!(next_event(&mut client).await["type"], "session.updated");
+
+    for _ in 0..5 {
+        append(&mut client, 100, 0.5).await;
+    }
+    send(&mut client, json!({"type": "input_audio_buffer.commit"})).await;
+    let events = events_until(
+        &mut client,
+        "conversation.item.input_audio_transcription.completed",
+    )
+    .await;
+    assert_eq!(
+        kinds(&events),
+        [
+            "input_audio_buffer.committed",
+            "conversation.item.added",
+            "conversation.item.done",
+            "conversation.item.input_audio_transcription.completed"
+        ]
+    );
+    assert_eq!(events[0]["item_id"], events[1]["item"]["id"]);
+    assert_eq!(events[1]["item"]["content"][0]["type"], "input_audio");
+    assert_eq!(events[3]["transcript"], "(0.5 s of audio)");
+    assert_eq!(events[3]["usage"]["seconds"], 0.5);
+
+    // Without turn detection nothing more comes until response.create.
+    send(&mut client, json!({"type": "response.create"})).await;
+    let events = events_until(&mut client, "response.done").await;
+    assert_eq!(events[0]["type"], "response.created");
+    let transcript = joined(&events, "response.output_audio_transcript.delta");
+    assert!(
+        transcript.starts_with("I heard 0.5 seconds of audio."),
+        "{transcript}"
+    );
+    let usage = &events.last().unwrap()["response"]["usage"];
+    assert_eq!(usage["input_token_details"]["audio_tokens"], 5);
+}
+
+#[tokio::test]
+async fn detected_speech_is_committed_and_answered() {
+    let upstream = MockUpstream::demo().await.unwrap();
+    let gateway = demo_gateway(&upstream).await;
+    let mut client = open(&gateway, "demo/any").await;
+    next_event(&mut client).await;
+
+    // Server VAD is on by default: silence, 800 ms of speech, then silence.
+    for _ in 0..4 {
+        append(&mut client, 100, 0.0).await;
+    }
+    for _ in 0..8 {
+        append(&mut client, 100, 0.5).await;
+    }
+    for _ in 0..5 {
+        append(&mut client, 100, 0.0).await;
+    }
+    let events = events_until(&mut client, "response.done").await;
+    let kinds = kinds(&events);
+    assert_eq!(
+        kinds[..5],
+        [
+            "input_audio_buffer.speech_started",
+            "input_audio_buffer.speech_stopped",
+            "input_audio_buffer.committed",
+            "conversation.item.added",
+            "conversation.item.done"
+        ]
+    );
+    assert_eq!(
+        events[0]["audio_start_ms"], 100,
+        "400 ms minus 300 ms padding"
+    );
+    assert_eq!(events[1]["audio_end_ms"], 1200);
+    assert_eq!(events[0]["item_id"], events[2]["item_id"]);
+    assert!(
+        joined(&events, "response.output_audio_transcript.delta")
+            .starts_with("I heard 1.1 seconds of audio.")
+    );
+}
+
+#[tokio::test]
+async fn speech_and_cancel_end_a_response_and_one_response_at_a_time() {
+    // Slow deltas keep the response in progress for the whole test.
+    let upstream = MockUpstream::with_script(Demo::new().pace(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let gateway = demo_gateway(&upstream).await;
+    let mut client = open(&gateway, "demo/any").await;
+    next_event(&mut client).await;
+
+    send(&mut client, json!({"type": "response.create"})).await;
+    let created = next_event(&mut client).await;
+    assert_eq!(created["type"], "response.created");
+    let response_id = created["response"]["id"].clone();
+
+    send(
+        &mut client,
+        json!({"type": "response.create", "event_id": "evt_2"}),
+    )
+    .await;
+    let busy = events_until(&mut client, "error").await;
+    let error = &busy.last().unwrap()["error"];
+    assert_eq!(error["code"], "conversation_already_has_active_response");
+    assert_eq!(error["event_id"], "evt_2");
+
+    send(&mut client, json!({"type": "response.cancel"})).await;
+    let events = events_until(&mut client, "response.done").await;
+    let done = &events.last().unwrap()["response"];
+    assert_eq!(done["id"], response_id);
+    assert_eq!(done["status"], "cancelled");
+    assert_eq!(done["status_details"]["reason"], "client_cancelled");
+
+    send(&mut client, json!({"type": "response.cancel"})).await;
+    assert_eq!(
+        next_event(&mut client).await["error"]["code"],
+        "response_cancel_not_active"
+    );
+
+    // Speech interrupts a response.
+    send(&mut client, json!({"type": "response.create"})).await;
+    assert_eq!(next_event(&mut client).await["type"], "response.created");
+    append(&mut client, 100, 0.5).await;
+    let events = events_until(&mut client, "response.done").await;
+    assert!(kinds(&events).contains(&"input_audio_buffer.speech_started"));
+    let done = &events.last().unwrap()["response"];
+    assert_eq!(done["status_details"]["reason"], "turn_detected");
+}
+
+#[tokio::test]
+async fn mistakes_get_error_events_and_the_session_goes_on() {
+    let upstream = MockUpstream::demo().await.unwrap();
+    let gateway = demo_gateway(&upstream).await;
+    let mut client = open(&gateway, "demo/any").await;
+    next_event(&mut client).await;
+
+    let cases: Vec<(Message, &str, Value)> = vec![
+        (Message::text("{not json"), "invalid_json", Value::Null),
+        (
+            Message::text(r#"{"type":"nonsense","event_id":"e1"}"#),
+            "invalid_value",
+            json!("type"),
+        ),
+        (
+            Message::text(r#"{"type":"input_audio_buffer.append","audio":"%%%"}"#),
+            "invalid_value",
+            json!("audio"),
+        ),
+        (
+            Message::text(r#"{"type":"input_audio_buffer.commit"}"#),
+            "input_audio_buffer_commit_empty",
+            Value::Null,
+        ),
+        (
+            Message::text(r#"{"type":"conversation.item.create"}"#),
+            "missing_required_parameter",
+            json!("item"),
+        ),
+        (
+            Message::binary(vec![1u8, 2, 3]),
+            "invalid_message",
+            Value::Null,
+        ),
+    ];
+    for (message, code, param) in cases {
+        client_send(&mut client, message).await;
+        let event = next_event(&mut client).await;
+        assert_eq!(event["type"], "error");
+        assert_eq!(event["error"]["code"], code, "{event}");
+        assert_eq!(event["error"]["param"], param, "{event}");
+        assert_eq!(event["error"]["type"], "invalid_request_error");
+    }
+    assert_eq!(
+        next_event_after(&mut client, r#"{"type":"nonsense","event_id":"e1"}"#).await["error"]["event_id"],
+        "e1"
+    );
+
+    append(&mut client, 200, 0.0).await;
+    send(&mut client, json!({"type": "input_audio_buffer.clear"})).await;
+    assert_eq!(
+        next_event(&mut client).await["type"],
+        "input_audio_buffer.cleared"
+    );
+    send(&mut client, json!({"type": "input_audio_buffer.commit"})).await;
+    assert_eq!(
+        next_event(&mut client).await["error"]["code"],
+        "input_audio_buffer_commit_empty"
+    );
+
+    // The session still answers.
+    send(&mut client, json!({"type": "response.create"})).await;
+    let events = events_until(&mut client, "response.done").await;
+    assert!(joined(&events, "response.output_audio_transcript.delta").starts_with("Hello!"));
+    assert!(
+        upstream.received().is_empty(),
+        "the demo does not record messages"
+    );
+    assert_eq!(upstream.requests().len(), 1);
+}
+
+async fn client_send(client: &mut Client, message: Message) {
+    use futures_util::SinkExt;
+    client.send(message).await.unwrap();
+}
+
+async fn next_event_after(client: &mut Client, text: &str) -> Value {
+    send_text(client, text).await;
+    next_event(client).await
+}

@@ -1,0 +1,190 @@
+//! The gateway example as a real process: its banner, fall-through routes,
+//! authentication, the limit on new sessions, and graceful shutdown.
+
+mod common;
+
+use std::process::Command;
+
+use common::example::{Example, example_binary};
+use common::*;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+const KEY: &str = "example-test-key";
+
+fn gateway(args: &[&str], key: Option<&str>) -> Example {
+    let mut all = vec!["--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    Example::start(&example_binary("gateway"), &all, key)
+}
+
+fn url(example: &Example) -> String {
+    format!("ws://{}/v1/realtime?model=demo/realtime", example.addr)
+}
+
+async fn get(example: &Example, path: &str) -> (u16, String) {
+    let response = raw_http(
+        example.addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    let status = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+async fn without_a_key_it_serves_the_demo_and_ordinary_routes() {
+    let example = gateway(&[], None);
+    assert!(
+        example.banner.contains("auth       OFF"),
+        "{}",
+        example.banner
+    );
+    assert!(
+        example.banner.contains("providers  demo"),
+        "{}",
+        example.banner
+    );
+    assert!(
+        example
+            .banner
+            .contains(&format!("websocat \"{}\"", url(&example))),
+        "{}",
+        example.banner
+    );
+    assert!(example.wait_for_log("authentication is OFF"));
+
+    let (status, health) = get(&example, "/healthz").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&health).unwrap(),
+        json!({"status": "ok", "sessions": 0})
+    );
+    let (status, page) = get(&example, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>tower-realtime console</title>"));
+    let (status, config) = get(&example, "/console/config.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&config).unwrap(),
+        json!({"models": ["demo/realtime"], "auth": false})
+    );
+    let (status, plain) = get(&example, "/v1/realtime?model=demo/realtime").await;
+    assert_eq!(status, 426);
+    assert!(plain.contains("upgrade_required"));
+
+    let (mut client, _) = connect(&url(&example), &[]).await.unwrap();
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    let (status, health) = get(&example, "/healthz").await;
+    assert_eq!(status, 200);
+    assert!(health.contains(r#""sessions":1"#), "{health}");
+}
+
+#[tokio::test]
+async fn with_a_key_sessions_need_it_and_are_limited_per_minute() {
+    let example = gateway(&["--sessions-per-minute", "3"], Some(KEY));
+    assert!(
+        example.banner.contains("auth       on"),
+        "{}",
+        example.banner
+    );
+    assert!(
+        example.banner.contains(&format!(
+            "websocat \"{}\" -H \"Authorization: Bearer $GATEWAY_API_KEY\"",
+            url(&example)
+        )),
+        "{}",
+        example.banner
+    );
+    // Public routes need no key.
+    assert_eq!(get(&example, "/healthz").await.0, 200);
+    assert_eq!(get(&example, "/").await.0, 200);
+
+    // 1: no key. Counted: the limit comes before authentication.
+    let (status, headers, body) = refused(&url(&example), &[]).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    // 2: the key as a bearer token.
+    let bearer = format!("Bearer {KEY}");
+    let (mut first, _) = connect(&url(&example), &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut first).await["type"], "session.created");
+    // 3: the key as a browser's subprotocol.
+    let protocols = format!("realtime, openai-insecure-api-key.{KEY}");
+    let (mut second, response) = connect(&url(&example), &[("sec-websocket-protocol", &protocols)])
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "realtime");
+    assert_eq!(next_event(&mut second).await["type"], "session.created");
+    // 4: over the limit, key or not.
+    let (status, headers, body) = refused(&url(&example), &[("authorization", &bearer)]).await;
+    assert_eq!(status, 429);
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry), "retry after {retry} s");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    // Other routes and plain requests are not limited.
+    assert_eq!(get(&example, "/healthz").await.0, 200);
+    let wrong = refused(&url(&example), &[("authorization", "Bearer wrong")]).await;
+    assert_eq!(wrong.0, 429, "limited before the key is checked");
+}
+
+#[tokio::test]
+async fn without_the_demo_there_is_no_provider() {
+    let example = gateway(&["--no-demo"], None);
+    assert!(
+        example.banner.contains("providers  none"),
+        "{}",
+        example.banner
+    );
+    let (status, _, body) = refused(&url(&example), &[]).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "unknown_provider");
+}
+
+#[tokio::test]
+async fn sigterm_closes_live_sessions_with_1001_and_exits() {
+    let mut example = gateway(&[], None);
+    let (mut client, _) = connect(&url(&example), &[]).await.unwrap();
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+
+    let stop = std::thread::spawn(move || {
+        let status = example.terminate();
+        (status, example.log())
+    });
+    let error = next_event(&mut client).await;
+    assert_eq!(error["type"], "error");
+    let frame = close_frame(&mut client).await.expect("a close code");
+    assert_eq!(frame.code, CloseCode::Away);
+    let (status, log) = stop.join().unwrap();
+    assert!(status.success(), "exit status {status}\n{log}");
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
+
+#[test]
+fn flags_are_checked() {
+    let binary = example_binary("gateway");
+    let help = Command::new(&binary).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--listen ADDR"));
+
+    for args in [
+        &["--listen", "nowhere"][..],
+        &["--sessions-per-minute", "0"],
+        &["--bogus"],
+        &["--listen"],
+    ] {
+        let output = Command::new(&binary).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("Usage:"));
+    }
+    let bad_key = Command::new(&binary)
+        .env("GATEWAY_API_KEY", "has spaces")
+        .output()
+        .unwrap();
+    assert_eq!(bad_key.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_key.stderr).contains("GATEWAY_API_KEY may only contain"));
+}
