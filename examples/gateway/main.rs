@@ -20,6 +20,10 @@
 //! 6. The router: the console at `/`, `/healthz`, and an explanation for
 //!    plain requests to `/v1/realtime`.
 //!
+//! Providers come from the environment (`OPENAI_API_KEY`, `AZURE_API_KEY`,
+//! ..., see the README), plus the built-in demo provider unless `--no-demo`.
+//! The usage observer logs one line per response and one per session.
+//!
 //! Ctrl-C or SIGTERM closes live sessions with `1001` and waits for them
 //! (up to 10 s) before the server stops.
 
@@ -28,6 +32,7 @@ mod console;
 mod options;
 mod rate_limit;
 mod refusal;
+mod usage_log;
 
 use std::io;
 use std::net::SocketAddr;
@@ -88,10 +93,15 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The providers sessions can be routed to, and the demo upstream, which
-/// serves as long as it is kept.
+/// The providers sessions can be routed to (from the environment), and the
+/// demo upstream, which serves as long as it is kept.
 async fn providers(demo: bool) -> io::Result<(Providers, Option<MockUpstream>)> {
-    let providers = Providers::new();
+    let providers = Providers::from_env().map_err(|error| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("provider configuration: {error}"),
+        )
+    })?;
     if !demo {
         return Ok((providers, None));
     }
@@ -103,7 +113,9 @@ async fn run(options: Options) -> io::Result<()> {
     let (providers, demo) = providers(options.demo).await?;
     let provider_names: Vec<String> = providers.names().map(str::to_owned).collect();
 
-    let realtime = RealtimeLayer::new(providers).max_sessions(options.max_sessions);
+    let realtime = RealtimeLayer::new(providers)
+        .max_sessions(options.max_sessions)
+        .observer(usage_log::log);
     let sessions = realtime.shutdown_handle();
 
     let models = provider_names
