@@ -401,3 +401,6 @@ fn decode_frame(buffer: &[u8]) -> Option<(RawFrame, usize)> {
         at + len,
     ))
 }
+pub mod log_capture;
+pub mod process;
+pub mod stack;

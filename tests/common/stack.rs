@@ -1,0 +1,47 @@
+//! Serving any tower stack over a real socket, and raw HTTP/1 upgrades.
+
+use std::convert::Infallible;
+
+use axum::extract::Request;
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tower::Service;
+
+use super::Gateway;
+
+/// Serves `service` (a whole stack, e.g. auth layers around a
+/// `RealtimeService`) with `axum::serve`.
+pub async fn serve_service<S>(service: S) -> Gateway
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::ServiceExt::<Request>::into_make_service(service),
+        )
+        .await
+        .unwrap();
+    });
+    Gateway { addr, task }
+}
+
+/// A valid HTTP/1.1 upgrade for `target` (path and query) with `extra`
+/// header lines (each ending in `\r\n`).
+pub fn upgrade_request(target: &str, extra: &str) -> String {
+    format!(
+        "GET {target} HTTP/1.1\r\nHost: gateway.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+}
+
+/// The status code of a raw response head.
+pub fn status_of(head: &str) -> u16 {
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"))
+}
