@@ -45,3 +45,13 @@ pub fn status_of(head: &str) -> u16 {
         .and_then(|status| status.parse().ok())
         .unwrap_or_else(|| panic!("no status in {head:?}"))
 }
+
+impl Gateway {
+    /// A gateway served by a task the test owns itself.
+    pub fn detached(addr: std::net::SocketAddr) -> Gateway {
+        Gateway {
+            addr,
+            task: tokio::spawn(async {}),
+        }
+    }
+}
