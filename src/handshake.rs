@@ -56,16 +56,17 @@ pub(crate) fn validate(parts: &Parts) -> Result<Upgrade, Rejection> {
         ));
     }
     check_version(&parts.headers, StatusCode::UPGRADE_REQUIRED)?;
-    let key = parts
-        .headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .filter(|key| is_valid_key(key.as_bytes()))
-        .ok_or_else(|| {
-            Rejection::bad_request(
+    // RFC 6455 §4.1: the key MUST NOT appear more than once.
+    let mut keys = parts.headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    let key = match (keys.next(), keys.next()) {
+        (Some(key), None) if is_valid_key(key.as_bytes()) => key,
+        _ => {
+            return Err(Rejection::bad_request(
                 "invalid_handshake",
-                "Sec-WebSocket-Key must be the base64 encoding of 16 bytes",
-            )
-        })?;
+                "Sec-WebSocket-Key must appear once, as the base64 encoding of 16 bytes",
+            ));
+        }
+    };
     let accept = derive_accept_key(key.as_bytes());
     let accept = HeaderValue::try_from(accept).expect("base64 is a valid header value");
     Ok(Upgrade::Http1 { accept })
@@ -209,6 +210,15 @@ mod tests {
         no_connection.headers.remove(header::CONNECTION);
         assert_eq!(
             validate(&no_connection).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        let mut two_keys = parts(upgrade());
+        two_keys.headers.append(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAA=="),
+        );
+        assert_eq!(
+            validate(&two_keys).unwrap_err().status,
             StatusCode::BAD_REQUEST
         );
         for key in [
