@@ -9,12 +9,15 @@ use std::sync::{Arc, Mutex};
 use common::stack::{status_of, upgrade_request};
 use common::*;
 use futures_util::StreamExt;
+use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tower_realtime::RealtimeLayer;
+use tower_realtime::provider::OpenAi;
 use tower_realtime::testing::{MockUpstream, RecordedRequest, Script, UpstreamSession};
+use tower_realtime::{RealtimeLayer, Secret};
 use url::form_urlencoded;
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -481,5 +484,144 @@ async fn upstream_protocol_violations_close_it_with_1002_or_1007_and_the_client_
             Some(*code),
             "{name}"
         );
+    }
+}
+
+/// Where a client query must lead, by the rules the README states: the
+/// provider and the exact upstream query, or `None` for a 400.
+fn expected_route(query: &str) -> Option<(&'static str, String)> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let values = |name: &str| -> Vec<&String> {
+        pairs
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let (models, intents) = (values("model"), values("intent"));
+    let [selector] = models[..] else {
+        return None;
+    };
+    if intents.len() > 1
+        || selector.is_empty()
+        || selector.len() > 256
+        || selector
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\u{fffd}')
+    {
+        return None;
+    }
+    let (prefix, model) = selector.split_once('/')?;
+    let provider = match prefix.to_ascii_lowercase().as_str() {
+        "openai" => "openai",
+        "lab" => "lab",
+        _ => return None,
+    };
+    let (name, value) = match intents.first().map(|i| i.as_str()) {
+        _ if model.is_empty() => return None,
+        None => ("model", model),
+        Some("transcription") => ("intent", "transcription"),
+        Some(_) => return None,
+    };
+    let upstream_query = form_urlencoded::Serializer::new(String::new())
+        .append_pair(name, value)
+        .finish();
+    Some((provider, upstream_query))
+}
+
+/// Queries as a client may send them on the request line: raw characters
+/// a request target allows, and percent-encoded anything.
+fn client_query() -> impl Strategy<Value = String> {
+    let encoded =
+        |text: String| -> String { form_urlencoded::byte_serialize(text.as_bytes()).collect() };
+    let value = prop_oneof![
+        (
+            "(openai|OpenAI|lab|other|)",
+            "[a-zA-Z0-9._~!$'()*+,;:@/?%-]{0,12}"
+        )
+            .prop_map(|(prefix, model)| format!("{prefix}/{model}")),
+        ("(openai|lab)/", any::<String>())
+            .prop_map(move |(prefix, model)| encoded(format!("{prefix}{model}"))),
+        "[a-zA-Z0-9._~!$&'()*+,;=:@/?%-]{0,16}",
+    ];
+    let name = prop_oneof![Just("model"), Just("intent"), Just("x"), Just("")];
+    prop_oneof![
+        prop::collection::vec((name, value.clone()), 0..4).prop_map(|pairs| {
+            pairs
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        }),
+        (
+            value,
+            prop_oneof![Just(""), Just("&intent=transcription"), Just("&intent=x")]
+        )
+            .prop_map(|(value, intent)| format!("model={value}{intent}")),
+    ]
+}
+
+/// Through a real server, for a moderate number of generated queries: each
+/// is refused with 400 and dials nothing, or the right upstream receives
+/// exactly `/v1/realtime?model=<the model>` and the other one nothing.
+#[test]
+fn any_query_through_a_real_server_routes_exactly_or_dials_nothing() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (upstreams, gateway) = runtime.block_on(async {
+        let openai_upstream = MockUpstream::echo().await.unwrap();
+        let lab_upstream = MockUpstream::echo().await.unwrap();
+        let providers = openai(&openai_upstream).with(
+            "lab",
+            OpenAi::new(Secret::new(PROVIDER_KEY))
+                .base_url(&lab_upstream.base_url())
+                .unwrap(),
+        );
+        let gateway = serve_axum(RealtimeLayer::new(providers)).await;
+        ([openai_upstream, lab_upstream], gateway)
+    });
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 200,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(&client_query(), |query| {
+        runtime.block_on(async {
+            let before = upstreams.each_ref().map(|u| u.connections());
+            let requests_before = upstreams.each_ref().map(|u| u.requests().len());
+            // `close` makes a refusal end the connection, so it is read at once.
+            let request = upgrade_request(&format!("/v1/realtime?{query}"), "")
+                .replace("Connection: Upgrade", "Connection: Upgrade, close");
+            let head = raw_http(gateway.addr, &request).await;
+            let status = status_of(&head);
+            match expected_route(&query) {
+                None => {
+                    prop_assert_eq!(status, 400, "{}", head);
+                    let after = upstreams.each_ref().map(|u| u.connections());
+                    prop_assert_eq!(after, before, "a refused query was dialled");
+                }
+                Some((provider, upstream_query)) => {
+                    prop_assert_eq!(status, 101, "{}", head);
+                    let (right, wrong) = if provider == "openai" { (0, 1) } else { (1, 0) };
+                    // The upstream records the handshake before it answers, so
+                    // before the gateway's 101.
+                    let requests = upstreams[right].requests();
+                    prop_assert_eq!(requests.len(), requests_before[right] + 1);
+                    let request = requests.last().unwrap();
+                    prop_assert_eq!(request.path.as_str(), "/v1/realtime");
+                    prop_assert_eq!(request.query.as_deref(), Some(upstream_query.as_str()));
+                    prop_assert_eq!(upstreams[wrong].connections(), before[wrong]);
+                }
+            }
+            Ok(())
+        })
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
     }
 }
