@@ -55,3 +55,42 @@ impl Gateway {
         }
     }
 }
+
+impl super::RawClient {
+    /// Performs the handshake on `path_and_query` with `extra` header lines
+    /// (each ending in `\r\n`); panics unless it gets `101`. Returns the
+    /// client and the response head.
+    pub async fn connect_with(
+        addr: std::net::SocketAddr,
+        path_and_query: &str,
+        extra: &str,
+    ) -> (super::RawClient, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(upgrade_request(path_and_query, extra).as_bytes())
+            .await
+            .unwrap();
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let end = loop {
+            let n = tokio::time::timeout(super::PROMPTLY, stream.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "connection closed during the handshake");
+            buffer.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let client = super::RawClient {
+            stream,
+            buffer: buffer[end..].to_vec(),
+        };
+        (client, head)
+    }
+}
