@@ -133,7 +133,7 @@ async fn expect_policy_close(
 #[tokio::test]
 async fn an_idle_session_gets_an_error_event_then_1008() {
     let upstream = MockUpstream::echo().await.unwrap();
-    let idle = Duration::from_millis(400);
+    let idle = Duration::from_millis(1000);
     let layer = RealtimeLayer::new(openai(&upstream))
         .idle_timeout(idle)
         .keepalive(None);
@@ -143,7 +143,7 @@ async fn an_idle_session_gets_an_error_event_then_1008() {
     assert_eq!(next_event(&mut client).await["type"], "session.created");
 
     // Traffic keeps the session alive well past the timeout ...
-    for n in 0..12 {
+    for n in 0..8 {
         send_text(&mut client, &format!("message {n}")).await;
         assert_eq!(
             next_data(&mut client).await,
@@ -153,7 +153,7 @@ async fn an_idle_session_gets_an_error_event_then_1008() {
     }
     // ... and silence ends it.
     expect_policy_close(&mut client, &upstream, "idle_timeout", "idle timeout").await;
-    assert_eq!(upstream.received().len(), 12);
+    assert_eq!(upstream.received().len(), 8);
     assert!(
         upstream
             .wait_until(PROMPTLY, |_| sessions.active_sessions() == 0)
