@@ -1,5 +1,7 @@
 //! A client that does not read must not make the gateway buffer without
 //! bound: the upstream is held back instead, and nothing is lost.
+// Reads /proc: Linux only.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! No task, socket or session permit outlives its session: after two
 //! thousand sessions that end in every way, the process holds what it held
 //! before. (One test in this binary, so that nothing else opens sockets.)
+// Reads /proc: Linux only.
+#![cfg(target_os = "linux")]
 
 mod common;
 
