@@ -56,16 +56,17 @@ pub(crate) fn validate(parts: &Parts) -> Result<Upgrade, Rejection> {
         ));
     }
     check_version(&parts.headers, StatusCode::UPGRADE_REQUIRED)?;
-    let key = parts
-        .headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .filter(|key| is_valid_key(key.as_bytes()))
-        .ok_or_else(|| {
-            Rejection::bad_request(
+    // RFC 6455 §4.1: the key MUST NOT appear more than once.
+    let mut keys = parts.headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    let key = match (keys.next(), keys.next()) {
+        (Some(key), None) if is_valid_key(key.as_bytes()) => key,
+        _ => {
+            return Err(Rejection::bad_request(
                 "invalid_handshake",
-                "Sec-WebSocket-Key must be the base64 encoding of 16 bytes",
-            )
-        })?;
+                "Sec-WebSocket-Key must appear once, as the base64 encoding of 16 bytes",
+            ));
+        }
+    };
     let accept = derive_accept_key(key.as_bytes());
     let accept = HeaderValue::try_from(accept).expect("base64 is a valid header value");
     Ok(Upgrade::Http1 { accept })
@@ -211,6 +212,15 @@ mod tests {
             validate(&no_connection).unwrap_err().status,
             StatusCode::BAD_REQUEST
         );
+        let mut two_keys = parts(upgrade());
+        two_keys.headers.append(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAA=="),
+        );
+        assert_eq!(
+            validate(&two_keys).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
         for key in [
             "",
             "abc",
@@ -251,5 +261,119 @@ mod tests {
             HeaderValue::from_static("openai-beta.realtime-v1, OpenAI-Project.p"),
         );
         assert_eq!(choose_subprotocol(&only_reserved), None);
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// The outcome RFC 6455 §4.2.1 asks for, in the order the README
+        /// lists the checks: `Ok(())` or the refusal's status.
+        fn expected(
+            method: &Method,
+            version: Version,
+            connection: &[&str],
+            versions: &[&str],
+            keys: &[String],
+        ) -> Result<(), u16> {
+            let tokens = |values: &[&str]| -> Vec<String> {
+                values
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .collect()
+            };
+            if method != Method::GET {
+                return Err(405);
+            }
+            if version == Version::HTTP_10 {
+                return Err(426);
+            }
+            if !tokens(connection).contains(&"upgrade".to_owned()) {
+                return Err(400);
+            }
+            if versions != ["13"] {
+                return Err(426);
+            }
+            let valid_key = |key: &str| {
+                key.len() == 24
+                    && key.ends_with("==")
+                    && key[..22]
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+            };
+            match keys {
+                [key] if valid_key(key) => Ok(()),
+                _ => Err(400),
+            }
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("dGhlIHNhbXBsZSBub25jZQ==".to_owned()),
+                // Canonical base64 of 16 bytes: the last character holds 2 bits.
+                "[A-Za-z0-9+/]{21}[AQgw]==",
+                "[A-Za-z0-9+/=!. -]{0,30}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
+            /// Any combination of method, version and handshake headers is
+            /// either a valid upgrade, answered with the key's accept value,
+            /// or refused with the documented status; it never panics.
+            #[test]
+            fn any_handshake_is_accepted_or_refused_as_specified(
+                method in prop_oneof![
+                    4 => Just(Method::GET),
+                    1 => Just(Method::POST),
+                    1 => Just(Method::CONNECT),
+                    1 => Just(Method::HEAD),
+                ],
+                version in prop_oneof![4 => Just(Version::HTTP_11), 1 => Just(Version::HTTP_10)],
+                connection in prop::collection::vec(
+                    prop_oneof![
+                        Just("Upgrade"),
+                        Just("keep-alive, UPGRADE"),
+                        Just("close"),
+                        Just("upgrade2"),
+                        Just(""),
+                    ],
+                    0..3,
+                ),
+                versions in prop::collection::vec(
+                    prop_oneof![4 => Just("13"), 1 => Just("8"), 1 => Just("13, 8"), 1 => Just("")],
+                    0..3,
+                ),
+                keys in prop::collection::vec(key(), 0..3),
+            ) {
+                let mut request = Request::builder().method(method.clone()).uri("/v1/realtime").version(version);
+                for value in &connection {
+                    request = request.header(header::CONNECTION, *value);
+                }
+                request = request.header(header::UPGRADE, "websocket");
+                for value in &versions {
+                    request = request.header(header::SEC_WEBSOCKET_VERSION, *value);
+                }
+                for value in &keys {
+                    request = request.header(header::SEC_WEBSOCKET_KEY, value.as_str());
+                }
+                let parts = request.body(()).unwrap().into_parts().0;
+                match (expected(&method, version, &connection, &versions, &keys), validate(&parts)) {
+                    (Ok(()), Ok(Upgrade::Http1 { accept })) => {
+                        prop_assert_eq!(accept.to_str().unwrap(), derive_accept_key(keys[0].as_bytes()));
+                    }
+                    (Err(status), Err(rejection)) => prop_assert_eq!(rejection.status.as_u16(), status),
+                    (expected, outcome) => prop_assert!(
+                        false,
+                        "expected {:?}, got {:?}",
+                        expected,
+                        outcome.map_err(|r| r.status)
+                    ),
+                }
+            }
+        }
     }
 }

@@ -211,4 +211,164 @@ mod tests {
             .message;
         assert!(message.contains("lab, openai"), "{message}");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+        use url::Url;
+
+        use super::*;
+        use crate::provider::TargetRequest;
+
+        const LAB_BASE: &str = "https://lab.example:8443/api/v2";
+
+        fn providers() -> Providers {
+            Providers::new()
+                .with("openai", OpenAi::new(Secret::new("k")))
+                .with(
+                    "lab",
+                    OpenAi::new(Secret::new("k")).base_url(LAB_BASE).unwrap(),
+                )
+        }
+
+        /// The provider and the upstream query a client query must lead to,
+        /// by the rules the README states; `None` for a 400.
+        fn expected(query: &str) -> Option<(&'static str, Vec<(String, String)>)> {
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+            let values = |name: &str| -> Vec<String> {
+                pairs
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            };
+            let (models, intents) = (values("model"), values("intent"));
+            if models.len() != 1 || intents.len() > 1 {
+                return None;
+            }
+            let selector = &models[0];
+            let printable = !selector
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '\u{fffd}');
+            if selector.is_empty() || selector.len() > MAX_MODEL_LEN || !printable {
+                return None;
+            }
+            let (prefix, model) = selector.split_once('/')?;
+            let provider = match prefix.to_ascii_lowercase().as_str() {
+                "openai" => "openai",
+                "lab" => "lab",
+                _ => return None,
+            };
+            if model.is_empty() {
+                return None;
+            }
+            let upstream_query = match intents.first().map(String::as_str) {
+                None => ("model".to_owned(), model.to_owned()),
+                Some("transcription") => ("intent".to_owned(), "transcription".to_owned()),
+                Some(_) => return None,
+            };
+            Some((provider, vec![upstream_query]))
+        }
+
+        /// Routes `query` and builds the upstream URL, as a session would.
+        fn upstream_url(query: &str) -> Result<(String, Url), Rejection> {
+            let providers = providers();
+            let route = resolve(Some(query), &providers)?;
+            let (parts, ()) = http::Request::get("/v1/realtime")
+                .body(())
+                .unwrap()
+                .into_parts();
+            let target = route.provider.target(&TargetRequest::new(
+                &route.provider_name,
+                &route.model,
+                route.intent.as_deref(),
+                &parts,
+            ))?;
+            Ok((route.provider_name, target.url().clone()))
+        }
+
+        fn encoded(text: &str) -> String {
+            form_urlencoded::byte_serialize(text.as_bytes()).collect()
+        }
+
+        /// Parameter values: selectors with odd models, anything
+        /// percent-encoded, and raw characters that mean something in URLs.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                (
+                    "(openai|OpenAI|lab|LAB|other|)",
+                    "[a-z0-9./@#?&=%+ -]{0,12}"
+                )
+                    .prop_map(|(prefix, model)| format!("{prefix}/{model}")),
+                ("(openai|lab)/", any::<String>())
+                    .prop_map(|(prefix, model)| encoded(&format!("{prefix}{model}"))),
+                any::<String>().prop_map(|text| encoded(&text)),
+                "[a-zA-Z0-9/.%@#?&=+;: \\x00\\r\\n\u{e9}\u{1f600}]{0,16}",
+            ]
+        }
+
+        fn query() -> impl Strategy<Value = String> {
+            let name = prop_oneof![
+                Just("model"),
+                Just("intent"),
+                Just("Model"),
+                Just("x"),
+                Just(""),
+            ];
+            prop_oneof![
+                any::<String>(),
+                prop::collection::vec((name, value()), 0..4).prop_map(|pairs| {
+                    pairs
+                        .iter()
+                        .map(|(name, value)| format!("{name}={value}"))
+                        .collect::<Vec<_>>()
+                        .join("&")
+                }),
+                (
+                    value(),
+                    prop_oneof![Just(""), Just("&intent=transcription"), Just("&intent=x")]
+                )
+                    .prop_map(|(value, intent)| format!("model={value}{intent}")),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4096))]
+
+            /// Any query either is refused with 400, or reaches exactly the
+            /// right provider's `/realtime` with only the model (or intent)
+            /// in the query: no query can change the host, port, path, or
+            /// add parameters.
+            #[test]
+            fn any_query_routes_as_specified_or_is_refused(query in query()) {
+                match (expected(&query), upstream_url(&query)) {
+                    (None, Err(rejection)) => prop_assert_eq!(rejection.status, 400),
+                    (Some((provider, pairs)), Ok((name, url))) => {
+                        prop_assert_eq!(name.as_str(), provider);
+                        let (host, port, path) = match provider {
+                            "openai" => ("api.openai.com", None, "/v1/realtime"),
+                            _ => ("lab.example", Some(8443), "/api/v2/realtime"),
+                        };
+                        prop_assert_eq!(url.scheme(), "wss");
+                        prop_assert_eq!(url.host_str(), Some(host));
+                        prop_assert_eq!(url.port(), port);
+                        prop_assert_eq!(url.path(), path);
+                        prop_assert_eq!(url.username(), "");
+                        prop_assert_eq!(url.fragment(), None);
+                        let upstream_pairs: Vec<(String, String)> =
+                            url.query_pairs().into_owned().collect();
+                        prop_assert_eq!(upstream_pairs, pairs);
+                    }
+                    (expected, outcome) => prop_assert!(
+                        false,
+                        "{:?}: expected {:?}, got {:?}",
+                        query,
+                        expected,
+                        outcome.map(|(name, url)| (name, url.to_string()))
+                    ),
+                }
+            }
+        }
+    }
 }

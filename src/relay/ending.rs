@@ -188,10 +188,15 @@ pub(crate) enum Action {
 
 impl Action {
     fn close(code: CloseCode, reason: &str) -> Self {
-        Action::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from(truncate_reason(reason)),
-        }))
+        Action::Close(Some(close_frame(code, reason)))
+    }
+}
+
+/// A close frame whose reason is cut to fit.
+fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: Utf8Bytes::from(truncate_reason(reason)),
     }
 }
 
@@ -205,6 +210,24 @@ pub(crate) struct Plan {
 
 impl Plan {
     fn mirror(by: Side, frame: Option<CloseFrame>) -> Self {
+        let frame = match frame {
+            // 1002 complains about the hop it arrived on (tungstenite also
+            // answers an invalid close code with it): the other side is told
+            // that this peer failed, not that it broke the protocol itself.
+            Some(frame) if frame.code == CloseCode::Protocol => {
+                let side = match by {
+                    Side::Client => "client",
+                    Side::Upstream => "upstream",
+                };
+                let reason = if frame.reason.is_empty() {
+                    format!("{side}: protocol error")
+                } else {
+                    format!("{side}: protocol error: {}", frame.reason)
+                };
+                Some(close_frame(CloseCode::Error, &reason))
+            }
+            frame => frame,
+        };
         let (client, upstream) = match by {
             Side::Client => (Action::Answer, Action::Close(frame)),
             Side::Upstream => (Action::Close(frame), Action::Answer),
@@ -297,6 +320,23 @@ mod tests {
         .plan();
         assert_eq!(plan.client, Action::Close(Some(frame)));
         assert_eq!(plan.upstream, Action::Answer);
+    }
+
+    #[test]
+    fn a_protocol_error_close_is_not_mirrored() {
+        let frame = CloseFrame {
+            code: CloseCode::Protocol,
+            reason: Utf8Bytes::from_static("Protocol violation"),
+        };
+        let plan = Ending::from_stop(Side::Client, Stop::SourceClosed(Some(frame))).plan();
+        assert_eq!(plan.client, Action::Answer);
+        assert_eq!(
+            plan.upstream,
+            Action::close(
+                CloseCode::Error,
+                "client: protocol error: Protocol violation"
+            )
+        );
     }
 
     #[test]

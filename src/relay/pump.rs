@@ -44,6 +44,18 @@ impl Half {
         self.ping_due = true;
     }
 
+    /// Whether this direction holds a message its destination has not taken:
+    /// it has stopped reading its source, so the source's silence proves nothing.
+    pub(crate) fn is_held_back(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Puts a message in hand, as a read whose destination is full would.
+    #[cfg(test)]
+    pub(crate) fn hold(&mut self, message: Message) {
+        self.pending = Some(message);
+    }
+
     /// The message read but not yet written, if any.
     pub(crate) fn take_pending(&mut self) -> Option<Message> {
         self.pending.take()

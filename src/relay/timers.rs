@@ -92,12 +92,22 @@ impl Timers {
             && now >= at
         {
             // Frames from the client arrive on the half that writes upstream.
+            // A side that half is not reading (its message waits for the
+            // other side to make room) cannot be heard, so is not judged.
             let sides = [
-                (Side::Client, to_upstream.frames_in),
-                (Side::Upstream, to_client.frames_in),
+                (
+                    Side::Client,
+                    to_upstream.frames_in,
+                    to_upstream.is_held_back(),
+                ),
+                (
+                    Side::Upstream,
+                    to_client.frames_in,
+                    to_client.is_held_back(),
+                ),
             ];
-            for (index, (side, frames)) in sides.into_iter().enumerate() {
-                if frames != self.seen[index] {
+            for (index, (side, frames, unheard)) in sides.into_iter().enumerate() {
+                if frames != self.seen[index] || unheard {
                     self.seen[index] = frames;
                     self.missed[index] = 0;
                     continue;
@@ -126,6 +136,8 @@ fn idle_period(idle: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use tokio_tungstenite::tungstenite::Message;
+
     use super::*;
 
     #[test]
@@ -150,6 +162,43 @@ mod tests {
             }) => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_peer_that_is_not_being_read_is_not_judged() {
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut timers = Timers::new(start, Some(second), None, None);
+        let (mut up, mut down) = (Half::default(), Half::default());
+        // The upstream's message waits for the client: the upstream is not read.
+        down.hold(Message::text("waiting"));
+        for tick in 1..=10 {
+            up.frames_in += 1;
+            assert!(
+                timers
+                    .fire(start + second * tick, &mut up, &mut down)
+                    .is_none(),
+                "tick {tick}"
+            );
+        }
+        // Once it is read again, silence counts from there.
+        down.take_pending();
+        for tick in 11..=12 {
+            up.frames_in += 1;
+            assert!(
+                timers
+                    .fire(start + second * tick, &mut up, &mut down)
+                    .is_none()
+            );
+        }
+        up.frames_in += 1;
+        assert!(matches!(
+            timers.fire(start + second * 13, &mut up, &mut down),
+            Some(Ending::Vanished {
+                side: Side::Upstream,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -12,9 +12,10 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::handshake::client::{Request, generate_key};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, client_async_with_config};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::{Host, Url};
 
+use super::client_handshake::client_handshake;
 use super::failure;
 use crate::error::Rejection;
 use crate::provider::{Target, TargetError};
@@ -122,8 +123,8 @@ impl Dialer {
             }
         };
 
-        match client_async_with_config(request, stream, Some(self.websocket)).await {
-            Ok((socket, _response)) => Ok(socket),
+        match client_handshake(stream, &request, self.websocket).await {
+            Ok(socket) => Ok(socket),
             Err(WsError::Http(response)) => Err(failure::from_status(&response, secrets)),
             Err(error) => Err(failure::unreachable(
                 "upstream_bad_handshake",

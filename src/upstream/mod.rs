@@ -1,6 +1,7 @@
 //! The upstream hop: which headers go, how TLS is set up, how the socket is
 //! dialled, and how failures become responses.
 
+mod client_handshake;
 mod dial;
 mod failure;
 pub(crate) mod headers;

@@ -403,3 +403,6 @@ fn decode_frame(buffer: &[u8]) -> Option<(RawFrame, usize)> {
 }
 pub mod example;
 pub mod http2;
+pub mod log_capture;
+pub mod process;
+pub mod stack;
