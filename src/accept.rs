@@ -9,6 +9,8 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{Instrument, Span, field};
 
 use crate::error::Rejection;
@@ -83,7 +85,16 @@ async fn open<B: From<Bytes>>(
         started: Instant::now(),
     };
     telemetry::upstream_connected(&info);
-    config.sessions.refuse_if_shutting_down()?;
+    if let Err(refusal) = config.sessions.refuse_if_shutting_down() {
+        // Shutdown began while dialling: the upstream learns why it is left.
+        let mut upstream = upstream;
+        let close = CloseFrame {
+            code: CloseCode::Away,
+            reason: "gateway shutting down".into(),
+        };
+        let _ = tokio::time::timeout(config.relay.close_timeout, upstream.close(Some(close))).await;
+        return Err(refusal);
+    }
 
     let response = switching_protocols(
         upgrade,

@@ -17,14 +17,16 @@ const TOKEN_PREFIX: &str = "openai-insecure-api-key.";
 /// Browsers cannot set headers on a WebSocket, so the OpenAI SDKs send the
 /// token as the subprotocol `openai-insecure-api-key.TOKEN`. This layer
 /// copies it into `Authorization: Bearer TOKEN` (marked sensitive) when the
-/// request has no `Authorization` header, so that tower-http's
-/// `ValidateRequestHeaderLayer::bearer` and similar layers placed after it
-/// work unchanged for browsers. Neither the header nor the subprotocol token
-/// is ever forwarded upstream or echoed back by [`RealtimeLayer`](crate::RealtimeLayer).
+/// request has no `Authorization` header, so that an auth layer placed after
+/// it (tower-http's `ValidateRequestHeaderLayer::custom`, or its deprecated
+/// `::bearer`, or your own) works unchanged for browsers. Neither the header
+/// nor the subprotocol token is ever forwarded upstream or echoed back by
+/// [`RealtimeLayer`](crate::RealtimeLayer).
 ///
 /// # Example
 ///
 /// ```
+/// use http::{Request, Response, StatusCode, header::AUTHORIZATION};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 /// use tower_http::validate_request::ValidateRequestHeaderLayer;
 /// use tower_realtime::SubprotocolTokenLayer;
@@ -33,15 +35,20 @@ const TOKEN_PREFIX: &str = "openai-insecure-api-key.";
 /// # async fn main() {
 /// let service = ServiceBuilder::new()
 ///     .layer(SubprotocolTokenLayer::new())
-///     .layer(ValidateRequestHeaderLayer::bearer("gateway-token"))
-///     .service(service_fn(|_request: http::Request<String>| async {
-///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+///     .layer(ValidateRequestHeaderLayer::custom(|request: &mut Request<String>| {
+///         match request.headers().get(AUTHORIZATION) {
+///             Some(value) if value == "Bearer gateway-token" => Ok(()),
+///             _ => Err(Response::builder().status(StatusCode::UNAUTHORIZED).body(String::new()).unwrap()),
+///         }
+///     }))
+///     .service(service_fn(|_request: Request<String>| async {
+///         Ok::<_, std::convert::Infallible>(Response::new(String::new()))
 ///     }));
-/// let browser = http::Request::get("/v1/realtime")
+/// let browser = Request::get("/v1/realtime")
 ///     .header("sec-websocket-protocol", "realtime, openai-insecure-api-key.gateway-token")
 ///     .body(String::new())
 ///     .unwrap();
-/// assert_eq!(service.oneshot(browser).await.unwrap().status(), 200);
+/// assert_eq!(service.oneshot(browser).await.unwrap().status(), StatusCode::OK);
 /// # }
 /// ```
 #[derive(Debug, Clone, Copy, Default)]

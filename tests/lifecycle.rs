@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::stack::{status_of, upgrade_request};
 use common::*;
+use futures_util::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
@@ -193,4 +194,54 @@ async fn clones_of_a_layer_share_their_sessions() {
     tokio::time::timeout(PROMPTLY, handle.drained())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn an_upstream_dialled_while_shutdown_begins_is_closed_with_1001() {
+    // An upstream that holds the handshake until the test lets it go.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_addr = listener.local_addr().unwrap();
+    let (accepted, accepted_rx) = oneshot::channel();
+    let (release, released) = oneshot::channel::<()>();
+    let upstream = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        accepted.send(()).unwrap();
+        released.await.unwrap();
+        let mut socket = tokio_tungstenite::accept_async(stream).await.unwrap();
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    });
+    let providers = tower_realtime::Providers::new().with(
+        "openai",
+        tower_realtime::provider::OpenAi::new(tower_realtime::Secret::new(PROVIDER_KEY))
+            .base_url(&format!("http://{upstream_addr}/v1"))
+            .unwrap(),
+    );
+    let layer = RealtimeLayer::new(providers);
+    let handle = layer.shutdown_handle();
+    let gateway = serve_axum(layer).await;
+    let client = tokio::spawn({
+        let url = gateway.url("?model=openai/gpt-realtime");
+        async move { refused(&url, &[]).await }
+    });
+    accepted_rx.await.unwrap();
+    handle.begin();
+    release.send(()).unwrap();
+
+    let (status, _, body) = client.await.unwrap();
+    assert_eq!(status, 503);
+    assert_eq!(body["error"]["code"], "gateway_shutting_down");
+    let close = tokio::time::timeout(PROMPTLY, upstream)
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("a close code");
+    assert_eq!(close.code, CloseCode::Away);
+    assert_eq!(close.reason, "gateway shutting down");
+    assert_eq!(handle.active_sessions(), 0);
 }
