@@ -68,6 +68,7 @@ async fn open<B: From<Bytes>>(
         route.intent.as_deref(),
         &parts,
     ))?;
+    let pcm_input_rate = target.default_pcm_input_rate();
     let dialling = Instant::now();
     let upstream = config
         .dialer
@@ -80,6 +81,7 @@ async fn open<B: From<Bytes>>(
         provider: route.provider_name,
         model: route.model,
         request_id: request_id.to_str().unwrap_or_default().to_owned(),
+        pcm_input_rate,
         connect_time: dialling.elapsed(),
         started_at: SystemTime::now(),
         started: Instant::now(),

@@ -923,6 +923,47 @@ async fn input_audio_seconds_from_g711_appends() {
     assert!((summary.input_audio_seconds - (2.0 + 1.0 / 6.0)).abs() < 1e-9);
 }
 
+#[tokio::test]
+async fn input_audio_seconds_from_dashscope_pcm16_at_16_khz() {
+    // DashScope announces `pcm16`, which is 16 kHz there: 32 000 bytes a second.
+    let upstream = MockUpstream::with_script(|mut session: UpstreamSession| async move {
+        session
+            .send_json(&serde_json::json!({
+                "type": "session.created",
+                "event_id": "event_1",
+                "session": {"id": "sess_ds", "input_audio_format": "pcm16", "output_audio_format": "pcm24"},
+            }))
+            .await;
+        while session.recv().await.is_some() {}
+    })
+    .await
+    .unwrap();
+    let providers = Providers::new().with(
+        "bailian",
+        tower_realtime::provider::Bailian::new(Secret::new(PROVIDER_KEY))
+            .base_url(&format!("http://{}", upstream.addr()))
+            .unwrap(),
+    );
+    let (observer, mut observed) = observer();
+    let gateway = serve_axum(RealtimeLayer::new(providers).observer(observer)).await;
+    let mut client = open(&gateway, "bailian/qwen-omni-turbo-realtime").await;
+    next_event(&mut client).await;
+    // Before and after a `session.update` that names `pcm` (the newer spelling).
+    send_text(&mut client, &append_event(&base64(&vec![1u8; 32_000]))).await;
+    send_text(
+        &mut client,
+        r#"{"type":"session.update","session":{"input_audio_format":"pcm"}}"#,
+    )
+    .await;
+    send_text(&mut client, &append_event(&base64(&vec![1u8; 16_000]))).await;
+    client.close(None).await.unwrap();
+    while let Some(Ok(_)) = client.next().await {}
+    let (_, _, summary) = observed.session().await;
+    assert_eq!(summary.session_id.as_deref(), Some("sess_ds"));
+    assert_eq!(summary.input_audio_bytes, 48_000);
+    assert_eq!(summary.input_audio_seconds, 1.5);
+}
+
 // ---------------------------------------------------------------------------
 // Tracing
 

@@ -12,7 +12,8 @@ use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, Target
 /// `dashscope-intl.aliyuncs.com`, or `WORKSPACE.ap-southeast-1.maas.aliyuncs.com`).
 /// The realtime path is always `/api-ws/v1/realtime`, never under
 /// `/compatible-mode`. Sessions with an `?intent=` are refused with 400
-/// `unsupported_intent`.
+/// `unsupported_intent`. DashScope's 16-bit PCM input (`pcm16`, `pcm`) is
+/// 16 kHz, which usage accounting takes into account.
 ///
 /// # Example
 ///
@@ -27,6 +28,7 @@ use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, Target
 ///     target.url().as_str(),
 ///     "wss://dashscope-intl.aliyuncs.com/api-ws/v1/realtime?model=qwen-omni-turbo-realtime"
 /// );
+/// assert_eq!(target.default_pcm_input_rate(), 16_000);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Bailian(Compatible);
@@ -39,6 +41,8 @@ impl Bailian {
         "https://dashscope-intl.aliyuncs.com/compatible-mode/v1";
     /// The realtime path on every DashScope host.
     const REALTIME_PATH: &'static str = "/api-ws/v1/realtime";
+    /// DashScope's 16-bit PCM input is sampled at 16 kHz.
+    const PCM_INPUT_RATE: u32 = 16_000;
 
     /// Bailian in mainland China, authenticated with `keys`.
     pub fn new(keys: impl Into<Keys>) -> Self {
@@ -53,6 +57,6 @@ impl Bailian {
 
 impl Provider for Bailian {
     fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
-        self.0.target(request)
+        Ok(self.0.target(request)?.pcm_input_rate(Self::PCM_INPUT_RATE))
     }
 }

@@ -10,6 +10,9 @@ use url::Url;
 use crate::error::{ErrorType, Rejection};
 use crate::secret::{Secret, redact};
 
+/// The sample rate OpenAI assumes for 16-bit PCM input.
+const OPENAI_PCM_INPUT_RATE: u32 = 24_000;
+
 /// What a [`Provider`](super::Provider) is asked to route: the model (the
 /// selector without its provider prefix), the session intent if any, and the
 /// client's request head.
@@ -101,6 +104,7 @@ pub struct Target {
     headers: HeaderMap,
     subprotocols: Vec<String>,
     secrets: Vec<Secret>,
+    pcm_input_rate: u32,
 }
 
 impl Target {
@@ -111,6 +115,7 @@ impl Target {
             headers: HeaderMap::new(),
             subprotocols: Vec::new(),
             secrets: Vec::new(),
+            pcm_input_rate: OPENAI_PCM_INPUT_RATE,
         }
     }
 
@@ -162,6 +167,29 @@ impl Target {
     /// The headers injected into the upstream handshake.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
+    }
+
+    /// Declares the sample rate this upstream assumes for 16-bit PCM input
+    /// that names none (`pcm16`, `audio/pcm` without a rate): 24 kHz, as
+    /// OpenAI does, unless set. Usage accounting counts input audio seconds
+    /// with it; nothing is sent upstream.
+    ///
+    /// ```
+    /// use tower_realtime::provider::Target;
+    /// use url::Url;
+    ///
+    /// let target = Target::new(Url::parse("wss://example.com/realtime").unwrap()).pcm_input_rate(16_000);
+    /// assert_eq!(target.default_pcm_input_rate(), 16_000);
+    /// ```
+    #[must_use]
+    pub fn pcm_input_rate(mut self, rate: u32) -> Self {
+        self.pcm_input_rate = rate;
+        self
+    }
+
+    /// The sample rate of 16-bit PCM input that names none; see [`Target::pcm_input_rate`].
+    pub fn default_pcm_input_rate(&self) -> u32 {
+        self.pcm_input_rate
     }
 
     /// The subprotocols offered upstream.

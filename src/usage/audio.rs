@@ -17,9 +17,6 @@ pub(crate) enum AudioFormat {
 }
 
 impl AudioFormat {
-    /// What a session starts with: pcm16 at 24 kHz, OpenAI's default.
-    pub(crate) const DEFAULT: AudioFormat = AudioFormat::Pcm16 { rate: 24_000 };
-
     fn bytes_per_second(self) -> u64 {
         match self {
             AudioFormat::Pcm16 { rate } => u64::from(rate) * 2,
@@ -33,13 +30,15 @@ impl AudioFormat {
     ///
     /// Reads the GA shape (`audio.input.format` = `{"type":"audio/pcm","rate":24000}`,
     /// `{"type":"audio/pcmu"}`, `{"type":"audio/pcma"}`) and the beta one
-    /// (`input_audio_format` = `"pcm16"`, `"g711_ulaw"`, `"g711_alaw"`).
-    pub(crate) fn declared_by(session: &Value) -> Option<Option<AudioFormat>> {
+    /// (`input_audio_format` = `"pcm16"` or DashScope's `"pcm"`, `"g711_ulaw"`,
+    /// `"g711_alaw"`). PCM without a rate is at `pcm_rate`, the upstream's own
+    /// default (24 kHz for OpenAI, 16 kHz for DashScope).
+    pub(crate) fn declared_by(session: &Value, pcm_rate: u32) -> Option<Option<AudioFormat>> {
         if let Some(format) = session.pointer("/audio/input/format") {
             let rate = format.get("rate").and_then(Value::as_u64);
             return Some(match format.get("type").and_then(Value::as_str) {
                 Some("audio/pcm") => match rate {
-                    None => Some(AudioFormat::DEFAULT),
+                    None => Some(AudioFormat::Pcm16 { rate: pcm_rate }),
                     Some(rate) => u32::try_from(rate)
                         .ok()
                         .filter(|rate| *rate > 0)
@@ -51,7 +50,7 @@ impl AudioFormat {
         }
         let format = session.get("input_audio_format")?;
         Some(match format.as_str() {
-            Some("pcm16") => Some(AudioFormat::DEFAULT),
+            Some("pcm16" | "pcm") => Some(AudioFormat::Pcm16 { rate: pcm_rate }),
             Some("g711_ulaw" | "g711_alaw") => Some(AudioFormat::G711),
             _ => None,
         })
@@ -82,18 +81,17 @@ pub(crate) struct InputAudio {
     total_bytes: u64,
 }
 
-impl Default for InputAudio {
-    fn default() -> Self {
+impl InputAudio {
+    /// No audio yet; 16-bit PCM at `pcm_rate` until the session says otherwise.
+    pub(crate) fn new(pcm_rate: u32) -> Self {
         Self {
-            format: Some(AudioFormat::DEFAULT),
+            format: Some(AudioFormat::Pcm16 { rate: pcm_rate }),
             bytes_in_format: 0,
             seconds_before: 0.0,
             total_bytes: 0,
         }
     }
-}
 
-impl InputAudio {
     /// Counts `bytes` of decoded audio in the current format.
     pub(crate) fn append(&mut self, bytes: u64) {
         self.bytes_in_format += bytes;
@@ -144,7 +142,7 @@ mod tests {
 
     #[test]
     fn formats_in_both_shapes() {
-        let declared = |session| AudioFormat::declared_by(&session);
+        let declared = |session| AudioFormat::declared_by(&session, 24_000);
         let pcm = |rate| Some(Some(AudioFormat::Pcm16 { rate }));
         assert_eq!(
             declared(json!({"audio":{"input":{"format":{"type":"audio/pcm","rate":24000}}}})),
@@ -184,6 +182,13 @@ mod tests {
             Some(Some(AudioFormat::G711))
         );
         assert_eq!(declared(json!({"input_audio_format":"wav"})), Some(None));
+        // DashScope: `pcm16` and `pcm` are 16 kHz there.
+        let dashscope = |session| AudioFormat::declared_by(&session, 16_000);
+        assert_eq!(
+            dashscope(json!({"input_audio_format":"pcm16"})),
+            pcm(16_000)
+        );
+        assert_eq!(dashscope(json!({"input_audio_format":"pcm"})), pcm(16_000));
         // Nothing said about the input format.
         assert_eq!(declared(json!({"voice":"alloy"})), None);
         assert_eq!(
@@ -194,7 +199,7 @@ mod tests {
 
     #[test]
     fn seconds_follow_the_format_in_force() {
-        let mut audio = InputAudio::default();
+        let mut audio = InputAudio::new(24_000);
         audio.append(48_000);
         assert_eq!(audio.seconds(), 1.0);
         audio.set_format(Some(AudioFormat::G711));

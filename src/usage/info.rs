@@ -12,6 +12,8 @@ pub(crate) struct SessionInfo {
     pub(crate) model: String,
     /// The request id echoed to the client.
     pub(crate) request_id: String,
+    /// The sample rate the upstream assumes for 16-bit PCM input that names none.
+    pub(crate) pcm_input_rate: u32,
     /// How long dialling the upstream took.
     pub(crate) connect_time: Duration,
     /// When the session opened, on the wall clock.

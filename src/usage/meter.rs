@@ -53,7 +53,7 @@ impl<'a> Meter<'a> {
             info,
             observer,
             totals: Metered::default(),
-            audio: InputAudio::default(),
+            audio: InputAudio::new(info.pcm_input_rate),
             #[cfg(test)]
             parsed: 0,
         }
@@ -137,7 +137,8 @@ impl<'a> Meter<'a> {
 
     /// Takes the input format from the event's `session`, if it names one.
     fn learn_format(&mut self, event: &Value) {
-        if let Some(format) = event.get("session").and_then(AudioFormat::declared_by) {
+        let declared = |session| AudioFormat::declared_by(session, self.info.pcm_input_rate);
+        if let Some(format) = event.get("session").and_then(declared) {
             self.audio.set_format(format);
         }
     }
@@ -237,6 +238,7 @@ mod tests {
 
     fn info() -> SessionInfo {
         SessionInfo {
+            pcm_input_rate: 24_000,
             provider: "openai".into(),
             model: "gpt-realtime".into(),
             request_id: "req_1".into(),
