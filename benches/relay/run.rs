@@ -41,7 +41,7 @@ impl Options {
 
 /// How much work each measurement does.
 struct Scale {
-    rounds: usize,
+    repeats: usize,
     warmup: usize,
     echo_trips: usize,
     echo_sessions: usize,
@@ -58,7 +58,7 @@ struct Scale {
 impl Scale {
     fn new(quick: bool) -> Self {
         let full = Scale {
-            rounds: 4,
+            repeats: 5,
             warmup: 200,
             echo_trips: 2_000,
             echo_sessions: 50,
@@ -75,7 +75,7 @@ impl Scale {
             return full;
         }
         Scale {
-            rounds: 2,
+            repeats: 1,
             warmup: 20,
             echo_trips: full.echo_trips / 10,
             echo_session_trips: full.echo_session_trips / 10,
@@ -139,6 +139,16 @@ fn gateway_url(gateway: &Process) -> String {
     )
 }
 
+/// The paths in the order they take their turn in `repeat`: the order
+/// alternates so that neither always runs first.
+fn in_turn(paths: &[Path], repeat: usize) -> Vec<(usize, &Path)> {
+    let mut order: Vec<_> = paths.iter().enumerate().collect();
+    if repeat % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
 /// Gateway CPU time of one column, per `count` things.
 fn cpu_per(cpu: Option<Duration>, count: usize) -> Option<f64> {
     cpu.map(|cpu| cpu.as_secs_f64() / count as f64)
@@ -200,7 +210,8 @@ fn header(scale: &Scale, quick: bool) -> String {
         "tower-realtime {} relay benchmark{}: {cores} cores, Linux {}, loopback\n\
          direct: client -> upstream; {}: client -> gateway (RealtimeLayer in hyper, \
          multi-threaded tokio) -> upstream\n\
-         samples interleaved over {} rounds; ratio = gateway / direct, added = gateway - direct\n",
+         each workload runs {} times per path, the paths taking turns; \
+         ratio = gateway / direct, added = gateway - direct\n",
         env!("CARGO_PKG_VERSION"),
         if quick { " (--quick)" } else { "" },
         kernel.trim(),
@@ -209,7 +220,7 @@ fn header(scale: &Scale, quick: bool) -> String {
             .map(|v| v.name)
             .collect::<Vec<_>>()
             .join(", "),
-        scale.rounds,
+        scale.repeats,
     )
 }
 
@@ -241,10 +252,10 @@ async fn echo_one(paths: &[Path], scale: &Scale, report: &mut Report, findings: 
     }
     let mut samples = vec![Vec::with_capacity(scale.echo_trips); paths.len()];
     let mut cpu = vec![None; paths.len()];
-    for _ in 0..scale.rounds {
-        for (i, path) in paths.iter().enumerate() {
+    for repeat in 0..scale.repeats {
+        for (i, path) in in_turn(paths, repeat) {
             let before = path.cpu();
-            let trips = scale.echo_trips / scale.rounds;
+            let trips = scale.echo_trips;
             client::round_trips(&mut sessions[i][0], &event, trips, &mut samples[i]).await;
             cpu[i] = add(cpu[i], delta(before, path.cpu()));
         }
@@ -255,7 +266,7 @@ async fn echo_one(paths: &[Path], scale: &Scale, report: &mut Report, findings: 
         scale.echo_trips
     ));
     report.percentiles(&mut samples);
-    let relayed = 2 * scale.echo_trips;
+    let relayed = 2 * scale.echo_trips * scale.repeats;
     report.row(
         "gateway CPU per relayed message",
         Kind::Cpu,
@@ -276,10 +287,10 @@ async fn echo_many(paths: &[Path], scale: &Scale, report: &mut Report, findings:
     }
     let mut samples = vec![Vec::new(); paths.len()];
     let mut cpu = vec![None; paths.len()];
-    for _ in 0..scale.rounds {
-        for (i, path) in paths.iter().enumerate() {
+    for repeat in 0..scale.repeats {
+        for (i, path) in in_turn(paths, repeat) {
             let before = path.cpu();
-            let trips = scale.echo_session_trips / scale.rounds;
+            let trips = scale.echo_session_trips;
             let taken = client::round_trips_together(&mut sessions[i], &event, trips).await;
             samples[i].extend(taken);
             cpu[i] = add(cpu[i], delta(before, path.cpu()));
@@ -291,7 +302,7 @@ async fn echo_many(paths: &[Path], scale: &Scale, report: &mut Report, findings:
         scale.echo_sessions, scale.echo_session_trips
     ));
     report.percentiles(&mut samples);
-    let relayed = 2 * scale.echo_sessions * scale.echo_session_trips;
+    let relayed = 2 * scale.echo_sessions * scale.echo_session_trips * scale.repeats;
     report.row(
         "gateway CPU per relayed message",
         Kind::Cpu,
@@ -311,16 +322,16 @@ async fn flood(paths: &[Path], scale: &Scale, report: &mut Report, findings: &mu
     }
     let mut elapsed = vec![Duration::ZERO; paths.len()];
     let mut cpu = vec![None; paths.len()];
-    for _ in 0..scale.rounds {
-        for (i, path) in paths.iter().enumerate() {
+    for repeat in 0..scale.repeats {
+        for (i, path) in in_turn(paths, repeat) {
             let before = path.cpu();
-            let events = scale.flood_events / scale.rounds;
+            let events = scale.flood_events;
             elapsed[i] += client::flood(&mut sessions[i], events, scale.flood_size).await;
             cpu[i] = add(cpu[i], delta(before, path.cpu()));
         }
     }
     close_each(sessions).await;
-    let events = scale.flood_sessions * scale.flood_events;
+    let events = scale.flood_sessions * scale.flood_events * scale.repeats;
     let per_second: Vec<f64> = elapsed
         .iter()
         .map(|e| events as f64 / e.as_secs_f64())
@@ -363,10 +374,10 @@ async fn setup(paths: &[Path], scale: &Scale, report: &mut Report, findings: &mu
     }
     let mut samples = vec![Vec::with_capacity(scale.setups); paths.len()];
     let mut cpu = vec![None; paths.len()];
-    for _ in 0..scale.rounds {
-        for (i, path) in paths.iter().enumerate() {
+    for repeat in 0..scale.repeats {
+        for (i, path) in in_turn(paths, repeat) {
             let before = path.cpu();
-            for _ in 0..scale.setups / scale.rounds {
+            for _ in 0..scale.setups {
                 let (session, took) = client::open(&path.url).await;
                 samples[i].push(took);
                 client::close(session).await;
@@ -382,7 +393,9 @@ async fn setup(paths: &[Path], scale: &Scale, report: &mut Report, findings: &mu
     report.row(
         "gateway CPU per session (open and close)",
         Kind::Cpu,
-        cpu.iter().map(|c| cpu_per(*c, scale.setups)).collect(),
+        cpu.iter()
+            .map(|c| cpu_per(*c, scale.setups * scale.repeats))
+            .collect(),
     );
     for (found, sample) in findings.iter_mut().zip(&samples).skip(1) {
         found.setup_p50 = Some(p50_ratio(sample, &samples[0]));
