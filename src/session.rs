@@ -32,7 +32,7 @@ impl Session {
             on_upgrade,
         } = self;
         let websocket = config.dialer.websocket;
-        let client = match on_upgrade.await {
+        let mut client = match on_upgrade.await {
             Ok(upgraded) => {
                 WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
@@ -55,13 +55,14 @@ impl Session {
         };
         tracing::debug!("session open");
         let report = relay::run(
-            client,
-            upstream,
+            &mut client,
+            &mut upstream,
             &config.relay,
             config.sessions.subscribe(),
             &mut NoTap,
         )
         .await;
+        drop((client, upstream));
         tracing::debug!(
             end = %report.ending.summary(),
             client_messages = report.client_to_upstream.messages,
