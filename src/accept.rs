@@ -78,7 +78,7 @@ async fn open<B: From<Bytes>>(
     let session = Session {
         config,
         permit,
-        upstream,
+        upstream: Box::new(upstream),
         on_upgrade,
     };
     tokio::spawn(session.run().instrument(span));

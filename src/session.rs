@@ -18,7 +18,10 @@ use crate::upstream::UpstreamSocket;
 pub(crate) struct Session {
     pub(crate) config: Arc<Config>,
     pub(crate) permit: SessionPermit,
-    pub(crate) upstream: UpstreamSocket,
+    /// Boxed: the socket (rustls variant inline) would otherwise be kept
+    /// both in `Session` and in the local it is moved to, in every idle
+    /// session's task.
+    pub(crate) upstream: Box<UpstreamSocket>,
     pub(crate) on_upgrade: OnUpgrade,
 }
 
@@ -56,7 +59,7 @@ impl Session {
         tracing::debug!("session open");
         let report = relay::run(
             &mut client,
-            &mut upstream,
+            &mut *upstream,
             &config.relay,
             config.sessions.subscribe(),
             &mut NoTap,
