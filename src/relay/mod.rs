@@ -125,7 +125,13 @@ where
     );
     let upstream_side = settle(upstream, plan.upstream, to_upstream.take_pending(), None);
     // Peers that do not finish their close handshake in time are dropped.
-    let _ = tokio::time::timeout(config.close_timeout, join(client_side, upstream_side)).await;
+    // Boxed, so that only a closing session holds this future, not every
+    // idle session's task.
+    let closing = Box::pin(tokio::time::timeout(
+        config.close_timeout,
+        join(client_side, upstream_side),
+    ));
+    let _ = closing.await;
 
     Report {
         ending,
