@@ -149,9 +149,56 @@ fn in_turn(paths: &[Path], repeat: usize) -> Vec<(usize, &Path)> {
     order
 }
 
-/// Gateway CPU time of one column, per `count` things.
+/// CPU time per `count` things.
 fn cpu_per(cpu: Option<Duration>, count: usize) -> Option<f64> {
     cpu.map(|cpu| cpu.as_secs_f64() / count as f64)
+}
+
+/// CPU time the gateway and the upstream spent during each path's turns.
+struct CpuUse {
+    gateway: Vec<Option<Duration>>,
+    upstream: Vec<Duration>,
+}
+
+impl CpuUse {
+    fn new(columns: usize) -> Self {
+        Self {
+            gateway: vec![None; columns],
+            upstream: vec![Duration::ZERO; columns],
+        }
+    }
+
+    /// Runs `work`, the turn of `paths[i]`, adding what the processes spent meanwhile.
+    async fn measure<T>(
+        &mut self,
+        i: usize,
+        path: &Path,
+        upstream: &Process,
+        work: impl Future<Output = T>,
+    ) -> T {
+        let (gateway, upstream_before) = (path.cpu(), upstream.cpu());
+        let output = work.await;
+        self.gateway[i] = add(self.gateway[i], delta(gateway, path.cpu()));
+        self.upstream[i] += upstream.cpu().saturating_sub(upstream_before);
+        output
+    }
+
+    /// Rows of gateway and upstream CPU time per `count` of `things`.
+    fn rows(&self, report: &mut Report, things: &str, count: usize) {
+        report.row(
+            format!("gateway CPU per {things}"),
+            Kind::Cpu,
+            self.gateway.iter().map(|c| cpu_per(*c, count)).collect(),
+        );
+        report.row(
+            format!("upstream CPU per {things}"),
+            Kind::Cpu,
+            self.upstream
+                .iter()
+                .map(|c| cpu_per(Some(*c), count))
+                .collect(),
+        );
+    }
 }
 
 /// What the targets are judged on, per gateway variant.
@@ -183,14 +230,14 @@ pub(crate) fn main(options: &Options) {
     let mut findings = vec![Findings::default(); paths.len()];
     runtime.block_on(async {
         if options.wants("echo") {
-            echo_one(&paths, &scale, &mut report, &mut findings).await;
-            echo_many(&paths, &scale, &mut report, &mut findings).await;
+            echo_one(&paths, &upstream, &scale, &mut report, &mut findings).await;
+            echo_many(&paths, &upstream, &scale, &mut report, &mut findings).await;
         }
         if options.wants("flood") {
-            flood(&paths, &scale, &mut report, &mut findings).await;
+            flood(&paths, &upstream, &scale, &mut report, &mut findings).await;
         }
         if options.wants("setup") {
-            setup(&paths, &scale, &mut report, &mut findings).await;
+            setup(&paths, &upstream, &scale, &mut report, &mut findings).await;
         }
         if options.wants("memory") {
             memory(upstream.addr, &scale, fd_limit, &mut report, &mut findings).await;
@@ -243,7 +290,13 @@ async fn close_each(sessions: Vec<Vec<Session>>) {
     }
 }
 
-async fn echo_one(paths: &[Path], scale: &Scale, report: &mut Report, findings: &mut [Findings]) {
+async fn echo_one(
+    paths: &[Path],
+    upstream: &Process,
+    scale: &Scale,
+    report: &mut Report,
+    findings: &mut [Findings],
+) {
     let started = Instant::now();
     let event = peer::event("input_audio_buffer.append", 200);
     let mut sessions = open_each(paths, 1).await;
@@ -251,13 +304,16 @@ async fn echo_one(paths: &[Path], scale: &Scale, report: &mut Report, findings: 
         client::round_trips(&mut session[0], &event, scale.warmup, &mut Vec::new()).await;
     }
     let mut samples = vec![Vec::with_capacity(scale.echo_trips); paths.len()];
-    let mut cpu = vec![None; paths.len()];
+    let mut cpu = CpuUse::new(paths.len());
     for repeat in 0..scale.repeats {
         for (i, path) in in_turn(paths, repeat) {
-            let before = path.cpu();
-            let trips = scale.echo_trips;
-            client::round_trips(&mut sessions[i][0], &event, trips, &mut samples[i]).await;
-            cpu[i] = add(cpu[i], delta(before, path.cpu()));
+            let trips = client::round_trips(
+                &mut sessions[i][0],
+                &event,
+                scale.echo_trips,
+                &mut samples[i],
+            );
+            cpu.measure(i, path, upstream, trips).await;
         }
     }
     close_each(sessions).await;
@@ -266,19 +322,20 @@ async fn echo_one(paths: &[Path], scale: &Scale, report: &mut Report, findings: 
         scale.echo_trips
     ));
     report.percentiles(&mut samples);
-    let relayed = 2 * scale.echo_trips * scale.repeats;
-    report.row(
-        "gateway CPU per relayed message",
-        Kind::Cpu,
-        cpu.iter().map(|c| cpu_per(*c, relayed)).collect(),
-    );
+    cpu.rows(report, "round trip", scale.echo_trips * scale.repeats);
     for (found, sample) in findings.iter_mut().zip(&samples).skip(1) {
         found.echo_one_p50 = Some(p50_ratio(sample, &samples[0]));
     }
     progress("echo, 1 session", started);
 }
 
-async fn echo_many(paths: &[Path], scale: &Scale, report: &mut Report, findings: &mut [Findings]) {
+async fn echo_many(
+    paths: &[Path],
+    upstream: &Process,
+    scale: &Scale,
+    report: &mut Report,
+    findings: &mut [Findings],
+) {
     let started = Instant::now();
     let event = peer::event("input_audio_buffer.append", 200);
     let mut sessions = open_each(paths, scale.echo_sessions).await;
@@ -286,14 +343,12 @@ async fn echo_many(paths: &[Path], scale: &Scale, report: &mut Report, findings:
         client::round_trips_together(session, &event, scale.warmup / 10).await;
     }
     let mut samples = vec![Vec::new(); paths.len()];
-    let mut cpu = vec![None; paths.len()];
+    let mut cpu = CpuUse::new(paths.len());
     for repeat in 0..scale.repeats {
         for (i, path) in in_turn(paths, repeat) {
-            let before = path.cpu();
-            let trips = scale.echo_session_trips;
-            let taken = client::round_trips_together(&mut sessions[i], &event, trips).await;
-            samples[i].extend(taken);
-            cpu[i] = add(cpu[i], delta(before, path.cpu()));
+            let trips =
+                client::round_trips_together(&mut sessions[i], &event, scale.echo_session_trips);
+            samples[i].extend(cpu.measure(i, path, upstream, trips).await);
         }
     }
     close_each(sessions).await;
@@ -302,32 +357,32 @@ async fn echo_many(paths: &[Path], scale: &Scale, report: &mut Report, findings:
         scale.echo_sessions, scale.echo_session_trips
     ));
     report.percentiles(&mut samples);
-    let relayed = 2 * scale.echo_sessions * scale.echo_session_trips * scale.repeats;
-    report.row(
-        "gateway CPU per relayed message",
-        Kind::Cpu,
-        cpu.iter().map(|c| cpu_per(*c, relayed)).collect(),
-    );
+    let trips = scale.echo_sessions * scale.echo_session_trips * scale.repeats;
+    cpu.rows(report, "round trip", trips);
     for (found, sample) in findings.iter_mut().zip(&samples).skip(1) {
         found.echo_many_p50 = Some(p50_ratio(sample, &samples[0]));
     }
     progress("echo, many sessions", started);
 }
 
-async fn flood(paths: &[Path], scale: &Scale, report: &mut Report, findings: &mut [Findings]) {
+async fn flood(
+    paths: &[Path],
+    upstream: &Process,
+    scale: &Scale,
+    report: &mut Report,
+    findings: &mut [Findings],
+) {
     let started = Instant::now();
     let mut sessions = open_each(paths, scale.flood_sessions).await;
     for session in &mut sessions {
         client::flood(session, scale.flood_events / 20, scale.flood_size).await;
     }
     let mut elapsed = vec![Duration::ZERO; paths.len()];
-    let mut cpu = vec![None; paths.len()];
+    let mut cpu = CpuUse::new(paths.len());
     for repeat in 0..scale.repeats {
         for (i, path) in in_turn(paths, repeat) {
-            let before = path.cpu();
-            let events = scale.flood_events;
-            elapsed[i] += client::flood(&mut sessions[i], events, scale.flood_size).await;
-            cpu[i] = add(cpu[i], delta(before, path.cpu()));
+            let flood = client::flood(&mut sessions[i], scale.flood_events, scale.flood_size);
+            elapsed[i] += cpu.measure(i, path, upstream, flood).await;
         }
     }
     close_each(sessions).await;
@@ -353,19 +408,21 @@ async fn flood(paths: &[Path], scale: &Scale, report: &mut Report, findings: &mu
             .map(|r| Some(r * scale.flood_size as f64 / 1e6))
             .collect(),
     );
-    report.row(
-        "gateway CPU per relayed event",
-        Kind::Cpu,
-        cpu.iter().map(|c| cpu_per(*c, events)).collect(),
-    );
+    cpu.rows(report, "event", events);
     for i in 1..paths.len() {
         findings[i].flood_share = Some(per_second[i] / per_second[0]);
-        findings[i].flood_cpu = cpu_per(cpu[i], events);
+        findings[i].flood_cpu = cpu_per(cpu.gateway[i], events);
     }
     progress("flood", started);
 }
 
-async fn setup(paths: &[Path], scale: &Scale, report: &mut Report, findings: &mut [Findings]) {
+async fn setup(
+    paths: &[Path],
+    upstream: &Process,
+    scale: &Scale,
+    report: &mut Report,
+    findings: &mut [Findings],
+) {
     let started = Instant::now();
     for path in paths {
         for _ in 0..scale.warmup / 10 {
@@ -373,16 +430,18 @@ async fn setup(paths: &[Path], scale: &Scale, report: &mut Report, findings: &mu
         }
     }
     let mut samples = vec![Vec::with_capacity(scale.setups); paths.len()];
-    let mut cpu = vec![None; paths.len()];
+    let mut cpu = CpuUse::new(paths.len());
     for repeat in 0..scale.repeats {
         for (i, path) in in_turn(paths, repeat) {
-            let before = path.cpu();
-            for _ in 0..scale.setups {
-                let (session, took) = client::open(&path.url).await;
-                samples[i].push(took);
-                client::close(session).await;
-            }
-            cpu[i] = add(cpu[i], delta(before, path.cpu()));
+            let sample = &mut samples[i];
+            let setups = async {
+                for _ in 0..scale.setups {
+                    let (session, took) = client::open(&path.url).await;
+                    sample.push(took);
+                    client::close(session).await;
+                }
+            };
+            cpu.measure(i, path, upstream, setups).await;
         }
     }
     report.title(format!(
@@ -390,12 +449,10 @@ async fn setup(paths: &[Path], scale: &Scale, report: &mut Report, findings: &mu
         scale.setups
     ));
     report.percentiles(&mut samples);
-    report.row(
-        "gateway CPU per session (open and close)",
-        Kind::Cpu,
-        cpu.iter()
-            .map(|c| cpu_per(*c, scale.setups * scale.repeats))
-            .collect(),
+    cpu.rows(
+        report,
+        "session (open and close)",
+        scale.setups * scale.repeats,
     );
     for (found, sample) in findings.iter_mut().zip(&samples).skip(1) {
         found.setup_p50 = Some(p50_ratio(sample, &samples[0]));
