@@ -91,9 +91,9 @@ impl Report {
     /// The table as text.
     pub(crate) fn render(&self) -> String {
         let mut out = String::new();
-        let _ = write!(out, "{:<50}{:>11}", "", self.columns[0]);
+        let _ = write!(out, "{:<46}{:>13}", "", self.columns[0]);
         for column in &self.columns[1..] {
-            let _ = write!(out, " |{column:>11}{:>8}{:>12}", "ratio", "added");
+            let _ = write!(out, " | {column:>12}{:>8}{:>12}", "ratio", "added");
         }
         out.push('\n');
         for line in &self.lines {
@@ -126,7 +126,7 @@ fn render_row(out: &mut String, row: &Row) {
     let direct = row.values[0];
     let _ = write!(
         out,
-        "  {:<48}{:>11}",
+        "  {:<44}{:>13}",
         row.label,
         direct.map_or("-".into(), |v| format_value(row.kind, v))
     );
@@ -141,7 +141,7 @@ fn render_row(out: &mut String, row: &Row) {
             }
             _ => (String::new(), String::new()),
         };
-        let _ = write!(out, " |{shown:>11}{ratio:>8}{added:>12}");
+        let _ = write!(out, " | {shown:>12}{ratio:>8}{added:>12}");
     }
     out.push('\n');
 }

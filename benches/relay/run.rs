@@ -58,7 +58,7 @@ struct Scale {
 impl Scale {
     fn new(quick: bool) -> Self {
         let full = Scale {
-            repeats: 5,
+            repeats: 10,
             warmup: 200,
             echo_trips: 2_000,
             echo_sessions: 50,
@@ -183,19 +183,22 @@ impl CpuUse {
         output
     }
 
-    /// Rows of gateway and upstream CPU time per `count` of `things`.
-    fn rows(&self, report: &mut Report, things: &str, count: usize) {
+    /// Rows of gateway and upstream CPU time, each per `(count, thing)`.
+    fn rows(&self, report: &mut Report, gateway: (usize, &str), upstream: (usize, &str)) {
         report.row(
-            format!("gateway CPU per {things}"),
+            format!("gateway CPU per {}", gateway.1),
             Kind::Cpu,
-            self.gateway.iter().map(|c| cpu_per(*c, count)).collect(),
+            self.gateway
+                .iter()
+                .map(|c| cpu_per(*c, gateway.0))
+                .collect(),
         );
         report.row(
-            format!("upstream CPU per {things}"),
+            format!("upstream CPU per {}", upstream.1),
             Kind::Cpu,
             self.upstream
                 .iter()
-                .map(|c| cpu_per(Some(*c), count))
+                .map(|c| cpu_per(Some(*c), upstream.0))
                 .collect(),
         );
     }
@@ -322,7 +325,8 @@ async fn echo_one(
         scale.echo_trips
     ));
     report.percentiles(&mut samples);
-    cpu.rows(report, "round trip", scale.echo_trips * scale.repeats);
+    let trips = scale.echo_trips * scale.repeats;
+    cpu.rows(report, (2 * trips, "relayed message"), (trips, "echo"));
     for (found, sample) in findings.iter_mut().zip(&samples).skip(1) {
         found.echo_one_p50 = Some(p50_ratio(sample, &samples[0]));
     }
@@ -358,7 +362,7 @@ async fn echo_many(
     ));
     report.percentiles(&mut samples);
     let trips = scale.echo_sessions * scale.echo_session_trips * scale.repeats;
-    cpu.rows(report, "round trip", trips);
+    cpu.rows(report, (2 * trips, "relayed message"), (trips, "echo"));
     for (found, sample) in findings.iter_mut().zip(&samples).skip(1) {
         found.echo_many_p50 = Some(p50_ratio(sample, &samples[0]));
     }
@@ -408,7 +412,7 @@ async fn flood(
             .map(|r| Some(r * scale.flood_size as f64 / 1e6))
             .collect(),
     );
-    cpu.rows(report, "event", events);
+    cpu.rows(report, (events, "relayed event"), (events, "event sent"));
     for i in 1..paths.len() {
         findings[i].flood_share = Some(per_second[i] / per_second[0]);
         findings[i].flood_cpu = cpu_per(cpu.gateway[i], events);
@@ -445,15 +449,13 @@ async fn setup(
         }
     }
     report.title(format!(
-        "session setup, {} sequential connects until the first upstream event",
+        "session setup, {} sequential connects until the first upstream event \
+         (CPU: open and close)",
         scale.setups
     ));
     report.percentiles(&mut samples);
-    cpu.rows(
-        report,
-        "session (open and close)",
-        scale.setups * scale.repeats,
-    );
+    let sessions = scale.setups * scale.repeats;
+    cpu.rows(report, (sessions, "session"), (sessions, "session"));
     for (found, sample) in findings.iter_mut().zip(&samples).skip(1) {
         found.setup_p50 = Some(p50_ratio(sample, &samples[0]));
     }
@@ -519,7 +521,7 @@ async fn memory(
     );
     report.row(
         format!(
-            "per session kept after one {} MiB message each way",
+            "per session after a {} MiB message each way",
             scale.big_size >> 20
         ),
         Kind::Kib,
