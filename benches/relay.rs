@@ -5,6 +5,7 @@
 //! cargo bench --bench relay                    # the whole table, a few minutes
 //! cargo bench --bench relay -- --quick         # a tenth of the work
 //! cargo bench --bench relay -- --only=echo,flood,setup,memory
+//! cargo bench --bench relay -- --no-pin        # no CPU placement
 //! ```
 //!
 //! The binary plays three roles, each in its own process so that the
@@ -12,6 +13,10 @@
 //! runs the measurements; it starts itself again as the scripted upstream
 //! (`--role upstream`) and as one gateway per variant (`--role gateway`). The
 //! direct path connects the same client to the same upstream.
+//!
+//! On two or more CPUs the client load runs on the first CPU and the
+//! upstream on the last, as if on two other machines; the gateway may use
+//! every CPU. `--no-pin` leaves placement to the scheduler.
 //!
 //! `RELAY_BENCH_GATEWAY_PREFIX` runs every gateway under a command, e.g.
 //! `valgrind --tool=callgrind` or `perf record -g --`.
@@ -40,6 +45,10 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .map(String::as_str)
     };
+    if let Some(cpus) = value("--cpus") {
+        let cpus: Vec<usize> = cpus.split(',').filter_map(|c| c.parse().ok()).collect();
+        process::pin(&cpus);
+    }
     match value("--role") {
         None => run::main(&run::Options::from_args(&args)),
         Some("upstream") => upstream::main(),

@@ -159,3 +159,35 @@ fn cpu_time(pid: u32) -> Duration {
     let used = field(14) + field(15);
     Duration::from_nanos(used * 1_000_000_000 / ticks)
 }
+
+/// The number of online CPUs (not only those this process may use).
+pub(crate) fn online_cpus() -> usize {
+    // SAFETY: sysconf has no memory effects.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online).unwrap_or(1).max(1)
+}
+
+/// Runs this process (all its threads to come) on `cpus` only.
+pub(crate) fn pin(cpus: &[usize]) {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set; CPU_SET and
+    // sched_setaffinity only touch the set passed to them.
+    let pinned = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    };
+    if !pinned {
+        eprintln!(
+            "could not pin to CPUs {cpus:?}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// `--cpus 0,1` as an argument list.
+pub(crate) fn cpus_argument(cpus: &[usize]) -> [String; 2] {
+    let list: Vec<String> = cpus.iter().map(usize::to_string).collect();
+    ["--cpus".to_owned(), list.join(",")]
+}

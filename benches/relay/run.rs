@@ -17,14 +17,17 @@ pub(crate) struct Options {
     quick: bool,
     /// Only these workloads (`echo`, `flood`, `setup`, `memory`).
     only: Option<Vec<String>>,
+    /// Leave CPU placement to the scheduler.
+    no_pin: bool,
 }
 
 impl Options {
-    /// `--quick` and `--only=echo,flood,setup,memory`; other arguments
+    /// `--quick`, `--no-pin` and `--only=echo,flood,setup,memory`; other arguments
     /// (cargo's `--bench`) are ignored.
     pub(crate) fn from_args(args: &[String]) -> Self {
         Self {
             quick: args.iter().any(|a| a == "--quick"),
+            no_pin: args.iter().any(|a| a == "--no-pin"),
             only: args
                 .iter()
                 .find_map(|a| a.strip_prefix("--only="))
@@ -88,6 +91,54 @@ impl Scale {
     }
 }
 
+/// Where the processes run. Pinned (on two CPUs or more), the client load
+/// runs on the first CPU and the upstream on the last, as if each were on a
+/// machine of its own, and the gateway may use them all; without pinning,
+/// the scheduler sometimes puts client and upstream on one CPU, where their
+/// ping-pong is faster than it can be between two machines.
+#[derive(Clone, Copy)]
+struct Placement {
+    pinned_cpus: Option<usize>,
+}
+
+impl Placement {
+    fn new(options: &Options) -> Self {
+        let cpus = process::online_cpus();
+        Self {
+            pinned_cpus: (!options.no_pin && cpus >= 2).then_some(cpus),
+        }
+    }
+
+    /// Pins this process, the client load.
+    fn pin_client(self) {
+        if self.pinned_cpus.is_some() {
+            process::pin(&[0]);
+        }
+    }
+
+    fn upstream_args(self) -> Vec<String> {
+        self.pinned_cpus
+            .map(|cpus| process::cpus_argument(&[cpus - 1]).to_vec())
+            .unwrap_or_default()
+    }
+
+    fn gateway_args(self) -> Vec<String> {
+        self.pinned_cpus
+            .map(|cpus| process::cpus_argument(&(0..cpus).collect::<Vec<_>>()).to_vec())
+            .unwrap_or_default()
+    }
+
+    fn describe(self) -> String {
+        match self.pinned_cpus {
+            Some(cpus) => format!(
+                "client on CPU 0, upstream on CPU {last}, gateway on CPUs 0-{last}",
+                last = cpus - 1
+            ),
+            None => "CPU placement left to the scheduler".to_owned(),
+        }
+    }
+}
+
 /// One way to reach the upstream.
 struct Path {
     name: String,
@@ -104,8 +155,8 @@ impl Path {
         }
     }
 
-    fn through(variant: &Variant, upstream: SocketAddr) -> Self {
-        let gateway = start_gateway(variant, upstream);
+    fn through(variant: &Variant, upstream: SocketAddr, placement: Placement) -> Self {
+        let gateway = start_gateway(variant, upstream, placement);
         Self {
             name: variant.name.into(),
             url: gateway_url(&gateway),
@@ -119,8 +170,8 @@ impl Path {
     }
 }
 
-fn start_gateway(variant: &Variant, upstream: SocketAddr) -> Process {
-    let args = [
+fn start_gateway(variant: &Variant, upstream: SocketAddr, placement: Placement) -> Process {
+    let mut args = vec![
         "--role".to_owned(),
         "gateway".to_owned(),
         "--variant".to_owned(),
@@ -128,6 +179,7 @@ fn start_gateway(variant: &Variant, upstream: SocketAddr) -> Process {
         "--upstream".to_owned(),
         upstream.to_string(),
     ];
+    args.extend(placement.gateway_args());
     let prefix = std::env::var(GATEWAY_PREFIX).ok();
     Process::spawn(&args, prefix.as_deref())
 }
@@ -219,11 +271,19 @@ struct Findings {
 pub(crate) fn main(options: &Options) {
     let fd_limit = process::raise_fd_limit();
     let scale = Scale::new(options.quick);
-    let upstream = Process::spawn(&["--role".to_owned(), "upstream".to_owned()], None);
+    let placement = Placement::new(options);
+    placement.pin_client();
+    let mut upstream_args = vec!["--role".to_owned(), "upstream".to_owned()];
+    upstream_args.extend(placement.upstream_args());
+    let upstream = Process::spawn(&upstream_args, None);
     let mut paths = vec![Path::direct(upstream.addr)];
-    paths.extend(VARIANTS.iter().map(|v| Path::through(v, upstream.addr)));
+    paths.extend(
+        VARIANTS
+            .iter()
+            .map(|v| Path::through(v, upstream.addr, placement)),
+    );
 
-    println!("{}", header(&scale, options.quick));
+    println!("{}", header(&scale, options.quick, placement));
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -243,7 +303,8 @@ pub(crate) fn main(options: &Options) {
             setup(&paths, &upstream, &scale, &mut report, &mut findings).await;
         }
         if options.wants("memory") {
-            memory(upstream.addr, &scale, fd_limit, &mut report, &mut findings).await;
+            let at = (upstream.addr, placement);
+            memory(at, &scale, fd_limit, &mut report, &mut findings).await;
         }
     });
     for (path, found) in paths.iter().zip(&findings).skip(1) {
@@ -253,13 +314,14 @@ pub(crate) fn main(options: &Options) {
     println!("\n(whole run: {:.0} s)", started.elapsed().as_secs_f64());
 }
 
-fn header(scale: &Scale, quick: bool) -> String {
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+fn header(scale: &Scale, quick: bool, placement: Placement) -> String {
+    let cores = process::online_cpus();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
         "tower-realtime {} relay benchmark{}: {cores} cores, Linux {}, loopback\n\
          direct: client -> upstream; {}: client -> gateway (RealtimeLayer in hyper, \
          multi-threaded tokio) -> upstream\n\
+         {}\n\
          each workload runs {} times per path, the paths taking turns; \
          ratio = gateway / direct, added = gateway - direct\n",
         env!("CARGO_PKG_VERSION"),
@@ -270,6 +332,7 @@ fn header(scale: &Scale, quick: bool) -> String {
             .map(|v| v.name)
             .collect::<Vec<_>>()
             .join(", "),
+        placement.describe(),
         scale.repeats,
     )
 }
@@ -465,7 +528,7 @@ async fn setup(
 /// Resident memory of fresh gateway processes holding idle sessions, and
 /// after one big message each way.
 async fn memory(
-    upstream: SocketAddr,
+    (upstream, placement): (SocketAddr, Placement),
     scale: &Scale,
     fd_limit: u64,
     report: &mut Report,
@@ -482,7 +545,7 @@ async fn memory(
     let mut big = vec![None; columns];
     for (index, variant) in VARIANTS.iter().enumerate() {
         let column = index + 1;
-        let gateway = warm_gateway(variant, upstream).await;
+        let gateway = warm_gateway(variant, upstream, placement).await;
         let url = gateway_url(&gateway);
         let baseline = gateway.rss_kib();
         base[column] = Some(baseline as f64);
@@ -497,7 +560,7 @@ async fn memory(
         drop(open);
         drop(gateway);
 
-        let gateway = warm_gateway(variant, upstream).await;
+        let gateway = warm_gateway(variant, upstream, placement).await;
         let url = gateway_url(&gateway);
         let mut sessions = client::open_many(&url, scale.big_sessions, 32).await;
         let before = settled_rss(&gateway).await;
@@ -537,8 +600,8 @@ async fn memory(
 }
 
 /// A fresh gateway that has served and closed a few sessions.
-async fn warm_gateway(variant: &Variant, upstream: SocketAddr) -> Process {
-    let gateway = start_gateway(variant, upstream);
+async fn warm_gateway(variant: &Variant, upstream: SocketAddr, placement: Placement) -> Process {
+    let gateway = start_gateway(variant, upstream, placement);
     let url = gateway_url(&gateway);
     for session in client::open_many(&url, 64, 16).await {
         client::close(session).await;
@@ -586,7 +649,7 @@ fn judge(report: &mut Report, column: &str, found: &Findings, scale: &Scale) {
     target(
         "flood throughput (gateway / direct)",
         found.flood_share,
-        &|v| format!("{:.0}%", v * 100.0),
+        &|v| format!("{:.1}%", v * 100.0),
         ">= 40%",
         &|v| v >= 0.4,
     );
