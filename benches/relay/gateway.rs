@@ -46,7 +46,10 @@ pub(crate) fn main(variant: &str, upstream: SocketAddr) {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    runtime.block_on(serve(variant, upstream));
+    // The accept loop runs on a worker, like the sessions, not on the
+    // thread that blocks on it.
+    let server = runtime.spawn(async move { serve(variant, upstream).await });
+    runtime.block_on(server).expect("the gateway runs");
 }
 
 async fn serve(variant: &Variant, upstream: SocketAddr) {
