@@ -167,7 +167,9 @@ impl std::fmt::Display for Seconds {
             ""
         };
         let micros = self.0 * 1e6;
-        if micros.abs() < 1_000.0 {
+        if micros.abs() < 10.0 {
+            write!(f, "{sign}{micros:.2} µs")
+        } else if micros.abs() < 1_000.0 {
             write!(f, "{sign}{micros:.1} µs")
         } else {
             write!(f, "{sign}{:.2} ms", micros / 1e3)
