@@ -8,6 +8,8 @@
 //! cargo bench --bench relay -- --no-pin        # no CPU placement
 //! ```
 //!
+//! `cargo test --benches` runs it quick, as a smoke test.
+//!
 //! The binary plays three roles, each in its own process so that the
 //! gateway's memory and CPU are its own: this process is the client load and
 //! runs the measurements; it starts itself again as the scripted upstream

@@ -22,11 +22,13 @@ pub(crate) struct Options {
 }
 
 impl Options {
-    /// `--quick`, `--no-pin` and `--only=echo,flood,setup,memory`; other arguments
-    /// (cargo's `--bench`) are ignored.
+    /// `--quick`, `--no-pin` and `--only=echo,flood,setup,memory`; without
+    /// `--bench`, always quick.
     pub(crate) fn from_args(args: &[String]) -> Self {
         Self {
-            quick: args.iter().any(|a| a == "--quick"),
+            // `cargo bench` passes `--bench`; `cargo test --benches` does
+            // not, and gets the quick run as a smoke test.
+            quick: args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench"),
             no_pin: args.iter().any(|a| a == "--no-pin"),
             only: args
                 .iter()
@@ -325,7 +327,11 @@ fn header(scale: &Scale, quick: bool, placement: Placement) -> String {
          each workload runs {} times per path, the paths taking turns; \
          ratio = gateway / direct, added = gateway - direct\n",
         env!("CARGO_PKG_VERSION"),
-        if quick { " (--quick)" } else { "" },
+        match (quick, cfg!(debug_assertions)) {
+            (_, true) => " (debug build, quick: a smoke test, not figures to compare)",
+            (true, false) => " (--quick)",
+            (false, false) => "",
+        },
         kernel.trim(),
         VARIANTS
             .iter()
