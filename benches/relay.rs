@@ -2,7 +2,7 @@
 //! in one run:
 //!
 //! ```sh
-//! cargo bench --bench relay                    # the whole table, a few minutes
+//! cargo bench --bench relay                    # the whole table, ~15 s of measuring
 //! cargo bench --bench relay -- --quick         # a tenth of the work
 //! cargo bench --bench relay -- --only=echo,flood,setup,memory
 //! cargo bench --bench relay -- --no-pin        # no CPU placement

@@ -1,5 +1,5 @@
 //! The measurements, in one run: every workload on the direct path and
-//! through each gateway variant, interleaved round by round so that the
+//! through each gateway variant, the paths taking turns so that the
 //! machine's other load hits them alike.
 
 use std::net::SocketAddr;
