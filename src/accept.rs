@@ -106,7 +106,7 @@ async fn open<B: From<Bytes>>(
     let session = Session {
         config,
         permit,
-        upstream,
+        upstream: Box::new(upstream),
         on_upgrade,
         info,
     };

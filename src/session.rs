@@ -20,7 +20,10 @@ use crate::usage::{Meter, Metered, Observation, SessionInfo, SessionSummary, Tra
 pub(crate) struct Session {
     pub(crate) config: Arc<Config>,
     pub(crate) permit: SessionPermit,
-    pub(crate) upstream: UpstreamSocket,
+    /// Boxed: the socket (rustls variant inline) would otherwise be kept
+    /// both in `Session` and in the local it is moved to, in every idle
+    /// session's task.
+    pub(crate) upstream: Box<UpstreamSocket>,
     pub(crate) on_upgrade: OnUpgrade,
     pub(crate) info: SessionInfo,
 }
@@ -37,7 +40,7 @@ impl Session {
         } = self;
         let active = telemetry::session_started(&info);
         let websocket = config.dialer.websocket;
-        let client = match on_upgrade.await {
+        let mut client = match on_upgrade.await {
             Ok(upgraded) => {
                 WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
@@ -78,13 +81,14 @@ impl Session {
         let mut meter =
             (observer.is_some() || cfg!(feature = "metrics")).then(|| Meter::new(&info, observer));
         let report = relay::run(
-            client,
-            upstream,
+            &mut client,
+            &mut *upstream,
             &config.relay,
             config.sessions.subscribe(),
             &mut meter,
         )
         .await;
+        drop((client, upstream));
         let metered = meter.map(Meter::finish).unwrap_or_default();
         let traffic =
             [report.client_to_upstream, report.upstream_to_client].map(|traffic| Traffic {

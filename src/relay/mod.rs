@@ -55,9 +55,12 @@ pub(crate) struct Report {
 
 /// Relays messages between `client` and `upstream` until the session ends,
 /// then closes both sides as the ending requires.
+///
+/// The sockets are borrowed, not moved in: the caller's task keeps the only
+/// copy of each, which keeps the future of every idle session small.
 pub(crate) async fn run<C, U>(
-    mut client: WebSocketStream<C>,
-    mut upstream: WebSocketStream<U>,
+    client: &mut WebSocketStream<C>,
+    upstream: &mut WebSocketStream<U>,
     config: &RelayConfig,
     mut shutdown: watch::Receiver<bool>,
     tap: &mut impl Tap,
@@ -99,12 +102,12 @@ where
             }
             ending = poll_fn(|cx| {
                 if let Poll::Ready(stop) =
-                    poll_half(&mut client, &mut upstream, &mut to_upstream, &mut |m| tap.client_message(m), cx)
+                    poll_half(client, upstream, &mut to_upstream, &mut |m| tap.client_message(m), cx)
                 {
                     return Poll::Ready(Ending::from_stop(Side::Client, stop));
                 }
                 if let Poll::Ready(stop) =
-                    poll_half(&mut upstream, &mut client, &mut to_client, &mut |m| tap.upstream_message(m), cx)
+                    poll_half(upstream, client, &mut to_client, &mut |m| tap.upstream_message(m), cx)
                 {
                     return Poll::Ready(Ending::from_stop(Side::Upstream, stop));
                 }
@@ -115,19 +118,20 @@ where
 
     let plan = ending.plan();
     let client_side = settle(
-        &mut client,
+        client,
         plan.client,
         to_client.take_pending(),
         plan.client_event,
     );
-    let upstream_side = settle(
-        &mut upstream,
-        plan.upstream,
-        to_upstream.take_pending(),
-        None,
-    );
+    let upstream_side = settle(upstream, plan.upstream, to_upstream.take_pending(), None);
     // Peers that do not finish their close handshake in time are dropped.
-    let _ = tokio::time::timeout(config.close_timeout, join(client_side, upstream_side)).await;
+    // Boxed, so that only a closing session holds this future, not every
+    // idle session's task.
+    let closing = Box::pin(tokio::time::timeout(
+        config.close_timeout,
+        join(client_side, upstream_side),
+    ));
+    let _ = closing.await;
 
     Report {
         ending,

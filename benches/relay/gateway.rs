@@ -1,0 +1,87 @@
+//! The gateway under test: `RealtimeLayer` in a hyper server, one process per
+//! variant, relaying to the scripted upstream.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::{Layer, service_fn};
+use tower_realtime::provider::OpenAi;
+use tower_realtime::{Providers, RealtimeLayer, Secret};
+
+use crate::process;
+
+/// One way of building the layer; each is measured against the direct path.
+pub(crate) struct Variant {
+    /// The column title.
+    pub(crate) name: &'static str,
+    /// Builds the layer around the bench's providers.
+    pub(crate) layer: fn(Providers) -> RealtimeLayer,
+}
+
+/// The layers measured. A variant is one more entry, e.g. the usage tap:
+/// `Variant { name: "layer+tap", layer: |p| RealtimeLayer::new(p).observer(...) }`.
+pub(crate) const VARIANTS: &[Variant] = &[Variant {
+    name: "layer",
+    layer: RealtimeLayer::new,
+}];
+
+/// The model prefix that routes to the scripted upstream.
+pub(crate) const PROVIDER: &str = "bench";
+
+/// Runs the gateway of `variant` until the parent closes stdin.
+pub(crate) fn main(variant: &str, upstream: SocketAddr) {
+    let variant = VARIANTS
+        .iter()
+        .find(|v| v.name == variant)
+        .unwrap_or_else(|| panic!("unknown gateway variant `{variant}`"));
+    // What a deployment runs: the multi-threaded runtime, one worker per core.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    // The accept loop runs on a worker, like the sessions, not on the
+    // thread that blocks on it.
+    let server = runtime.spawn(async move { serve(variant, upstream).await });
+    runtime.block_on(server).expect("the gateway runs");
+}
+
+async fn serve(variant: &Variant, upstream: SocketAddr) {
+    let provider = OpenAi::new(Secret::new("sk-bench"))
+        .base_url(&format!("http://{upstream}/v1"))
+        .expect("a loopback base URL");
+    let layer = (variant.layer)(Providers::new().with(PROVIDER, provider));
+    let not_found = service_fn(|_: http::Request<hyper::body::Incoming>| async {
+        let mut response = http::Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = http::StatusCode::NOT_FOUND;
+        Ok::<_, Infallible>(response)
+    });
+    let service = layer.layer(not_found);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    process::announce(listener.local_addr().expect("local address"));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                eprintln!("gateway: accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http2().enable_connect_protocol();
+            let _ = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
