@@ -69,6 +69,7 @@ async fn open<B: From<Bytes>>(
         &parts,
     ))?;
     let pcm_input_rate = target.default_pcm_input_rate();
+    let secrets = target.secrets().to_vec();
     let dialling = Instant::now();
     let upstream = config
         .dialer
@@ -109,6 +110,7 @@ async fn open<B: From<Bytes>>(
         upstream: Box::new(upstream),
         on_upgrade,
         info,
+        secrets,
     };
     tokio::spawn(session.run().instrument(span.clone()));
     Ok(response)

@@ -43,7 +43,7 @@ pub(crate) struct Config {
 /// | [`connect_timeout`](Self::connect_timeout) | 10 s, then `504` |
 /// | [`max_message_size`](Self::max_message_size) / [`max_frame_size`](Self::max_frame_size) | 16 MiB, then close `1009` |
 /// | [`read_buffer_size`](Self::read_buffer_size) | 4 KiB per socket |
-/// | [`write_buffer_size`](Self::write_buffer_size) | 8 KiB per socket |
+/// | [`write_buffer_size`](Self::write_buffer_size) | 16 KiB per socket |
 /// | [`keepalive`](Self::keepalive) | ping every 30 s, dead after 2 unanswered |
 /// | [`idle_timeout`](Self::idle_timeout) | none |
 /// | [`max_session_duration`](Self::max_session_duration) | none |
@@ -85,7 +85,7 @@ impl RealtimeLayer {
     pub fn new(providers: Providers) -> Self {
         let websocket = WebSocketConfig::default()
             .read_buffer_size(4 << 10)
-            .write_buffer_size(8 << 10)
+            .write_buffer_size(16 << 10)
             .max_write_buffer_size(usize::MAX)
             .max_message_size(Some(Self::DEFAULT_MAX_MESSAGE_SIZE))
             .max_frame_size(Some(Self::DEFAULT_MAX_MESSAGE_SIZE));

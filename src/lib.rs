@@ -16,6 +16,7 @@ mod secret;
 mod service;
 mod session;
 mod sessions;
+mod split_frames;
 mod subprotocol_token;
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -11,7 +11,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use crate::layer::Config;
 use crate::outcome::{ClosedBy, SessionEnd};
 use crate::relay;
+use crate::secret::Secret;
 use crate::sessions::SessionPermit;
+use crate::split_frames::SplitFrames;
 use crate::upstream::UpstreamSocket;
 use crate::usage::telemetry::{self, Active};
 use crate::usage::{Meter, Metered, Observation, SessionInfo, SessionSummary, Traffic};
@@ -26,6 +28,9 @@ pub(crate) struct Session {
     pub(crate) upstream: Box<UpstreamSocket>,
     pub(crate) on_upgrade: OnUpgrade,
     pub(crate) info: SessionInfo,
+    /// The provider credentials of the session, scrubbed from what the
+    /// upstream says to the client.
+    pub(crate) secrets: Vec<Secret>,
 }
 
 impl Session {
@@ -37,17 +42,14 @@ impl Session {
             mut upstream,
             on_upgrade,
             info,
+            secrets,
         } = self;
         let active = telemetry::session_started(&info);
         let websocket = config.dialer.websocket;
         let mut client = match on_upgrade.await {
             Ok(upgraded) => {
-                WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(websocket),
-                )
-                .await
+                let io = SplitFrames::new(TokioIo::new(upgraded), &[], websocket.max_frame_size);
+                WebSocketStream::from_raw_socket(io, Role::Server, Some(websocket)).await
             }
             Err(error) => {
                 let close = CloseFrame {
@@ -85,6 +87,7 @@ impl Session {
             &mut *upstream,
             &config.relay,
             config.sessions.subscribe(),
+            &secrets,
             &mut meter,
         )
         .await;

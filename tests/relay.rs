@@ -277,3 +277,85 @@ async fn a_slow_upgrade_client_does_not_leave_the_upstream_open() {
     assert_eq!(shutdown.active_sessions(), 0);
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test]
+async fn large_messages_travel_as_bounded_fragments_and_arrive_whole() {
+    let upstream = MockUpstream::echo().await.unwrap();
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream))).await;
+    let mut client =
+        RawClient::connect(gateway.addr, "/v1/realtime?model=openai/gpt-realtime").await;
+    client.read_frame().await.unwrap();
+
+    // One unfragmented 200 KB frame from the client ...
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    client.frame(0x82, &payload, true).await;
+    // ... reaches the upstream as the same message ...
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |u| u.received().len() == 1)
+            .await
+    );
+    assert_eq!(upstream.received(), vec![Message::binary(payload.clone())]);
+    // ... and its echo (one 200 KB frame from the upstream) reaches the
+    // client as fragments of at most 16 KiB.
+    let mut echoed = Vec::new();
+    let mut opcodes = Vec::new();
+    loop {
+        let frame = client.read_frame().await.unwrap();
+        assert!(
+            frame.payload.len() <= 16 * 1024,
+            "a {} byte frame",
+            frame.payload.len()
+        );
+        opcodes.push(frame.opcode);
+        echoed.extend_from_slice(&frame.payload);
+        if frame.fin {
+            break;
+        }
+    }
+    assert_eq!(echoed, payload);
+    assert_eq!(opcodes[0], 2);
+    assert!(opcodes[1..].iter().all(|&op| op == 0), "{opcodes:?}");
+    assert_eq!(opcodes.len(), 200_000usize.div_ceil(16 * 1024 - 4));
+}
+
+#[tokio::test]
+async fn an_upstream_close_reason_naming_the_key_is_scrubbed() {
+    use std::sync::{Arc, Mutex};
+    use tower_realtime::usage::Observation;
+
+    let upstream = MockUpstream::with_script(|mut session: UpstreamSession| async move {
+        session.session_created().await;
+        if session.recv().await.is_some() {
+            session
+                .close(4001, &format!("bad key {PROVIDER_KEY}"))
+                .await;
+        }
+    })
+    .await
+    .unwrap();
+    let ends = Arc::new(Mutex::new(Vec::new()));
+    let layer = RealtimeLayer::new(openai(&upstream)).observer({
+        let ends = Arc::clone(&ends);
+        move |observation: Observation<'_>| {
+            if let Observation::SessionEnd(summary) = observation {
+                ends.lock().unwrap().push(summary.end.clone());
+            }
+        }
+    });
+    let gateway = serve_axum(layer).await;
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    next_event(&mut client).await;
+    send_text(&mut client, "go").await;
+    let frame = close_frame(&mut client).await.expect("a close code");
+    assert_eq!(frame.code, CloseCode::Library(4001));
+    assert_eq!(frame.reason, "bad key ***");
+    // Answer the close, so the session ends without waiting.
+    while let Some(Ok(_)) = client.next().await {}
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |_| !ends.lock().unwrap().is_empty())
+            .await
+    );
+    assert_eq!(ends.lock().unwrap()[0].reason, "bad key ***");
+}

@@ -13,6 +13,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::{Layer, service_fn};
 use tower_realtime::provider::OpenAi;
+use tower_realtime::usage::Observation;
 use tower_realtime::{Providers, RealtimeLayer, Secret};
 
 use crate::process;
@@ -27,10 +28,16 @@ pub(crate) struct Variant {
 
 /// The layers measured. A variant is one more entry, e.g. the usage tap:
 /// `Variant { name: "layer+tap", layer: |p| RealtimeLayer::new(p).observer(...) }`.
-pub(crate) const VARIANTS: &[Variant] = &[Variant {
-    name: "layer",
-    layer: RealtimeLayer::new,
-}];
+pub(crate) const VARIANTS: &[Variant] = &[
+    Variant {
+        name: "layer",
+        layer: RealtimeLayer::new,
+    },
+    Variant {
+        name: "tap",
+        layer: |providers| RealtimeLayer::new(providers).observer(|_: Observation<'_>| {}),
+    },
+];
 
 /// The model prefix that routes to the scripted upstream.
 pub(crate) const PROVIDER: &str = "bench";

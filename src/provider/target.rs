@@ -197,6 +197,11 @@ impl Target {
         &self.subprotocols
     }
 
+    /// The secrets this target carries, to scrub from what the upstream says.
+    pub(crate) fn secrets(&self) -> &[Secret] {
+        &self.secrets
+    }
+
     pub(crate) fn into_parts(self) -> (Url, HeaderMap, Vec<String>, Vec<Secret>) {
         (self.url, self.headers, self.subprotocols, self.secrets)
     }

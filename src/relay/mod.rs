@@ -1,6 +1,7 @@
 //! The relay: both directions of one session, its timers, and its close.
 
 mod ending;
+mod outgoing;
 mod pump;
 mod timers;
 
@@ -17,6 +18,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 pub(crate) use ending::{Action, Ending, Policy, Side};
+
+use crate::secret::{Secret, redact};
+use outgoing::Outgoing;
 use pump::{Half, poll_half};
 use timers::Timers;
 
@@ -63,6 +67,7 @@ pub(crate) async fn run<C, U>(
     upstream: &mut WebSocketStream<U>,
     config: &RelayConfig,
     mut shutdown: watch::Receiver<bool>,
+    secrets: &[Secret],
     tap: &mut impl Tap,
 ) -> Report
 where
@@ -79,7 +84,7 @@ where
     );
     let mut shutdown_open = true;
 
-    let ending = loop {
+    let mut ending = loop {
         if *shutdown.borrow_and_update() {
             break Ending::Policy(Policy::Shutdown);
         }
@@ -116,6 +121,18 @@ where
         }
     };
 
+    // An upstream's close reason goes to the client (and the summary): it
+    // must not carry the provider's key.
+    if let Ending::Closed {
+        by: Side::Upstream,
+        frame: Some(frame),
+    } = &mut ending
+        && secrets
+            .iter()
+            .any(|secret| !secret.expose().is_empty() && frame.reason.contains(secret.expose()))
+    {
+        frame.reason = Utf8Bytes::from(redact(&frame.reason, secrets));
+    }
     let plan = ending.plan();
     let client_side = settle(
         client,
@@ -144,7 +161,7 @@ where
 async fn settle<S>(
     socket: &mut WebSocketStream<S>,
     action: Action,
-    pending: Option<Message>,
+    mut pending: Option<Outgoing>,
     event: Option<Utf8Bytes>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -159,10 +176,17 @@ async fn settle<S>(
         }
         Action::Close(frame) => {
             // What was already read for this side goes out before the close.
-            for message in pending.into_iter().chain(event.map(Message::Text)) {
+            while let Some(outgoing) = pending {
+                let (message, rest) = outgoing.next();
                 if socket.feed(message).await.is_err() {
                     return;
                 }
+                pending = rest;
+            }
+            if let Some(event) = event
+                && socket.feed(Message::Text(event)).await.is_err()
+            {
+                return;
             }
             if socket.send(Message::Close(frame)).await.is_err() {
                 return;

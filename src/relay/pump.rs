@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::Traffic;
+use super::outgoing::Outgoing;
 
 /// How many messages one direction moves before it lets the other run.
 const BUDGET: usize = 64;
@@ -24,8 +25,9 @@ const BUDGET: usize = 64;
 /// The state of one direction.
 #[derive(Debug, Default)]
 pub(crate) struct Half {
-    /// A message read from the source that the destination has not taken yet.
-    pending: Option<Message>,
+    /// A message read from the source that the destination has not fully
+    /// taken yet.
+    pending: Option<Outgoing>,
     /// Whether the destination has unflushed writes.
     needs_flush: bool,
     /// Whether to ping the destination at the next chance.
@@ -53,11 +55,11 @@ impl Half {
     /// Puts a message in hand, as a read whose destination is full would.
     #[cfg(test)]
     pub(crate) fn hold(&mut self, message: Message) {
-        self.pending = Some(message);
+        self.pending = Some(Outgoing::new(message));
     }
 
     /// The message read but not yet written, if any.
-    pub(crate) fn take_pending(&mut self) -> Option<Message> {
+    pub(crate) fn take_pending(&mut self) -> Option<Outgoing> {
         self.pending.take()
     }
 
@@ -107,7 +109,9 @@ where
                 half.ping_due = false;
                 Message::Ping(Bytes::new())
             } else {
-                half.pending.take().expect("checked above")
+                let (message, rest) = half.pending.take().expect("checked above").next();
+                half.pending = rest;
+                message
             };
             if let Err(error) = Pin::new(&mut *destination).start_send(message) {
                 return Poll::Ready(Stop::DestinationFailed(error));
@@ -131,7 +135,7 @@ where
                         half.messages += 1;
                         half.bytes += message.len() as u64;
                         observe(&message);
-                        half.pending = Some(message);
+                        half.pending = Some(Outgoing::new(message));
                     }
                     // Each hop answers its own pings (tungstenite queues the
                     // pong); pongs only prove the peer is alive.

@@ -15,6 +15,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::handshake::machine::TryParse;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use crate::split_frames::SplitFrames;
+
 /// The most read of an upstream's answer: its head, or the body of a refusal.
 const MAX_RESPONSE: usize = 64 << 10;
 
@@ -30,7 +32,8 @@ const WEBSOCKET_HEADERS: [(HeaderName, &str); 6] = [
 ];
 
 /// Sends `request` (a complete handshake, key included) on `stream` and
-/// returns the WebSocket once the upstream has switched protocols.
+/// returns the WebSocket once the upstream has switched protocols, its
+/// incoming frames split into bounded pieces ([`SplitFrames`]).
 ///
 /// A refusal is `WsError::Http` with the response and up to 64 KiB of its
 /// body, as tungstenite reports it.
@@ -38,7 +41,7 @@ pub(crate) async fn client_handshake<S>(
     mut stream: S,
     request: &Request,
     config: WebSocketConfig,
-) -> Result<WebSocketStream<S>, WsError>
+) -> Result<WebSocketStream<SplitFrames<S>>, WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -73,7 +76,8 @@ where
         return Err(WsError::Http(Box::new(response)));
     }
     verify(&response, request)?;
-    Ok(WebSocketStream::from_partially_read(stream, rest, Role::Client, Some(config)).await)
+    let stream = SplitFrames::new(stream, &rest, config.max_frame_size);
+    Ok(WebSocketStream::from_raw_socket(stream, Role::Client, Some(config)).await)
 }
 
 /// The request head as bytes: the WebSocket headers first, then the others.

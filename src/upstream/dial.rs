@@ -20,9 +20,10 @@ use super::failure;
 use crate::error::Rejection;
 use crate::provider::{Target, TargetError};
 use crate::secret::Secret;
+use crate::split_frames::SplitFrames;
 
 /// The socket to the upstream.
-pub(crate) type UpstreamSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type UpstreamSocket = WebSocketStream<SplitFrames<MaybeTlsStream<TcpStream>>>;
 
 /// Connects to upstream targets.
 #[derive(Clone)]
