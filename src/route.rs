@@ -263,8 +263,9 @@ mod tests {
             if model.is_empty() {
                 return None;
             }
+            // An empty intent is no intent.
             let upstream_query = match intents.first().map(String::as_str) {
-                None => ("model".to_owned(), model.to_owned()),
+                None | Some("") => ("model".to_owned(), model.to_owned()),
                 Some("transcription") => ("intent".to_owned(), "transcription".to_owned()),
                 Some(_) => return None,
             };

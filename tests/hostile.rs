@@ -213,7 +213,7 @@ async fn model_strings_cannot_steer_the_upstream_url() {
         // Refused before dialling.
         ("model=openai/gpt&model=openai/other".into(), None),
         ("model=openai/gpt&model=".into(), None),
-        ("model=openai/gpt&intent=".into(), None),
+        ("model=openai/gpt&intent=".into(), Some("gpt")),
         ("model=openai@evil.example/gpt".into(), None),
         ("model=evil.example/gpt".into(), None),
         ("model=/gpt".into(), None),
@@ -521,7 +521,8 @@ fn expected_route(query: &str) -> Option<(&'static str, String)> {
     };
     let (name, value) = match intents.first().map(|i| i.as_str()) {
         _ if model.is_empty() => return None,
-        None => ("model", model),
+        // An empty intent is no intent.
+        None | Some("") => ("model", model),
         Some("transcription") => ("intent", "transcription"),
         Some(_) => return None,
     };
