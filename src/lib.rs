@@ -9,6 +9,7 @@ mod layer;
 mod origin;
 mod outcome;
 pub mod provider;
+mod read_ahead;
 mod relay;
 mod request_id;
 mod route;

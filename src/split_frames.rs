@@ -20,6 +20,8 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::read_ahead::ReadAhead;
+
 /// The largest payload of a frame handed to tungstenite: 16 KiB, less four
 /// bytes so that every piece starts on a masking-key boundary.
 pub(crate) const PIECE: usize = 16 * 1024 - 4;
@@ -28,10 +30,10 @@ pub(crate) const PIECE: usize = 16 * 1024 - 4;
 const MAX_HEADER: usize = 14;
 
 /// A socket whose incoming frames are re-framed into pieces of at most
-/// [`PIECE`] bytes; writes pass through untouched.
+/// [`PIECE`] bytes, read through [`ReadAhead`]; writes pass through untouched.
 #[derive(Debug)]
 pub(crate) struct SplitFrames<S> {
-    inner: S,
+    inner: ReadAhead<S>,
     scanner: Scanner,
     /// Rewritten bytes waiting to be read.
     carry: Vec<u8>,
@@ -44,7 +46,7 @@ impl<S> SplitFrames<S> {
     /// left for tungstenite to refuse.
     pub(crate) fn new(inner: S, already_read: &[u8], frame_limit: Option<usize>) -> Self {
         let mut split = Self {
-            inner,
+            inner: ReadAhead::new(inner),
             scanner: Scanner::new(frame_limit),
             carry: Vec::new(),
             carry_read: 0,
