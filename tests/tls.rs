@@ -1,0 +1,158 @@
+//! `wss` upstreams: a TLS upstream behind a private CA on loopback, trusted
+//! through `RealtimeLayer::tls_roots`, refused without it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tower_realtime::provider::OpenAi;
+use tower_realtime::{Providers, RealtimeLayer, Secret};
+
+/// A private CA and a certificate it issued for `localhost`.
+struct Pki {
+    ca: CertificateDer<'static>,
+    leaf: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+fn pki() -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    Pki {
+        ca: ca.der().clone(),
+        leaf: leaf.der().clone(),
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+    }
+}
+
+/// A `wss` upstream on loopback: greets, echoes, and records the
+/// `Authorization` header of each handshake.
+async fn tls_upstream(pki: &Pki) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![pki.leaf.clone()], pki.key.clone_key())
+    .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let record = Arc::clone(&record);
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let callback = |request: &Request, response: Response| {
+                    let authorization = request
+                        .headers()
+                        .get("authorization")
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    record
+                        .lock()
+                        .unwrap()
+                        .push(authorization.unwrap_or_default());
+                    Ok(response)
+                };
+                let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(tls, callback).await
+                else {
+                    return;
+                };
+                let _ = socket
+                    .send(Message::text(r#"{"type":"session.created"}"#))
+                    .await;
+                while let Some(Ok(message)) = socket.next().await {
+                    if message.is_text() || message.is_binary() {
+                        let _ = socket.send(message).await;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn provider(base: &str) -> Providers {
+    Providers::new().with(
+        "openai",
+        OpenAi::new(Secret::new(PROVIDER_KEY))
+            .base_url(base)
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_trusted_tls_upstream_relays_and_gets_the_key() {
+    let pki = pki();
+    let (upstream, seen) = tls_upstream(&pki).await;
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.ca.clone()).unwrap();
+    let base = format!("https://localhost:{}/v1", upstream.port());
+    let gateway = serve_axum(RealtimeLayer::new(provider(&base)).tls_roots(roots)).await;
+
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    send_text(&mut client, "over TLS").await;
+    assert_eq!(next_data(&mut client).await, Message::text("over TLS"));
+    assert_eq!(*seen.lock().unwrap(), [format!("Bearer {PROVIDER_KEY}")]);
+}
+
+#[tokio::test]
+async fn an_untrusted_or_misnamed_tls_upstream_is_a_502() {
+    let pki = pki();
+    let (upstream, seen) = tls_upstream(&pki).await;
+    // The bundled webpki roots do not know the private CA.
+    let base = format!("https://localhost:{}/v1", upstream.port());
+    let gateway = serve_axum(RealtimeLayer::new(provider(&base))).await;
+    let (status, _, body) = refused(&gateway.url("?model=openai/gpt-realtime"), &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("upstream_tls_failed")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("certificate"),
+        "{body}"
+    );
+
+    // Trusted CA, but the certificate names `localhost`, not `127.0.0.1`.
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.ca.clone()).unwrap();
+    let base = format!("https://127.0.0.1:{}/v1", upstream.port());
+    let gateway = serve_axum(RealtimeLayer::new(provider(&base)).tls_roots(roots)).await;
+    let (status, _, body) = refused(&gateway.url("?model=openai/gpt-realtime"), &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("upstream_tls_failed")),
+        "{body}"
+    );
+
+    // Neither handshake got as far as sending the key.
+    assert!(seen.lock().unwrap().is_empty());
+    assert!(!body.to_string().contains(PROVIDER_KEY));
+}
