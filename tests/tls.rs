@@ -43,6 +43,8 @@ fn pki() -> Pki {
 
 /// A `wss` upstream on loopback: greets, echoes, and records the
 /// `Authorization` header of each handshake.
+// The handshake callback's error type is tungstenite's `ErrorResponse`.
+#[allow(clippy::result_large_err)]
 async fn tls_upstream(pki: &Pki) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
