@@ -2,7 +2,8 @@
 //!
 //! tungstenite reads at most its read buffer (4 KiB by default) per call,
 //! which keeps idle sessions small but costs one system call per few
-//! messages when a peer streams. [`ReadAhead`] watches the reads: once one
+//! messages when a peer streams. [`ReadAhead`] (used by
+//! [`SplitFrames`](crate::split_frames::SplitFrames)) watches the reads: once one
 //! fills the caller's buffer (more is likely waiting), it reads up to
 //! [`AHEAD`] bytes at a time into a buffer of its own and hands them out from
 //! there; as soon as the socket has nothing more, the buffer is freed, so an
@@ -12,15 +13,14 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// How much is read at once while a socket streams.
 pub(crate) const AHEAD: usize = 64 << 10;
 
-/// A socket read in large pieces while it streams; writes pass through.
-#[derive(Debug)]
-pub(crate) struct ReadAhead<S> {
-    inner: S,
+/// Reads a socket in large pieces while it streams.
+#[derive(Debug, Default)]
+pub(crate) struct ReadAhead {
     /// Bytes read ahead: `buffer[at..filled]` are waiting. Empty (and not
     /// allocated) unless the socket streams.
     buffer: Vec<u8>,
@@ -30,14 +30,49 @@ pub(crate) struct ReadAhead<S> {
     streaming: bool,
 }
 
-impl<S> ReadAhead<S> {
-    pub(crate) fn new(inner: S) -> Self {
-        Self {
-            inner,
-            buffer: Vec::new(),
-            at: 0,
-            filled: 0,
-            streaming: false,
+impl ReadAhead {
+    /// Reads from `socket` into `out`, from the buffer while the socket streams.
+    pub(crate) fn poll_read<S: AsyncRead + Unpin>(
+        &mut self,
+        socket: &mut S,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.at < self.filled {
+            self.hand_out(out);
+            return Poll::Ready(Ok(()));
+        }
+        if !self.streaming {
+            let wanted = out.remaining();
+            let start = out.filled().len();
+            ready!(Pin::new(socket).poll_read(cx, out))?;
+            let read = out.filled().len() - start;
+            self.streaming = read > 0 && read == wanted;
+            return Poll::Ready(Ok(()));
+        }
+        if self.buffer.is_empty() {
+            self.buffer = vec![0; AHEAD];
+        }
+        let mut ahead = ReadBuf::new(&mut self.buffer);
+        match Pin::new(socket).poll_read(cx, &mut ahead) {
+            Poll::Pending => {
+                // The stream paused: back to small reads, and no buffer.
+                self.streaming = false;
+                self.release();
+                Poll::Pending
+            }
+            Poll::Ready(Err(error)) => {
+                self.release();
+                Poll::Ready(Err(error))
+            }
+            Poll::Ready(Ok(())) => {
+                let read = ahead.filled().len();
+                self.at = 0;
+                self.filled = read;
+                self.streaming = read == AHEAD;
+                self.hand_out(out);
+                Poll::Ready(Ok(()))
+            }
         }
     }
 
@@ -54,82 +89,6 @@ impl<S> ReadAhead<S> {
         self.buffer = Vec::new();
         self.at = 0;
         self.filled = 0;
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.at < this.filled {
-            this.hand_out(out);
-            return Poll::Ready(Ok(()));
-        }
-        if !this.streaming {
-            let wanted = out.remaining();
-            let start = out.filled().len();
-            ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
-            let read = out.filled().len() - start;
-            this.streaming = read > 0 && read == wanted;
-            return Poll::Ready(Ok(()));
-        }
-        if this.buffer.is_empty() {
-            this.buffer = vec![0; AHEAD];
-        }
-        let mut ahead = ReadBuf::new(&mut this.buffer);
-        match Pin::new(&mut this.inner).poll_read(cx, &mut ahead) {
-            Poll::Pending => {
-                // The stream paused: back to small reads, and no buffer.
-                this.streaming = false;
-                this.release();
-                Poll::Pending
-            }
-            Poll::Ready(Err(error)) => {
-                this.release();
-                Poll::Ready(Err(error))
-            }
-            Poll::Ready(Ok(())) => {
-                let read = ahead.filled().len();
-                this.at = 0;
-                this.filled = read;
-                this.streaming = read == AHEAD;
-                this.hand_out(out);
-                Poll::Ready(Ok(()))
-            }
-        }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for ReadAhead<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -177,27 +136,28 @@ mod tests {
         }
     }
 
-    fn read(ahead: &mut ReadAhead<Scripted>, size: usize) -> Poll<Vec<u8>> {
+    fn read(ahead: &mut ReadAhead, socket: &mut Scripted, size: usize) -> Poll<Vec<u8>> {
         let mut buffer = vec![0; size];
         let mut out = ReadBuf::new(&mut buffer);
         let mut cx = Context::from_waker(Waker::noop());
-        Pin::new(&mut *ahead)
-            .poll_read(&mut cx, &mut out)
+        ahead
+            .poll_read(socket, &mut cx, &mut out)
             .map(|result| result.map(|()| out.filled().to_vec()).unwrap())
     }
 
     #[test]
     fn reads_ahead_only_while_the_socket_streams() {
         let turns = [Some(100), None, Some(3 * AHEAD), None, Some(10)];
-        let mut ahead = ReadAhead::new(Scripted {
+        let mut socket = Scripted {
             turns: turns.into_iter().collect(),
             next: 0,
             reads: 0,
-        });
+        };
+        let mut ahead = ReadAhead::default();
         let mut received = Vec::new();
         let mut pending = 0;
         loop {
-            match read(&mut ahead, 4096) {
+            match read(&mut ahead, &mut socket, 4096) {
                 Poll::Pending => {
                     pending += 1;
                     // A pause frees the read-ahead buffer.
@@ -217,10 +177,6 @@ mod tests {
         let expected: Vec<u8> = (0..100 + 3 * AHEAD + 10).map(|i| i as u8).collect();
         assert_eq!(received, expected);
         // One read of 4 KiB, then 64 KiB at a time: far fewer than 4 KiB reads.
-        assert!(
-            ahead.inner.reads < 3 * AHEAD / 4096,
-            "{} reads",
-            ahead.inner.reads
-        );
+        assert!(socket.reads < 3 * AHEAD / 4096, "{} reads", socket.reads);
     }
 }

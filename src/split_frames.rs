@@ -33,7 +33,8 @@ const MAX_HEADER: usize = 14;
 /// [`PIECE`] bytes, read through [`ReadAhead`]; writes pass through untouched.
 #[derive(Debug)]
 pub(crate) struct SplitFrames<S> {
-    inner: ReadAhead<S>,
+    inner: S,
+    ahead: ReadAhead,
     scanner: Scanner,
     /// Rewritten bytes waiting to be read.
     carry: Vec<u8>,
@@ -46,7 +47,8 @@ impl<S> SplitFrames<S> {
     /// left for tungstenite to refuse.
     pub(crate) fn new(inner: S, already_read: &[u8], frame_limit: Option<usize>) -> Self {
         let mut split = Self {
-            inner: ReadAhead::new(inner),
+            inner,
+            ahead: ReadAhead::default(),
             scanner: Scanner::new(frame_limit),
             carry: Vec::new(),
             carry_read: 0,
@@ -85,7 +87,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for SplitFrames<S> {
         }
         loop {
             let start = out.filled().len();
-            ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
+            ready!(this.ahead.poll_read(&mut this.inner, cx, out))?;
             let end = out.filled().len();
             if end == start {
                 // End of stream.
