@@ -17,6 +17,8 @@ Options:
 Environment:
   GATEWAY_API_KEY             the key clients must present (Authorization: Bearer KEY, or the
                               browser subprotocol openai-insecure-api-key.KEY); unset: no auth
+  OPENAI_API_KEY, AZURE_API_KEY, XAI_API_KEY, BAILIAN_API_KEY, ZAI_API_KEY, REALTIME_PROVIDERS, ...
+                              real providers next to the demo (see the README, Providers)
   RUST_LOG                    log filter (default: info)
 ";
 

@@ -118,6 +118,18 @@ impl Example {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Provider variables of the machine running the tests would add
+        // providers: the example sees only what the test gives it.
+        for (variable, _) in std::env::vars() {
+            let provider_setting = variable.starts_with("REALTIME_")
+                || ["_API_KEY", "_BASE_URL", "_API_VERSION", "_AUTH"]
+                    .iter()
+                    .any(|suffix| variable.ends_with(suffix))
+                || variable.contains("_API_KEY_");
+            if provider_setting {
+                command.env_remove(&variable);
+            }
+        }
         match api_key {
             Some(key) => command.env("GATEWAY_API_KEY", key),
             None => command.env_remove("GATEWAY_API_KEY"),
