@@ -15,9 +15,10 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::routing::get;
 use tower::Layer;
-use tower_realtime::provider::Compatible;
-use tower_realtime::testing::MockUpstream;
-use tower_realtime::{Providers, RealtimeLayer};
+use tower_realtime::RealtimeLayer;
+
+#[path = "support/providers.rs"]
+mod support;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -27,29 +28,8 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
 
-    // Keep the echo upstream alive for as long as the server runs.
-    let mut _echo = None;
-    let providers = Providers::from_env().unwrap_or_else(|error| {
-        eprintln!("configuration error: {error}");
-        std::process::exit(2)
-    });
-    let (providers, model) = if providers.is_empty() {
-        let echo = MockUpstream::echo().await?;
-        let provider = Compatible::new(&echo.base_url()).expect("loopback URL");
-        _echo = Some(echo);
-        (
-            Providers::new().with("echo", provider),
-            "echo/any".to_owned(),
-        )
-    } else {
-        let name = providers.default_name().or(providers.names().next());
-        let model = format!("{}/MODEL", name.unwrap_or_default());
-        (providers, model)
-    };
-    println!(
-        "providers: {}",
-        providers.names().collect::<Vec<_>>().join(", ")
-    );
+    // `_echo` serves as long as the server runs.
+    let (providers, model, _echo) = support::from_env_or_echo().await?;
 
     let app = Router::new().route("/healthz", get(|| async { "ok" }));
     let app = RealtimeLayer::new(providers).layer(app);

@@ -19,9 +19,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tower::{Layer, service_fn};
-use tower_realtime::provider::Compatible;
-use tower_realtime::testing::MockUpstream;
-use tower_realtime::{Providers, RealtimeLayer};
+use tower_realtime::RealtimeLayer;
+
+#[path = "support/providers.rs"]
+mod support;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -31,28 +32,8 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
 
-    let mut _echo = None;
-    let providers = Providers::from_env().unwrap_or_else(|error| {
-        eprintln!("configuration error: {error}");
-        std::process::exit(2)
-    });
-    let (providers, model) = if providers.is_empty() {
-        let echo = MockUpstream::echo().await?;
-        let provider = Compatible::new(&echo.base_url()).expect("loopback URL");
-        _echo = Some(echo);
-        (
-            Providers::new().with("echo", provider),
-            "echo/any".to_owned(),
-        )
-    } else {
-        let name = providers.default_name().or(providers.names().next());
-        let model = format!("{}/MODEL", name.unwrap_or_default());
-        (providers, model)
-    };
-    println!(
-        "providers: {}",
-        providers.names().collect::<Vec<_>>().join(", ")
-    );
+    // `_echo` serves as long as the server runs.
+    let (providers, model, _echo) = support::from_env_or_echo().await?;
 
     // Every request that is not a realtime upgrade ends up here.
     let fallback = service_fn(|request: http::Request<hyper::body::Incoming>| async move {

@@ -11,8 +11,6 @@ use tokio_tungstenite::tungstenite::Message;
 use super::demo_conversation::Conversation;
 use super::demo_outbox::Outbox;
 use super::{MockUpstream, Script, UpstreamSession};
-use crate::provider::OpenAi;
-use crate::secret::Secret;
 
 /// A [`Script`] that speaks the OpenAI GA realtime schema like a tiny model.
 ///
@@ -165,30 +163,5 @@ impl MockUpstream {
     /// ```
     pub async fn demo() -> io::Result<Self> {
         Self::with_script(Demo::new()).await
-    }
-
-    /// An OpenAI-compatible [`Provider`](crate::provider::Provider) that
-    /// dials this upstream, to register under a name of your choice.
-    ///
-    /// Its key is a placeholder: the mock upstream checks no credentials.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use tower_realtime::Providers;
-    /// use tower_realtime::testing::MockUpstream;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> std::io::Result<()> {
-    /// let upstream = MockUpstream::echo().await?;
-    /// let providers = Providers::new().with("echo", upstream.provider());
-    /// assert_eq!(providers.names().collect::<Vec<_>>(), ["echo"]);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn provider(&self) -> OpenAi {
-        OpenAi::new(Secret::new("mock-upstream-needs-no-key"))
-            .base_url(&self.base_url())
-            .expect("a loopback base URL is valid")
     }
 }

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use super::log::{Log, RecordedRequest};
 use super::script::{DynScript, Echo, Handshake, Script};
 use super::session::UpstreamSession;
+use crate::provider::Compatible;
 
 /// Configures a [`MockUpstream`] before it starts.
 #[must_use]
@@ -102,6 +103,29 @@ impl MockUpstream {
     /// An upstream running `script` for every session.
     pub async fn with_script(script: impl Script) -> io::Result<Self> {
         Self::builder().script(script).start().await
+    }
+
+    /// An OpenAI-compatible [`Provider`](crate::provider::Provider) that
+    /// dials this upstream, to register under a name of your choice.
+    ///
+    /// It sends no credential: the mock upstream checks none.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_realtime::Providers;
+    /// use tower_realtime::testing::MockUpstream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let upstream = MockUpstream::echo().await?;
+    /// let providers = Providers::new().with("echo", upstream.provider());
+    /// assert_eq!(providers.names().collect::<Vec<_>>(), ["echo"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn provider(&self) -> Compatible {
+        Compatible::new(&self.base_url()).expect("a loopback base URL is valid")
     }
 
     /// The listening address.
