@@ -93,17 +93,12 @@ impl Session {
         .await;
         drop((client, upstream));
         let metered = meter.map(Meter::finish).unwrap_or_default();
-        let traffic =
-            [report.client_to_upstream, report.upstream_to_client].map(|traffic| Traffic {
-                messages: traffic.messages,
-                bytes: traffic.bytes,
-            });
         finish(
             &config,
             info,
             active,
             metered,
-            traffic,
+            [report.client_to_upstream, report.upstream_to_client],
             report.ending.summary(),
         );
         drop(permit);

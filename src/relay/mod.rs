@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 pub(crate) use ending::{Action, Ending, Policy, Side};
 
 use crate::secret::{Secret, redact};
+use crate::usage::Traffic;
 use outgoing::Outgoing;
 use pump::{Half, poll_half};
 use timers::Timers;
@@ -40,13 +41,6 @@ pub(crate) trait Tap {
     fn client_message(&mut self, message: &Message);
     /// A message from the upstream, on its way to the client.
     fn upstream_message(&mut self, message: &Message);
-}
-
-/// Counters of one direction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Traffic {
-    pub(crate) messages: u64,
-    pub(crate) bytes: u64,
 }
 
 /// How a session went.

@@ -16,8 +16,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::Traffic;
 use super::outgoing::Outgoing;
+use crate::usage::Traffic;
 
 /// How many messages one direction moves before it lets the other run.
 const BUDGET: usize = 64;
