@@ -15,20 +15,16 @@ use hyper::client::conn::http2;
 use hyper::ext::Protocol;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tower::Layer;
-use tower_realtime::RealtimeLayer;
 
-use super::{Gateway, PROMPTLY, app};
+use super::PROMPTLY;
 
 /// The client end of a WebSocket carried by one HTTP/2 stream.
 pub type H2Socket = WebSocketStream<TokioIo<Upgraded>>;
@@ -329,30 +325,4 @@ pub async fn raw_close_code(io: &mut TokioIo<Upgraded>) -> u16 {
         assert!(n > 0, "the stream ended before a close frame");
         buffer.extend_from_slice(&chunk[..n]);
     }
-}
-
-/// Serves `RealtimeLayer` wrapping [`app`] with hyper-util's `auto::Builder`
-/// as `configure` sets it up (nothing else is enabled).
-pub async fn serve_hyper_with(
-    layer: RealtimeLayer,
-    configure: fn(&mut auto::Builder<TokioExecutor>),
-) -> Gateway {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = layer.layer(app());
-    let task = tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let service = TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let mut builder = auto::Builder::new(TokioExecutor::new());
-                configure(&mut builder);
-                let _ = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Gateway { addr, task }
 }

@@ -91,8 +91,21 @@ pub async fn serve_router(layer: RealtimeLayer, router: Router) -> Gateway {
     Gateway { addr, task }
 }
 
-/// Serves `RealtimeLayer` wrapping [`app`] with a hyper-util server.
+/// Serves `RealtimeLayer` wrapping [`app`] with a hyper-util server that
+/// also speaks HTTP/2 with extended `CONNECT`.
 pub async fn serve_hyper(layer: RealtimeLayer) -> Gateway {
+    serve_hyper_with(layer, |builder| {
+        builder.http2().enable_connect_protocol();
+    })
+    .await
+}
+
+/// Serves `RealtimeLayer` wrapping [`app`] with hyper-util's `auto::Builder`
+/// as `configure` sets it up (nothing else is enabled).
+pub async fn serve_hyper_with(
+    layer: RealtimeLayer,
+    configure: fn(&mut auto::Builder<TokioExecutor>),
+) -> Gateway {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let service = layer.layer(app());
@@ -103,7 +116,7 @@ pub async fn serve_hyper(layer: RealtimeLayer) -> Gateway {
             let service = TowerToHyperService::new(service.clone());
             tokio::spawn(async move {
                 let mut builder = auto::Builder::new(TokioExecutor::new());
-                builder.http2().enable_connect_protocol();
+                configure(&mut builder);
                 let _ = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .await;
