@@ -15,6 +15,7 @@ use tracing::{Instrument, Span, field};
 
 use crate::error::Rejection;
 use crate::handshake::{self, Upgrade};
+use crate::hooks::SessionId;
 use crate::layer::Config;
 use crate::provider::TargetRequest;
 use crate::request_id::request_id;
@@ -79,6 +80,7 @@ async fn open<B: From<Bytes>>(
         )
         .await?;
     let info = SessionInfo {
+        id: SessionId::next(),
         provider: route.provider_name,
         model: route.model,
         request_id: request_id.to_str().unwrap_or_default().to_owned(),

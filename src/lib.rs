@@ -5,6 +5,7 @@
 mod accept;
 mod error;
 mod handshake;
+pub mod hooks;
 mod layer;
 mod origin;
 mod outcome;
@@ -32,3 +33,4 @@ pub use secret::Secret;
 pub use service::{RealtimeService, ResponseFuture};
 pub use sessions::ShutdownHandle;
 pub use subprotocol_token::{SubprotocolToken, SubprotocolTokenLayer};
+pub use usage::SessionInfo;

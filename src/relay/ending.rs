@@ -8,6 +8,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Utf8Bytes};
 
 use super::pump::Stop;
+use crate::hooks::Close;
 use crate::outcome::{ClosedBy, SessionEnd};
 
 /// Close code 1014, "bad gateway": the upstream went away. (tungstenite has
@@ -44,6 +45,8 @@ pub(crate) enum Ending {
     },
     /// The gateway ended the session.
     Policy(Policy),
+    /// A hook or a `SessionControl` ended the session.
+    Hook(Close),
 }
 
 impl Ending {
@@ -60,6 +63,7 @@ impl Ending {
                 side: destination,
                 detail: error.to_string(),
             },
+            Stop::Ended(close) => Ending::Hook(close),
         }
     }
 
@@ -119,6 +123,12 @@ impl Ending {
                     error: None,
                 }
             }
+            Ending::Hook(close) => SessionEnd {
+                closed_by: ClosedBy::Hook,
+                code: close.code,
+                reason: truncate_reason(&close.reason),
+                error: None,
+            },
         }
     }
 
@@ -169,6 +179,17 @@ impl Ending {
                     client: Action::close(code, reason),
                     upstream: Action::close(code, reason),
                     client_event: Some(policy_event(*policy)),
+                }
+            }
+            Ending::Hook(close) => {
+                let code = CloseCode::from(close.code);
+                Plan {
+                    client: Action::close(code, &close.reason),
+                    upstream: Action::close(code, &close.reason),
+                    client_event: close
+                        .error
+                        .as_ref()
+                        .map(|error| Utf8Bytes::from(error.to_json_string())),
                 }
             }
         }
@@ -347,6 +368,28 @@ mod tests {
             Action::Close(Some(frame)) => assert_eq!(frame.code, BAD_GATEWAY),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_hook_ending_closes_both_sides_and_tells_the_client_why() {
+        let close = Close::policy("budget exceeded").error(crate::hooks::ErrorEvent::new(
+            "insufficient_quota",
+            "budget_exceeded",
+            "spent",
+        ));
+        let ending = Ending::from_stop(Side::Client, Stop::Ended(close));
+        let plan = ending.plan();
+        assert_eq!(
+            plan.client,
+            Action::close(CloseCode::Policy, "budget exceeded")
+        );
+        assert_eq!(plan.upstream, plan.client);
+        let event: serde_json::Value =
+            serde_json::from_str(plan.client_event.as_deref().unwrap()).unwrap();
+        assert_eq!(event["error"]["code"], "budget_exceeded");
+        let end = ending.summary();
+        assert_eq!((end.closed_by, end.code), (ClosedBy::Hook, 1008));
+        assert_eq!(end.reason, "budget exceeded");
     }
 
     #[test]

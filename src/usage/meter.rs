@@ -238,6 +238,7 @@ mod tests {
 
     fn info() -> SessionInfo {
         SessionInfo {
+            id: crate::hooks::SessionId::next(),
             pcm_input_rate: 24_000,
             provider: "openai".into(),
             model: "gpt-realtime".into(),

@@ -54,7 +54,7 @@
 //! | `realtime_session_errors_total` | counter | `provider`, `side`, `kind` | sessions ended by an error: `connection_lost`, `protocol_error`, `message_too_big` |
 //! | `realtime_refusals_total` | counter | `code` | refused upgrades, by the error `code` of the response |
 //!
-//! `closed_by` and `side` are `client`, `upstream` or `gateway`. Token
+//! `closed_by` is `client`, `upstream`, `gateway` or `hook`; `side` is `client`, `upstream` or `gateway`. Token
 //! counts come from the provider; input audio is counted from append sizes.
 //! `model` is the model the client asked for, which the upstream accepted;
 //! with an upstream that accepts any model name, clients choose its values.
@@ -84,13 +84,13 @@ mod audio;
 mod info;
 mod meter;
 mod observer;
-mod scan;
+pub(crate) mod scan;
 mod summary;
 pub(crate) mod telemetry;
 mod tokens;
 mod transcription;
 
-pub(crate) use info::SessionInfo;
+pub use info::SessionInfo;
 pub(crate) use meter::{Meter, Metered};
 pub use observer::{Observation, Observer, TranscriptionRecord, UsageRecord};
 pub use summary::{SessionSummary, Traffic};
