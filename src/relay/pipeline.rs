@@ -231,3 +231,150 @@ impl std::fmt::Debug for Pipeline {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::task::Waker;
+
+    use super::*;
+    use crate::usage::SessionInfo;
+
+    /// Records where messages went.
+    #[derive(Default)]
+    struct Recorded {
+        forwarded: Vec<String>,
+        replied: Vec<String>,
+    }
+
+    impl Outbox for Recorded {
+        fn forward(&mut self, message: Message) {
+            self.forwarded
+                .push(message.into_text().unwrap().to_string());
+        }
+        fn reply(&mut self, message: Message) {
+            self.replied.push(message.into_text().unwrap().to_string());
+        }
+    }
+
+    /// Tags every event it sees with its name; injects `x` before `a`.
+    struct Tagger {
+        name: &'static str,
+        seen: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Hook for Tagger {
+        fn interest(&self) -> Interest {
+            Interest::new().every_client_event().every_upstream_event()
+        }
+
+        fn on_event(&mut self, event: Event, _cx: &mut HookContext<'_>) -> Verdict {
+            let text = event.as_text().unwrap().to_owned();
+            self.seen
+                .lock()
+                .unwrap()
+                .push(format!("{}:{text}", self.name));
+            if self.name == "outer" && text == "a" {
+                return Verdict::replace([Event::text("x"), event]);
+            }
+            Verdict::forward(event)
+        }
+    }
+
+    fn pipeline(seen: &Arc<Mutex<Vec<String>>>) -> Pipeline {
+        let hooks: Vec<Box<dyn Hook>> = ["outer", "inner"]
+            .into_iter()
+            .map(|name| {
+                Box::new(Tagger {
+                    name,
+                    seen: Arc::clone(seen),
+                }) as Box<dyn Hook>
+            })
+            .collect();
+        Pipeline::new(hooks, SessionControl::new(SessionInfo::example()))
+    }
+
+    fn run(pipeline: &mut Pipeline, direction: Direction, text: &str) -> Recorded {
+        let mut flow = Flow::default();
+        let mut out = Recorded::default();
+        flow.push(Event::text(text));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(
+            pipeline.advance(direction, &mut flow, &mut out, &mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        out
+    }
+
+    #[test]
+    fn client_events_meet_hooks_in_order_upstream_events_in_reverse() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut pipeline = pipeline(&seen);
+        let out = run(&mut pipeline, Direction::ClientToUpstream, "a");
+        // The injected `x` goes out first, and only hooks after the injector see it.
+        assert_eq!(out.forwarded, ["x", "a"]);
+        assert_eq!(*seen.lock().unwrap(), ["outer:a", "inner:x", "inner:a"]);
+        seen.lock().unwrap().clear();
+        run(&mut pipeline, Direction::UpstreamToClient, "b");
+        assert_eq!(*seen.lock().unwrap(), ["inner:b", "outer:b"]);
+    }
+
+    /// Acknowledges `later` at once, and forwards it when released.
+    struct Holder {
+        release: Arc<tokio::sync::Notify>,
+    }
+
+    impl Hook for Holder {
+        fn interest(&self) -> Interest {
+            Interest::new().client_events(["later"])
+        }
+
+        fn on_event(&mut self, event: Event, cx: &mut HookContext<'_>) -> Verdict {
+            cx.reply(Event::text(r#"{"type":"ack"}"#));
+            let release = Arc::clone(&self.release);
+            Verdict::later(async move {
+                release.notified().await;
+                Verdict::replace([event, Event::text(r#"{"type":"after"}"#)])
+            })
+        }
+    }
+
+    #[test]
+    fn a_later_verdict_parks_the_direction_until_it_is_ready() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let hooks: Vec<Box<dyn Hook>> = vec![Box::new(Holder {
+            release: Arc::clone(&release),
+        })];
+        let mut pipeline = Pipeline::new(hooks, SessionControl::new(SessionInfo::example()));
+        assert!(pipeline.is_active(Direction::ClientToUpstream));
+        assert!(!pipeline.is_active(Direction::UpstreamToClient));
+        let mut flow = Flow::default();
+        let mut out = Recorded::default();
+        flow.push(Event::text(r#"{"type":"later"}"#));
+        flow.push(Event::text(r#"{"type":"next"}"#));
+        let mut cx = Context::from_waker(Waker::noop());
+        let direction = Direction::ClientToUpstream;
+        assert!(
+            pipeline
+                .advance(direction, &mut flow, &mut out, &mut cx)
+                .is_pending()
+        );
+        assert!(flow.is_busy());
+        assert_eq!(out.replied, [r#"{"type":"ack"}"#]);
+        assert!(out.forwarded.is_empty());
+        release.notify_one();
+        assert!(matches!(
+            pipeline.advance(direction, &mut flow, &mut out, &mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        assert_eq!(
+            out.forwarded,
+            [
+                r#"{"type":"later"}"#,
+                r#"{"type":"after"}"#,
+                r#"{"type":"next"}"#
+            ]
+        );
+        assert!(!flow.is_busy());
+    }
+}
