@@ -11,8 +11,13 @@ Options:
   --listen ADDR               address to listen on (default 127.0.0.1:8080; port 0 picks a free one)
   --sessions-per-minute N     new sessions each client IP may open per minute (default 30)
   --max-sessions N            live sessions at most (default 100)
+  --deny-event TYPE           refuse client events of this type (exact name, repeatable): they are
+                              not forwarded, the client gets an `error` event (event_not_allowed)
   --no-demo                   do not start the demo provider
   -h, --help                  print this help
+
+A client's session.update or response.create that names another model is rewritten to the
+model the session was routed to (model pinning; always on).
 
 Environment:
   GATEWAY_API_KEY             the key clients must present (Authorization: Bearer KEY, or the
@@ -31,6 +36,8 @@ pub struct Options {
     pub sessions_per_minute: u32,
     pub max_sessions: usize,
     pub demo: bool,
+    /// Client event types refused by the event policy.
+    pub deny_events: Vec<String>,
 }
 
 /// What `main` does with the command line.
@@ -51,6 +58,7 @@ impl Command {
             sessions_per_minute: 30,
             max_sessions: 100,
             demo: true,
+            deny_events: Vec::new(),
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -63,6 +71,13 @@ impl Command {
                 }
                 "--max-sessions" => {
                     options.max_sessions = parse(&value("--max-sessions")?, "--max-sessions")?;
+                }
+                "--deny-event" => {
+                    let event_type = value("--deny-event")?;
+                    if event_type.is_empty() {
+                        return Err("--deny-event needs an event type".into());
+                    }
+                    options.deny_events.push(event_type);
                 }
                 "--no-demo" => options.demo = false,
                 "-h" | "--help" => return Ok(Command::Help),

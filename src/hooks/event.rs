@@ -1,7 +1,7 @@
 //! [`Event`]: one message of a session, as hooks see it.
 
-use std::cell::OnceCell;
 use std::fmt;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -49,7 +49,7 @@ impl Direction {
 #[derive(Clone)]
 pub struct Event {
     payload: Payload,
-    class: OnceCell<Class>,
+    class: OnceLock<Class>,
 }
 
 #[derive(Clone)]
@@ -77,7 +77,7 @@ impl Event {
     fn new(payload: Payload) -> Self {
         Self {
             payload,
-            class: OnceCell::new(),
+            class: OnceLock::new(),
         }
     }
 
