@@ -102,8 +102,9 @@ impl Pipeline {
         &self.control
     }
 
-    /// Takes an event read from a socket into `flow`; refuses one whose
-    /// type is ambiguous, before any hook sees it.
+    /// Takes an event read from a socket: forwards it at once when no hook
+    /// wants it, refuses it when its type is ambiguous (before any hook
+    /// sees it), and otherwise puts it in `flow`.
     pub(crate) fn admit(
         &mut self,
         direction: Direction,
@@ -111,23 +112,13 @@ impl Pipeline {
         flow: &mut Flow,
         outbox: &mut impl Outbox,
     ) {
-        if !event.is_ambiguous() {
-            flow.push(event);
-            return;
+        if event.is_ambiguous() {
+            return refuse_ambiguous(direction, &event, outbox);
         }
-        match direction {
-            Direction::ClientToUpstream => {
-                let error = ErrorEvent::invalid_request(
-                    "ambiguous_event_type",
-                    "The event has more than one top-level `type` member; it was not forwarded.",
-                )
-                .answering(&event);
-                outbox.reply(error.to_event().into_message());
-            }
-            // The client is told nothing: the upstream broke the protocol.
-            Direction::UpstreamToClient => {
-                tracing::warn!("dropped an upstream event with more than one top-level `type`");
-            }
+        if self.next_hook(direction, &event, 0).is_some() {
+            flow.push(event);
+        } else {
+            outbox.forward(event.into_message());
         }
     }
 
@@ -212,6 +203,24 @@ impl Pipeline {
         match direction {
             Direction::ClientToUpstream => position,
             Direction::UpstreamToClient => self.hooks.len() - 1 - position,
+        }
+    }
+}
+
+/// A client is told its event was refused; an upstream's is dropped and logged.
+fn refuse_ambiguous(direction: Direction, event: &Event, outbox: &mut impl Outbox) {
+    match direction {
+        Direction::ClientToUpstream => {
+            let error = ErrorEvent::invalid_request(
+                "ambiguous_event_type",
+                "The event has more than one top-level `type` member; it was not forwarded.",
+            )
+            .answering(event);
+            outbox.reply(error.to_event().into_message());
+        }
+        // The client is told nothing: the upstream broke the protocol.
+        Direction::UpstreamToClient => {
+            tracing::warn!("dropped an upstream event with more than one top-level `type`");
         }
     }
 }
