@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use serde::Serialize;
+
 use super::event::Event;
 
 /// An OpenAI realtime `error` event, as the gateway sends it to a client:
@@ -80,18 +82,38 @@ impl ErrorEvent {
     }
 
     pub(crate) fn to_json_string(&self) -> String {
-        let string = |text: &str| serde_json::Value::from(text).to_string();
-        let optional = |text: &Option<String>| text.as_deref().map_or("null".to_owned(), string);
-        format!(
-            r#"{{"type":"error","event_id":{},"error":{{"type":{},"code":{},"message":{},"param":{},"event_id":{}}}}}"#,
-            string(&format!("event_gateway_{}", self.code)),
-            string(&self.kind),
-            string(&self.code),
-            string(&self.message),
-            optional(&self.param),
-            optional(&self.event_id),
-        )
+        let event = Wire {
+            kind: "error",
+            event_id: format!("event_gateway_{}", self.code),
+            error: WireError {
+                kind: &self.kind,
+                code: &self.code,
+                message: &self.message,
+                param: self.param.as_deref(),
+                event_id: self.event_id.as_deref(),
+            },
+        };
+        serde_json::to_string(&event).expect("strings always serialize")
     }
+}
+
+/// The event as written; serde keeps the declaration order.
+#[derive(Serialize)]
+struct Wire<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    event_id: String,
+    error: WireError<'a>,
+}
+
+#[derive(Serialize)]
+struct WireError<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    code: &'a str,
+    message: &'a str,
+    param: Option<&'a str>,
+    event_id: Option<&'a str>,
 }
 
 #[cfg(test)]

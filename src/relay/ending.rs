@@ -2,14 +2,13 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Utf8Bytes};
 
 use super::pump::Stop;
-use crate::hooks::Close;
+use crate::hooks::{Close, ErrorEvent};
 use crate::outcome::{ClosedBy, SessionEnd};
 
 /// Close code 1014, "bad gateway": the upstream went away. (tungstenite has
@@ -295,37 +294,7 @@ fn policy_event(policy: Policy) -> Utf8Bytes {
             "The gateway is shutting down; reconnect to continue.".to_owned(),
         ),
     };
-    let event = ErrorEvent {
-        kind: "error",
-        event_id: format!("event_gateway_{code}"),
-        error: EventError {
-            kind,
-            code,
-            message,
-            param: None,
-            event_id: None,
-        },
-    };
-    Utf8Bytes::from(serde_json::to_string(&event).expect("strings always serialize"))
-}
-
-/// An `error` event as OpenAI sends it; serde keeps the declaration order.
-#[derive(Serialize)]
-struct ErrorEvent {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    event_id: String,
-    error: EventError,
-}
-
-#[derive(Serialize)]
-struct EventError {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    code: &'static str,
-    message: String,
-    param: Option<&'static str>,
-    event_id: Option<&'static str>,
+    Utf8Bytes::from(ErrorEvent::new(kind, code, message).to_json_string())
 }
 
 fn seconds(duration: Duration) -> String {

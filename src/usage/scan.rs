@@ -54,6 +54,7 @@ pub(crate) fn members(json: &[u8]) -> Members<'_> {
     Members {
         json,
         at: at + 1,
+        value_start: at + 1,
         first: true,
         done: !object,
     }
@@ -89,9 +90,7 @@ pub(crate) enum Class {
 pub(crate) fn classify(json: &[u8]) -> Class {
     let mut found: Option<Value<'_>> = None;
     for (key, value) in members(json) {
-        let is_type =
-            key == b"type" || (key.contains(&b'\\') && decode(key).as_deref() == Some("type"));
-        if is_type {
+        if key_is(key, "type") {
             if found.is_some() {
                 return Class::Duplicate;
             }
@@ -113,6 +112,11 @@ pub(crate) fn classify(json: &[u8]) -> Class {
     }
 }
 
+/// Whether a key, as written, is `name` once its escapes are decoded.
+pub(crate) fn key_is(key: &[u8], name: &str) -> bool {
+    key == name.as_bytes() || (key.contains(&b'\\') && decode(key).as_deref() == Some(name))
+}
+
 /// The value of a JSON string, given the bytes between its quotes.
 pub(crate) fn decode(raw: &[u8]) -> Option<String> {
     let mut quoted = Vec::with_capacity(raw.len() + 2);
@@ -127,6 +131,8 @@ pub(crate) fn decode(raw: &[u8]) -> Option<String> {
 pub(crate) struct Members<'a> {
     json: &'a [u8],
     at: usize,
+    /// Where the last value read starts.
+    value_start: usize,
     first: bool,
     done: bool,
 }
@@ -145,6 +151,11 @@ impl<'a> Iterator for Members<'a> {
 }
 
 impl<'a> Members<'a> {
+    /// The bytes of `json` the value of the last member spans.
+    pub(crate) fn value_span(&self) -> std::ops::Range<usize> {
+        self.value_start..self.at
+    }
+
     fn member(&mut self) -> Option<(&'a [u8], Value<'a>)> {
         let json = self.json;
         let mut at = skip_whitespace(json, self.at);
@@ -166,6 +177,7 @@ impl<'a> Members<'a> {
         }
         at = skip_whitespace(json, at + 1);
         let (end, value) = skip_value(json, at)?;
+        self.value_start = at;
         self.at = end;
         self.first = false;
         Some((key, value))
