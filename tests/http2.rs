@@ -952,18 +952,15 @@ async fn axum_graceful_shutdown_with_the_handle_ends_http2_sessions() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = tower::Layer::layer(&layer, app());
+    let app = app().layer(layer);
     let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            axum::ServiceExt::<Request>::into_make_service(app),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-            assert!(shutdown.shutdown(PROMPTLY).await, "sessions drained");
-        })
-        .await
-        .unwrap();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+                assert!(shutdown.shutdown(PROMPTLY).await, "sessions drained");
+            })
+            .await
+            .unwrap();
     });
     let connection = H2Connection::connect(addr).await;
     let mut sockets = [
