@@ -116,12 +116,20 @@ impl Observed {
 
 /// A provider named `name` relaying to `upstream`.
 fn provider(name: &str, upstream: &MockUpstream) -> Providers {
-    Providers::new().with(
-        name,
-        OpenAi::new(Secret::new(PROVIDER_KEY))
-            .base_url(&upstream.base_url())
-            .unwrap(),
-    )
+    let key = Secret::new(PROVIDER_KEY);
+    match name {
+        // xAI accepts other PCM rates than its default.
+        "xai" => Providers::new().with(
+            name,
+            tower_realtime::provider::Xai::new(key)
+                .base_url(&upstream.base_url())
+                .unwrap(),
+        ),
+        _ => Providers::new().with(
+            name,
+            OpenAi::new(key).base_url(&upstream.base_url()).unwrap(),
+        ),
+    }
 }
 
 /// Replays `lines` both ways through a real gateway: the mock upstream sends
@@ -860,26 +868,67 @@ fn append_event(audio: &str) -> String {
     format!(r#"{{"type":"input_audio_buffer.append","audio":"{audio}"}}"#)
 }
 
-/// Sends `events` from a client, then closes; returns the summary.
-async fn appended(events: &[String]) -> SessionSummary {
-    let upstream = MockUpstream::with_script(|mut session: UpstreamSession| async move {
+/// An upstream that answers each `session.update` as OpenAI does: with
+/// `session.updated` when it accepts the input format (PCM at 24 kHz,
+/// G.711), with an `error` event otherwise.
+async fn confirming_upstream() -> MockUpstream {
+    MockUpstream::with_script(|mut session: UpstreamSession| async move {
         session.session_created().await;
-        while session.recv().await.is_some() {}
+        while let Some(message) = session.recv().await {
+            let event: serde_json::Value =
+                serde_json::from_slice(&message.into_data()).unwrap_or_default();
+            if event["type"] != "session.update" {
+                continue;
+            }
+            let update = &event["session"];
+            let accepted = match update.pointer("/audio/input/format") {
+                Some(format) => match format["type"].as_str() {
+                    Some("audio/pcm") => format.get("rate").is_none_or(|rate| rate == 24_000),
+                    Some("audio/pcmu" | "audio/pcma") => true,
+                    _ => false,
+                },
+                None => matches!(
+                    update["input_audio_format"].as_str(),
+                    Some("pcm16" | "g711_ulaw" | "g711_alaw")
+                ),
+            };
+            let reply = if accepted {
+                serde_json::json!({"type": "session.updated", "session": update})
+            } else {
+                serde_json::json!({"type": "error", "error": {
+                    "type": "invalid_request_error",
+                    "code": "invalid_value",
+                    "message": "Invalid value for the input audio format.",
+                }})
+            };
+            session.send_json(&reply).await;
+        }
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Sends `events` from a client (after each `session.update`, it waits for
+/// the upstream's answer, which it returns), then closes; returns the
+/// answers and the summary.
+async fn appended(events: &[String]) -> (Vec<serde_json::Value>, SessionSummary) {
+    let upstream = confirming_upstream().await;
     let (observer, mut observed) = observer();
     let gateway = serve_axum(RealtimeLayer::new(openai(&upstream)).observer(observer)).await;
     let mut client = open(&gateway, "openai/gpt-realtime").await;
     next_event(&mut client).await;
+    let mut answers = Vec::new();
     for event in events {
         send_text(&mut client, event).await;
+        if event.contains(r#""type":"session.update""#) {
+            answers.push(next_event(&mut client).await);
+        }
     }
     client.close(None).await.unwrap();
     while let Some(Ok(_)) = client.next().await {}
     let (_, _, summary) = observed.session().await;
     assert_eq!(upstream.received().len(), events.len());
-    summary
+    (answers, summary)
 }
 
 #[test]
@@ -898,13 +947,13 @@ async fn input_audio_seconds_from_pcm16_appends() {
         .iter()
         .map(|&size| append_event(&base64(&vec![7u8; size])))
         .collect();
-    let summary = appended(&events).await;
+    let (_, summary) = appended(&events).await;
     assert_eq!(summary.input_audio_bytes, 96_000);
     assert_eq!(summary.input_audio_seconds, 2.0);
 }
 
 #[tokio::test]
-async fn input_audio_seconds_from_g711_appends() {
+async fn input_audio_seconds_follow_formats_the_upstream_confirms() {
     let second = append_event(&base64(&[0xd5; 8_000]));
     let events = vec![
         // Beta spelling, A-law: one second.
@@ -918,9 +967,41 @@ async fn input_audio_seconds_from_g711_appends() {
         r#"{"type":"session.update","session":{"input_audio_format":"pcm16"}}"#.to_owned(),
         second,
     ];
-    let summary = appended(&events).await;
+    let (answers, summary) = appended(&events).await;
+    let kinds: Vec<_> = answers
+        .iter()
+        .map(|answer| answer["type"].clone())
+        .collect();
+    assert_eq!(kinds, ["session.updated"; 3]);
     assert_eq!(summary.input_audio_bytes, 24_000);
     assert!((summary.input_audio_seconds - (2.0 + 1.0 / 6.0)).abs() < 1e-9);
+}
+
+/// A client cannot make its audio count as shorter by asking for a format
+/// the upstream refuses: it counts at the rate the upstream confirmed.
+#[tokio::test]
+async fn a_refused_format_does_not_bend_input_audio_seconds() {
+    let second = append_event(&base64(&vec![7u8; 48_000]));
+    let events = vec![
+        second.clone(),
+        r#"{"type":"session.update","session":{"audio":{"input":{"format":{"type":"audio/pcm","rate":4000000000}}}}}"#
+            .to_owned(),
+        second.clone(),
+        r#"{"type":"session.update","session":{"audio":{"input":{"format":{"type":"audio/opus"}}}}}"#
+            .to_owned(),
+        second.clone(),
+        r#"{"type":"session.update","session":{"input_audio_format":"pcm16","audio":{"input":{"format":{"type":"audio/pcm","rate":1}}}}}"#
+            .to_owned(),
+        second,
+    ];
+    let (answers, summary) = appended(&events).await;
+    let kinds: Vec<_> = answers
+        .iter()
+        .map(|answer| answer["type"].clone())
+        .collect();
+    assert_eq!(kinds, ["error"; 3]);
+    assert_eq!(summary.input_audio_bytes, 4 * 48_000);
+    assert_eq!(summary.input_audio_seconds, 4.0);
 }
 
 #[tokio::test]
@@ -948,7 +1029,8 @@ async fn input_audio_seconds_from_dashscope_pcm16_at_16_khz() {
     let gateway = serve_axum(RealtimeLayer::new(providers).observer(observer)).await;
     let mut client = open(&gateway, "bailian/qwen-omni-turbo-realtime").await;
     next_event(&mut client).await;
-    // Before and after a `session.update` that names `pcm` (the newer spelling).
+    // Before and after a client's `session.update` that names `pcm` (the
+    // newer spelling), which the upstream does not answer: still 16 kHz.
     send_text(&mut client, &append_event(&base64(&vec![1u8; 32_000]))).await;
     send_text(
         &mut client,

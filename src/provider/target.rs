@@ -105,6 +105,8 @@ pub struct Target {
     subprotocols: Vec<String>,
     secrets: Vec<Secret>,
     pcm_input_rate: u32,
+    /// Further 16-bit PCM input rates the upstream accepts.
+    pcm_input_rates: Vec<u32>,
 }
 
 impl Target {
@@ -116,6 +118,7 @@ impl Target {
             subprotocols: Vec::new(),
             secrets: Vec::new(),
             pcm_input_rate: OPENAI_PCM_INPUT_RATE,
+            pcm_input_rates: Vec::new(),
         }
     }
 
@@ -190,6 +193,48 @@ impl Target {
     /// The sample rate of 16-bit PCM input that names none; see [`Target::pcm_input_rate`].
     pub fn default_pcm_input_rate(&self) -> u32 {
         self.pcm_input_rate
+    }
+
+    /// Declares further sample rates this upstream accepts for 16-bit PCM
+    /// input, besides the [default](Target::pcm_input_rate) one.
+    ///
+    /// Usage accounting learns the input format only from what the upstream
+    /// confirms (`session.created`, `session.updated`), never from what the
+    /// client asks for, and believes a confirmed PCM rate only when it is one
+    /// of these or the default: an upstream that merely echoes a client's
+    /// setting cannot bend the count either. Nothing is sent upstream.
+    ///
+    /// ```
+    /// use tower_realtime::provider::Target;
+    /// use url::Url;
+    ///
+    /// let target = Target::new(Url::parse("wss://example.com/realtime").unwrap())
+    ///     .pcm_input_rates([16_000, 48_000]);
+    /// assert!(target.supports_pcm_input_rate(24_000)); // the default
+    /// assert!(target.supports_pcm_input_rate(16_000));
+    /// assert!(!target.supports_pcm_input_rate(4_000_000_000));
+    /// ```
+    #[must_use]
+    pub fn pcm_input_rates(mut self, rates: impl IntoIterator<Item = u32>) -> Self {
+        self.pcm_input_rates.extend(rates);
+        self
+    }
+
+    /// Whether this upstream accepts 16-bit PCM input at `rate`; see
+    /// [`Target::pcm_input_rates`].
+    pub fn supports_pcm_input_rate(&self, rate: u32) -> bool {
+        rate == self.pcm_input_rate || self.pcm_input_rates.contains(&rate)
+    }
+
+    /// Every 16-bit PCM input rate this upstream accepts, the default first.
+    pub(crate) fn supported_pcm_input_rates(&self) -> Vec<u32> {
+        let mut rates = vec![self.pcm_input_rate];
+        rates.extend(
+            self.pcm_input_rates
+                .iter()
+                .filter(|rate| **rate != self.pcm_input_rate),
+        );
+        rates
     }
 
     /// The subprotocols offered upstream.

@@ -14,6 +14,8 @@ pub(crate) struct SessionInfo {
     pub(crate) request_id: String,
     /// The sample rate the upstream assumes for 16-bit PCM input that names none.
     pub(crate) pcm_input_rate: u32,
+    /// Every 16-bit PCM input rate the upstream accepts (the default among them).
+    pub(crate) pcm_input_rates: Vec<u32>,
     /// How long dialling the upstream took.
     pub(crate) connect_time: Duration,
     /// When the session opened, on the wall clock.

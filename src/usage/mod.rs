@@ -20,8 +20,14 @@
 //! looked at. With one, each message is classified by its top-level `type`
 //! without parsing it; audio deltas and appends, most of the traffic, are
 //! never parsed (of an append only the length of its base64 `audio` is
-//! read). Only `response.done`, transcription results, `session.created`,
-//! `session.updated` and the client's `session.update` are parsed.
+//! read). Only `response.done`, transcription results, `session.created`
+//! and `session.updated` are parsed.
+//!
+//! Input audio seconds follow the input format the upstream confirms
+//! (`session.created`, `session.updated`) at a sample rate the provider
+//! accepts ([`Target::pcm_input_rates`](crate::provider::Target::pcm_input_rates)),
+//! never the client's `session.update`, which the upstream may refuse: a
+//! client cannot make its audio count as shorter than it is.
 //!
 //! # Tracing
 //!
