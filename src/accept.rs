@@ -82,6 +82,7 @@ async fn open<B: From<Bytes>>(
     let info = SessionInfo {
         provider: route.provider_name,
         model: route.model,
+        model_label: route.model_label,
         request_id: request_id.to_str().unwrap_or_default().to_owned(),
         pcm_input_rate,
         pcm_input_rates,

@@ -1367,7 +1367,8 @@ async fn metrics_of_sessions_and_refusals() {
     );
     let tokens = |kind: &str| {
         value(&format!(
-            "realtime_tokens_total{{kind={kind},model=gpt-realtime,provider=openai}}"
+            // No allow-list: the model the client named is not a label value.
+            "realtime_tokens_total{{kind={kind},model=other,provider=openai}}"
         ))
     };
     // Two responses in the replay, the first of them again in the cut-off session.
@@ -1420,5 +1421,63 @@ async fn metrics_of_sessions_and_refusals() {
             !key.contains("sess_") && !key.contains("req") && !key.contains(PROVIDER_KEY),
             "{key}"
         );
+    }
+}
+
+/// Client-chosen model names never become label values: without an
+/// allow-list the `model` label is `other`; with one, models outside it are
+/// refused before anything is dialled.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn metrics_model_label_is_bounded() {
+    let recorded = metrics_recorder::Recorded::default();
+    let _guard = metrics::set_default_local_recorder(&recorded);
+    let upstream = vanishing_upstream().await;
+    let open_list = serve_axum(RealtimeLayer::new(openai(&upstream))).await;
+    let allow_listed = serve_axum(RealtimeLayer::new(
+        openai(&upstream).allow_models("openai", ["gpt-realtime"]),
+    ))
+    .await;
+    for (gateway, model) in [
+        (&open_list, "openai/client-chosen-1"),
+        (&open_list, "openai/client-chosen-2"),
+        (&allow_listed, "openai/gpt-realtime"),
+    ] {
+        let mut client = open(gateway, model).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(PROMPTLY, client.next()).await {}
+    }
+    let (status, _, body) = refused(&allow_listed.url("?model=openai/client-chosen-3"), &[]).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &serde_json::json!("model_not_allowed"))
+    );
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |_| recorded
+                .value("realtime_sessions_active{provider=openai}")
+                == Some(0.0))
+            .await
+    );
+    assert_eq!(
+        upstream.connections(),
+        3,
+        "the refused model was not dialled"
+    );
+
+    let value = |key: &str| recorded.value(key);
+    assert_eq!(
+        value("realtime_tokens_total{kind=input,model=other,provider=openai}"),
+        Some(2.0 * 132.0)
+    );
+    assert_eq!(
+        value("realtime_tokens_total{kind=input,model=gpt-realtime,provider=openai}"),
+        Some(132.0)
+    );
+    assert_eq!(
+        value("realtime_refusals_total{code=model_not_allowed}"),
+        Some(1.0)
+    );
+    for key in recorded.keys() {
+        assert!(!key.contains("client-chosen"), "{key}");
     }
 }

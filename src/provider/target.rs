@@ -148,6 +148,61 @@ impl Target {
         self
     }
 
+    /// Authenticates with the key in the URL query, as `name=KEY`, for
+    /// upstreams that take it there. Like the credential headers, the key is
+    /// a secret of this target: `Debug` and every error or log line about
+    /// the upstream show `***` instead (in its raw and percent-encoded forms).
+    ///
+    /// ```
+    /// use tower_realtime::provider::Target;
+    /// use tower_realtime::Secret;
+    /// use url::Url;
+    ///
+    /// let key = Secret::new("AIza-123/456");
+    /// let target = Target::new(Url::parse("wss://example.com/live").unwrap()).query_secret("key", &key);
+    /// assert_eq!(target.url().query(), Some("key=AIza-123%2F456"));
+    /// let printed = format!("{target:?}");
+    /// assert!(!printed.contains("AIza-123") && printed.contains("key=***"), "{printed}");
+    /// ```
+    #[must_use]
+    pub fn query_secret(mut self, name: &str, key: &Secret) -> Self {
+        self.url.query_pairs_mut().append_pair(name, key.expose());
+        self.redact(key)
+    }
+
+    /// Treats `secret` as a secret of this target, in its raw and
+    /// percent-encoded forms: `Debug` and every error or log line about the
+    /// upstream show `***` instead. Credentials set with [`Target::bearer`],
+    /// [`Target::api_key`] and [`Target::query_secret`] are already; use it
+    /// for a secret the provider put elsewhere (a path segment, a header
+    /// set with [`Target::header`]).
+    ///
+    /// ```
+    /// use http::header::{HeaderName, HeaderValue};
+    /// use tower_realtime::provider::Target;
+    /// use tower_realtime::Secret;
+    /// use url::Url;
+    ///
+    /// let token = Secret::new("tok-123");
+    /// let target = Target::new(Url::parse("wss://example.com/live").unwrap())
+    ///     .header(HeaderName::from_static("x-token"), HeaderValue::from_static("tok-123"))
+    ///     .redact(&token);
+    /// assert!(!format!("{target:?}").contains("tok-123"));
+    /// ```
+    #[must_use]
+    pub fn redact(mut self, secret: &Secret) -> Self {
+        let value = secret.expose();
+        let query_encoded: String =
+            url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        for form in [query_encoded, path_encoded(value)] {
+            if form != value && !self.secrets.iter().any(|known| known.expose() == form) {
+                self.secrets.push(Secret::new(form));
+            }
+        }
+        self.secrets.push(secret.clone());
+        self
+    }
+
     /// Adds a header to the upstream request (replacing one of the same name).
     #[must_use]
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -252,6 +307,15 @@ impl Target {
     }
 }
 
+/// `value` percent-encoded as one URL path segment.
+fn path_encoded(value: &str) -> String {
+    let mut url = Url::parse("ws://host/").expect("a valid URL");
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.clear().push(value);
+    }
+    url.path().trim_start_matches('/').to_owned()
+}
+
 impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shown = format!(
@@ -338,5 +402,22 @@ impl From<TargetError> for Rejection {
             ErrorType::Server
         };
         Rejection::new(error.status, kind, error.code, error.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_hidden_in_every_encoding() {
+        let key = Secret::new("k y+/SECRET?");
+        let mut url = Url::parse("wss://example.com/live").unwrap();
+        url.path_segments_mut().unwrap().push(key.expose());
+        let target = Target::new(url).query_secret("key", &key);
+        let printed = format!("{target:?}");
+        assert!(!printed.contains("SECRET"), "{printed}");
+        assert!(target.url().as_str().contains("SECRET"));
+        assert_eq!(target.secrets().len(), 3);
     }
 }

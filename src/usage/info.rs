@@ -10,6 +10,8 @@ pub(crate) struct SessionInfo {
     pub(crate) provider: String,
     /// The model without the provider prefix.
     pub(crate) model: String,
+    /// The `model` label of metrics (bounded: see `Route::model_label`).
+    pub(crate) model_label: String,
     /// The request id echoed to the client.
     pub(crate) request_id: String,
     /// The sample rate the upstream assumes for 16-bit PCM input that names none.

@@ -239,6 +239,7 @@ mod tests {
             pcm_input_rates: vec![24_000, 16_000],
             provider: "openai".into(),
             model: "gpt-realtime".into(),
+            model_label: "other".into(),
             request_id: "req_1".into(),
             connect_time: Duration::ZERO,
             started_at: SystemTime::now(),

@@ -62,8 +62,11 @@
 //!
 //! `closed_by` and `side` are `client`, `upstream` or `gateway`. Token
 //! counts come from the provider; input audio is counted from append sizes.
-//! `model` is the model the client asked for, which the upstream accepted;
-//! with an upstream that accepts any model name, clients choose its values.
+//! `model` is the upstream model when clients cannot choose it freely: the
+//! provider has an allow-list ([`Providers::allow_models`](crate::Providers::allow_models),
+//! `PREFIX_MODELS`) or the client named an alias. Otherwise it is `other`,
+//! so that clients cannot grow the set of label values. Observers see the
+//! model itself in every record.
 //!
 //! # Example
 //!
