@@ -11,6 +11,7 @@ pub(crate) struct SessionInfo {
     /// The model without the provider prefix.
     pub(crate) model: String,
     /// The `model` label of metrics (bounded: see `Route::model_label`).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) model_label: String,
     /// The request id echoed to the client.
     pub(crate) request_id: String,
