@@ -51,9 +51,11 @@ pub struct SessionSummary {
     pub transcription: TranscriptionTotals,
     /// Seconds of audio the client appended with `input_audio_buffer.append`,
     /// counted from payload sizes and the session's input format (pcm16 at
-    /// the provider's rate, 24 kHz or DashScope's 16 kHz, unless the session
-    /// says otherwise; G.711 at 8 kHz). Audio in
-    /// a format of unknown rate is not counted here (see `input_audio_bytes`).
+    /// the provider's rate, 24 kHz or DashScope's 16 kHz, unless the upstream
+    /// confirms another rate it accepts; G.711 at 8 kHz). Only the upstream's
+    /// `session.created`/`session.updated` change the format, never the
+    /// client's `session.update`. Audio in a format of unknown rate is not
+    /// counted here (see `input_audio_bytes`).
     pub input_audio_seconds: f64,
     /// Decoded bytes of audio the client appended, in any format.
     pub input_audio_bytes: u64,
