@@ -48,6 +48,8 @@ pub struct Compatible {
     openai_beta: bool,
     /// Keys may travel in clear text to a host other than loopback.
     insecure_transport: bool,
+    /// 16-bit PCM input rates the endpoint accepts besides 24 kHz.
+    pcm_input_rates: Vec<u32>,
 }
 
 /// Where the realtime endpoint sits relative to the base URL.
@@ -70,6 +72,7 @@ impl Compatible {
             intents: Intents::None,
             openai_beta: false,
             insecure_transport: false,
+            pcm_input_rates: Vec::new(),
         })
     }
 
@@ -127,6 +130,25 @@ impl Compatible {
         self
     }
 
+    /// Declares the 16-bit PCM input rates the endpoint accepts besides
+    /// 24 kHz, for usage accounting: a rate the endpoint confirms in
+    /// `session.updated` counts only when it is one of these (see
+    /// [`Target::pcm_input_rates`]).
+    ///
+    /// ```
+    /// use tower_realtime::provider::{Compatible, Provider, TargetRequest};
+    ///
+    /// let local = Compatible::new("http://127.0.0.1:8000/v1").unwrap().pcm_input_rates([16_000]);
+    /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
+    /// let target = local.target(&TargetRequest::new("local", "m", None, &parts)).unwrap();
+    /// assert!(target.supports_pcm_input_rate(16_000));
+    /// ```
+    #[must_use]
+    pub fn pcm_input_rates(mut self, rates: impl IntoIterator<Item = u32>) -> Self {
+        self.pcm_input_rates.extend(rates);
+        self
+    }
+
     /// A built-in provider: its default base URL, authenticated with
     /// `Authorization: Bearer` and `keys`.
     pub(crate) fn preset(default_base: &'static str, keys: impl Into<Keys>) -> Self {
@@ -169,7 +191,7 @@ impl Provider for Compatible {
             RealtimePath::Pinned(path) => url.set_path(path),
         }
         append_session(&mut url, request, "model", self.intents)?;
-        let mut target = Target::new(url);
+        let mut target = Target::new(url).pcm_input_rates(self.pcm_input_rates.iter().copied());
         if self.openai_beta {
             target = target.header(
                 http::HeaderName::from_static("openai-beta"),
