@@ -21,6 +21,9 @@ Environment:
                               real providers next to the demo (see the README, Providers)
   OPENAI_MODELS, ... (PREFIX_MODELS)
                               the models clients may ask each provider for, comma-separated
+  SSL_CERT_FILE, SSL_CERT_DIR  CA certificates (PEM) to trust for wss:// upstreams instead of the
+                              system's, e.g. a private CA of a self-hosted upstream; the bundled
+                              Mozilla roots are trusted too
   RUST_LOG                    log filter (default: info)
 ";
 
