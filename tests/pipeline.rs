@@ -34,7 +34,7 @@ impl Hook for Scripted {
     fn interest(&self) -> Interest {
         Interest::new()
             .client_events(["c.inject", "c.drop", "c.reply", "c.end", "c.later"])
-            .upstream_events(["u.replace", "u.drop", "u.reply", "u.end"])
+            .upstream_events(["u.replace", "u.drop", "u.reply", "u.end", "u.later"])
     }
 
     fn on_event(&mut self, event: Event, cx: &mut HookContext<'_>) -> Verdict {
@@ -56,7 +56,7 @@ impl Hook for Scripted {
                 "This session is over.",
             ))),
             "u.end" => Verdict::end(Close::new(4000, "upstream said the word")),
-            "c.later" => {
+            "c.later" | "u.later" => {
                 let gate = Arc::clone(&self.gate);
                 Verdict::later(async move {
                     gate.notified().await;
@@ -556,4 +556,39 @@ async fn the_meter_counts_what_crossed_the_upstream_hop() {
     assert_eq!(summary.input_audio_seconds, 0.5);
     assert_eq!(summary.usage.total_tokens, Some(7));
     assert_eq!(summary.responses, 1);
+}
+
+#[tokio::test]
+async fn client_events_flow_while_an_upstream_verdict_waits() {
+    let upstream = MockUpstream::echo().await.unwrap();
+    let gate = Arc::new(Notify::new());
+    let gateway = serve_axum(scripted_layer(&upstream, &gate)).await;
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    assert_eq!(next_type(&mut client).await, "session.created");
+    // The echo of `u.later` waits for its verdict; the client keeps talking.
+    send_text(&mut client, r#"{"type":"u.later"}"#).await;
+    for n in 0..50 {
+        send_text(&mut client, &json!({"type": "x", "n": n}).to_string()).await;
+    }
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |u| u.received().len() == 51)
+            .await
+    );
+    // Nothing comes back while the verdict waits.
+    let early = tokio::time::timeout(
+        Duration::from_millis(200),
+        futures_util::StreamExt::next(&mut client),
+    )
+    .await;
+    assert!(early.is_err(), "{early:?}");
+    gate.notify_one();
+    assert_eq!(next_type(&mut client).await, "u.later");
+    for n in 0..50 {
+        let event = next_event(&mut client).await;
+        assert_eq!(
+            (event["type"].as_str(), event["n"].as_u64()),
+            (Some("x"), Some(n))
+        );
+    }
 }
