@@ -21,6 +21,9 @@
 //!   zero or more events (drop, rewrite, inject before or after), reply to
 //!   the sender, end the session ([`Close`]), or decide later. Events a hook
 //!   sends on pass through the hooks after it; replies go straight back.
+//! - **Failures.** A hook that panics (deciding, or in a later verdict)
+//!   ends its session: the client gets an `error` event (`hook_failed`),
+//!   both sides close 1008.
 //! - **Async.** [`Verdict::later`] holds only its own direction: it reads
 //!   nothing more from its source until the verdict is ready (backpressure
 //!   stays bounded), while the other direction keeps flowing.

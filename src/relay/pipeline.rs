@@ -14,6 +14,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -135,9 +136,11 @@ impl Pipeline {
         loop {
             if let Some((position, pending)) = &mut flow.parked {
                 let position = *position;
-                let verdict = match pending.as_mut().poll(cx) {
-                    Poll::Ready(verdict) => verdict,
-                    Poll::Pending => return Poll::Pending,
+                let polled = catch_unwind(AssertUnwindSafe(|| pending.as_mut().poll(cx)));
+                let verdict = match polled {
+                    Ok(Poll::Ready(verdict)) => verdict,
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Err(_) => return Poll::Ready(Err(hook_failed())),
                 };
                 flow.parked = None;
                 self.apply(position, verdict, flow, outbox)?;
@@ -156,7 +159,12 @@ impl Pipeline {
                 control: &self.control,
                 replies: &mut self.replies,
             };
-            let verdict = self.hooks[hook].on_event(event, &mut hook_cx);
+            let decided = catch_unwind(AssertUnwindSafe(|| {
+                self.hooks[hook].on_event(event, &mut hook_cx)
+            }));
+            let Ok(verdict) = decided else {
+                return Poll::Ready(Err(hook_failed()));
+            };
             for reply in self.replies.drain(..) {
                 outbox.reply(reply.into_message());
             }
@@ -205,6 +213,17 @@ impl Pipeline {
             Direction::UpstreamToClient => self.hooks.len() - 1 - position,
         }
     }
+}
+
+/// How a session whose hook panicked ends: 1008, not 1011, so that clients
+/// do not reconnect into the same failure.
+fn hook_failed() -> Close {
+    tracing::error!("a hook panicked; the session is closed");
+    Close::policy("internal error").error(ErrorEvent::new(
+        "server_error",
+        "hook_failed",
+        "The gateway failed to process an event; the session was closed.",
+    ))
 }
 
 /// A client is told its event was refused; an upstream's is dropped and logged.
@@ -326,6 +345,36 @@ mod tests {
         seen.lock().unwrap().clear();
         run(&mut pipeline, Direction::UpstreamToClient, "b");
         assert_eq!(*seen.lock().unwrap(), ["inner:b", "outer:b"]);
+    }
+
+    struct Panics;
+
+    impl Hook for Panics {
+        fn interest(&self) -> Interest {
+            Interest::new().every_client_event()
+        }
+
+        fn on_event(&mut self, _event: Event, _cx: &mut HookContext<'_>) -> Verdict {
+            panic!("a bug in a hook");
+        }
+    }
+
+    #[test]
+    fn a_hook_that_panics_ends_its_session() {
+        let mut pipeline = Pipeline::new(
+            vec![Box::new(Panics)],
+            SessionControl::new(SessionInfo::example()),
+        );
+        let mut flow = Flow::default();
+        flow.push(Event::text("x"));
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut out = Recorded::default();
+        match pipeline.advance(Direction::ClientToUpstream, &mut flow, &mut out, &mut cx) {
+            Poll::Ready(Err(close)) => {
+                assert_eq!((close.code(), close.reason()), (1008, "internal error"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     /// Acknowledges `later` at once, and forwards it when released.
