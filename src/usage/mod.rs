@@ -16,8 +16,9 @@
 //!
 //! # What it costs
 //!
-//! Without an observer (and without the `metrics` feature) nothing is
-//! looked at. With one, each message is classified by its top-level `type`
+//! Without an observer (and without the `metrics` feature) the meter looks
+//! at nothing (hooks, model pinning among them, look at the event types
+//! they asked for; see [`hooks`](crate::hooks)). With one, each message is classified by its top-level `type`
 //! without parsing it; audio deltas and appends, most of the traffic, are
 //! never parsed (of an append only the length of its base64 `audio` is
 //! read). Only `response.done`, transcription results, `session.created`
