@@ -133,7 +133,7 @@ impl Event {
     /// for other payloads, and for events with more than one top-level `type`.
     pub fn event_type(&self) -> Option<&str> {
         match self.class() {
-            Class::Plain(range) => std::str::from_utf8(&self.as_bytes()[range.clone()]).ok(),
+            Class::Plain(range) => self.as_text()?.get(range.clone()),
             Class::Decoded(text) => Some(text),
             Class::Untyped | Class::Duplicate => None,
         }

@@ -84,7 +84,8 @@ pub(crate) enum Class {
 }
 
 /// Classifies an event by its top-level `type`, walking every top-level
-/// member (values are skipped, not parsed). Keys and the `type` value are
+/// member (values are skipped, not parsed). For UTF-8 `json`, a
+/// [`Class::Plain`] range lies on character boundaries. Keys and the `type` value are
 /// compared after decoding their escapes, so `{"t\u0079pe":"a\u002eb"}` is
 /// of type `a.b`.
 pub(crate) fn classify(json: &[u8]) -> Class {
@@ -99,9 +100,6 @@ pub(crate) fn classify(json: &[u8]) -> Class {
     }
     match found {
         Some(Value::Str(text)) if !text.raw.contains(&b'\\') => {
-            if std::str::from_utf8(text.raw).is_err() {
-                return Class::Untyped;
-            }
             let start = text.raw.as_ptr() as usize - json.as_ptr() as usize;
             Class::Plain(start..start + text.raw.len())
         }
@@ -114,7 +112,9 @@ pub(crate) fn classify(json: &[u8]) -> Class {
 
 /// Whether a key, as written, is `name` once its escapes are decoded.
 pub(crate) fn key_is(key: &[u8], name: &str) -> bool {
-    key == name.as_bytes() || (key.contains(&b'\\') && decode(key).as_deref() == Some(name))
+    // An escape is longer than what it stands for.
+    key == name.as_bytes()
+        || (key.len() > name.len() && key.contains(&b'\\') && decode(key).as_deref() == Some(name))
 }
 
 /// The value of a JSON string, given the bytes between its quotes.
