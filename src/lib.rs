@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+pub mod budget;
 mod error;
 mod handshake;
 mod layer;
@@ -18,6 +19,7 @@ mod service;
 mod session;
 mod sessions;
 mod split_frames;
+pub mod store;
 mod subprotocol_token;
 #[cfg(feature = "test-util")]
 pub mod testing;
