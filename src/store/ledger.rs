@@ -133,22 +133,22 @@ impl Ledger {
         if self.live.contains(session) {
             return Admission::Admitted;
         }
-        if let Some(max) = limits.live_sessions() {
-            if self.live.len() >= max as usize {
-                return Admission::Refused(Refusal::new(RefusalReason::LiveSessions(max), None));
-            }
+        if let Some(max) = limits.live_sessions()
+            && self.live.len() >= max as usize
+        {
+            return Admission::Refused(Refusal::new(RefusalReason::LiveSessions(max), None));
         }
         let minute = Window::Minute.period(now_ms);
         if self.new_sessions.0 != minute.number {
             self.new_sessions = (minute.number, 0);
         }
-        if let Some(max) = limits.new_sessions_per_minute() {
-            if self.new_sessions.1 >= max {
-                return Admission::Refused(Refusal::new(
-                    RefusalReason::NewSessions(max),
-                    minute.remaining(now_ms),
-                ));
-            }
+        if let Some(max) = limits.new_sessions_per_minute()
+            && self.new_sessions.1 >= max
+        {
+            return Admission::Refused(Refusal::new(
+                RefusalReason::NewSessions(max),
+                minute.remaining(now_ms),
+            ));
         }
         self.new_sessions.1 += 1;
         self.live.insert(session.to_owned());
@@ -190,10 +190,10 @@ impl Ledger {
                 }
             }
             granted[m] = cap.map_or(want[m], |(left, _)| want[m].min(left));
-            if let Some((_, budget)) = cap {
-                if granted[m] < min[m].min(want[m]) {
-                    return Grant::Refused(budgets.refusal(budget));
-                }
+            if let Some((_, budget)) = cap
+                && granted[m] < min[m].min(want[m])
+            {
+                return Grant::Refused(budgets.refusal(budget));
             }
         }
         let expires = now_ms.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
