@@ -27,6 +27,7 @@
 //! # let _ = (limits, spent);
 //! ```
 
+mod enforce;
 mod limits;
 mod micros;
 mod price_table;
@@ -34,6 +35,7 @@ mod prices;
 mod refusal;
 mod window;
 
+pub use enforce::{Budget, BudgetError, ResponseStart, SessionBudget, SessionSlot};
 pub use limits::{Limit, Limits, Meter, Spend};
 pub use micros::{Micros, ParseMicrosError};
 pub use price_table::{PriceTable, PriceTableError, UnknownModel, UnpricedModel};
