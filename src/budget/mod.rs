@@ -16,7 +16,7 @@
 //! use tower_realtime::usage::Usage;
 //!
 //! let prices = PriceTable::from_json(r#"{"models": {"gpt-realtime": {"output_audio": "64"}}}"#).unwrap();
-//! let usage = Usage { output_tokens: Some(2_000), ..Usage::default() };
+//! let usage = Usage::default().with_output_tokens(2_000);
 //! let cost = prices.cost("openai", "gpt-realtime", &usage, AudioTime::default()).unwrap();
 //! assert_eq!(cost, Micros::new(128_000));
 //!

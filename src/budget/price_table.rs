@@ -64,7 +64,7 @@ pub enum UnknownModel {
 /// use tower_realtime::usage::Usage;
 ///
 /// let table = PriceTable::from_json(r#"{"models": {"gpt-realtime": {"output_text": "16"}}}"#).unwrap();
-/// let usage = Usage { output_tokens: Some(500), ..Usage::default() };
+/// let usage = Usage::default().with_output_tokens(500);
 /// assert_eq!(table.cost("openai", "gpt-realtime", &usage, AudioTime::default()), Ok(Micros::new(8_000)));
 /// assert!(table.cost("openai", "other", &usage, AudioTime::default()).is_err());
 /// ```

@@ -133,11 +133,9 @@ impl AudioTime {
 /// let prices = Prices::new()
 ///     .per_million(TokenClass::OutputAudio, "64".parse().unwrap())
 ///     .output_audio_per_minute("0.05".parse().unwrap());
-/// let usage = Usage {
-///     output_tokens: Some(1_000),
-///     output_token_details: Some(OutputTokenDetails { audio_tokens: Some(1_000), text_tokens: None }),
-///     ..Usage::default()
-/// };
+/// let usage = Usage::default()
+///     .with_output_tokens(1_000)
+///     .with_output_token_details(OutputTokenDetails::default().with_audio_tokens(1_000));
 /// let audio = AudioTime::new(Duration::ZERO, Duration::from_secs(30));
 /// // 1000 × $64 / 1M = $0.064, plus half a minute at $0.05
 /// assert_eq!(prices.cost(&usage, audio), Micros::new(64_000 + 25_000));
