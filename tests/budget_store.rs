@@ -498,6 +498,33 @@ mod redis_only {
     }
 
     #[tokio::test]
+    async fn a_redis_that_never_answered_fails_promptly() {
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = RedisBudgetStore::builder(format!("redis://127.0.0.1:{port}/"))
+            .timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let limits = Limits::new().max_live_sessions(1);
+        for _ in 0..3 {
+            let request = SessionRequest::new("alice", "s1", &limits);
+            let error = tokio::time::timeout(PROMPTLY, store.admit(&request))
+                .await
+                .expect("no hang")
+                .unwrap_err();
+            assert_eq!(error.code(), "budget_store_unavailable");
+        }
+        let balance = tokio::time::timeout(PROMPTLY, store.balance("alice", &limits, at(0)))
+            .await
+            .expect("no hang");
+        assert!(balance.is_err());
+    }
+
+    #[tokio::test]
     async fn fail_open_meters_locally_while_redis_is_down() {
         let mut server = RedisServer::start().await;
         let store = store(&server, OnUnavailable::FailOpen);

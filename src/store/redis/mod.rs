@@ -495,3 +495,40 @@ impl BudgetStore for RedisBudgetStore {
         ExhaustedIdentities::new(self.shared.exhausted.subscribe())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn building_outside_a_runtime_is_an_error_not_a_panic() {
+        let error = RedisBudgetStore::builder("redis://127.0.0.1:1/")
+            .build()
+            .unwrap_err();
+        assert_eq!(error.kind(), StoreErrorKind::Connection);
+        assert!(error.to_string().contains("Tokio runtime"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_invalid_url_is_an_error_that_does_not_repeat_it() {
+        let error = RedisBudgetStore::builder("http://user:hunter2@example/")
+            .build()
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("budget store unreachable: invalid Redis URL")
+        );
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn debug_never_prints_the_url() {
+        let builder = RedisBudgetStore::builder("redis://:hunter2@127.0.0.1:1/");
+        assert!(!format!("{builder:?}").contains("hunter2"));
+        let store = builder.build().unwrap();
+        let printed = format!("{store:?}");
+        assert!(printed.starts_with("RedisBudgetStore"), "{printed}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+}
