@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tower::Layer;
 use tower_realtime::RealtimeLayer;
 
@@ -31,14 +32,18 @@ async fn main() -> std::io::Result<()> {
     // `_echo` serves as long as the server runs.
     let (providers, model, _echo) = support::from_env_or_echo().await?;
 
+    let realtime = RealtimeLayer::new(providers);
     let app = Router::new().route("/healthz", get(|| async { "ok" }));
-    let app = RealtimeLayer::new(providers).layer(app);
+    let app = realtime.layer(app);
 
     let addr: SocketAddr = std::env::var("LISTEN")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
         .parse()
         .expect("LISTEN address");
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    // No Nagle and bounded buffers on client sockets: `axum::serve` sets neither.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await?
+        .tap_io(move |tcp| realtime.tune_client_socket(tcp));
     println!("listening on http://{addr}");
     println!("try: websocat \"ws://{addr}/v1/realtime?model={model}\"");
     axum::serve(

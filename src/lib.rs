@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+mod client_io;
 mod error;
 mod handshake;
 mod layer;
@@ -17,6 +18,7 @@ mod secret;
 mod service;
 mod session;
 mod sessions;
+mod socket_options;
 mod split_frames;
 mod subprotocol_token;
 #[cfg(feature = "test-util")]

@@ -20,6 +20,7 @@ use super::failure;
 use crate::error::Rejection;
 use crate::provider::{Target, TargetError};
 use crate::secret::Secret;
+use crate::socket_options::SocketOptions;
 use crate::split_frames::SplitFrames;
 
 /// The socket to the upstream.
@@ -31,6 +32,8 @@ pub(crate) struct Dialer {
     pub(crate) tls: Arc<ClientConfig>,
     pub(crate) timeout: Duration,
     pub(crate) websocket: WebSocketConfig,
+    /// TCP options of both hops (the client's socket is tuned by the session).
+    pub(crate) sockets: SocketOptions,
 }
 
 impl Dialer {
@@ -84,8 +87,7 @@ impl Dialer {
                 secrets,
             )
         })?;
-        // Realtime audio is latency-bound: never wait to coalesce small frames.
-        let _ = tcp.set_nodelay(true);
+        self.sockets.tune_upstream(&tcp);
 
         let stream = match url.scheme() {
             "wss" => {
