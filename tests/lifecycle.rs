@@ -289,3 +289,42 @@ async fn an_upgrade_that_never_completes_releases_the_upstream_and_the_slot() {
     );
     drop(stream);
 }
+
+#[tokio::test]
+async fn sessions_still_dialling_are_counted_apart_from_live_ones() {
+    let stalling = MockUpstream::builder()
+        .handshake(tower_realtime::testing::Handshake::Stall)
+        .start()
+        .await
+        .unwrap();
+    let layer = RealtimeLayer::new(openai(&stalling)).connect_timeout(Duration::from_secs(5));
+    let sessions = layer.shutdown_handle();
+    let gateway = serve_axum(layer).await;
+    let dialling = tokio::spawn({
+        let url = gateway.url("?model=openai/gpt-realtime");
+        async move { refused(&url, &[]).await.0 }
+    });
+    assert!(
+        stalling
+            .wait_until(PROMPTLY, |_| sessions.dialling_sessions() == 1)
+            .await
+    );
+    assert_eq!(sessions.live_sessions(), 0);
+    assert_eq!(sessions.active_sessions(), 1);
+    assert_eq!(dialling.await.unwrap(), 504);
+    assert_eq!(
+        (sessions.dialling_sessions(), sessions.active_sessions()),
+        (0, 0)
+    );
+
+    let upstream = MockUpstream::echo().await.unwrap();
+    let layer = RealtimeLayer::new(openai(&upstream));
+    let sessions = layer.shutdown_handle();
+    let gateway = serve_axum(layer).await;
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    next_event(&mut client).await;
+    assert_eq!(
+        (sessions.dialling_sessions(), sessions.live_sessions()),
+        (0, 1)
+    );
+}

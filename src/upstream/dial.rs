@@ -16,6 +16,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::{Host, Url};
 
 use super::client_handshake::client_handshake;
+use super::connect::{ATTEMPT_DELAY, connect_first, interleave};
 use super::failure;
 use crate::error::Rejection;
 use crate::provider::{Target, TargetError};
@@ -79,14 +80,16 @@ impl Dialer {
             Host::Ipv4(ip) => vec![SocketAddr::new(IpAddr::V4(*ip), port)],
             Host::Ipv6(ip) => vec![SocketAddr::new(IpAddr::V6(*ip), port)],
         };
-        let tcp = connect_any(&addresses).await.map_err(|error| {
-            failure::unreachable(
-                "upstream_connect_failed",
-                "could not connect to the upstream",
-                &error,
-                secrets,
-            )
-        })?;
+        let tcp = connect_first(&interleave(addresses), ATTEMPT_DELAY)
+            .await
+            .map_err(|error| {
+                failure::unreachable(
+                    "upstream_connect_failed",
+                    "could not connect to the upstream",
+                    &error,
+                    secrets,
+                )
+            })?;
         self.sockets.tune_upstream(&tcp);
 
         let stream = match url.scheme() {
@@ -137,19 +140,6 @@ impl Dialer {
             )),
         }
     }
-}
-
-/// Tries each address in turn; returns the last error when none answers.
-async fn connect_any(addresses: &[SocketAddr]) -> std::io::Result<TcpStream> {
-    let mut last_error =
-        std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no addresses");
-    for address in addresses {
-        match TcpStream::connect(address).await {
-            Ok(stream) => return Ok(stream),
-            Err(error) => last_error = error,
-        }
-    }
-    Err(last_error)
 }
 
 /// The upstream handshake request: the WebSocket headers, the forwarded
