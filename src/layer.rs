@@ -45,7 +45,7 @@ pub(crate) struct Config {
 /// | [`max_message_size`](Self::max_message_size) / [`max_frame_size`](Self::max_frame_size) | 16 MiB, then close `1009` |
 /// | [`read_buffer_size`](Self::read_buffer_size) | 4 KiB per socket |
 /// | [`write_buffer_size`](Self::write_buffer_size) | 16 KiB per socket |
-/// | [`keepalive`](Self::keepalive) / [`keepalive_misses`](Self::keepalive_misses) | ping a peer silent for 5 s, dead after 2 unanswered pings (or 10 s of unacknowledged writes) |
+/// | [`keepalive`](Self::keepalive) / [`keepalive_misses`](Self::keepalive_misses) | ping a peer silent for 3 s, dead after 2 unanswered pings (or 9 s of unacknowledged writes) |
 /// | [`idle_timeout`](Self::idle_timeout) | none |
 /// | [`max_session_duration`](Self::max_session_duration) | none |
 /// | [`close_timeout`](Self::close_timeout) | 5 s |
@@ -84,7 +84,7 @@ impl RealtimeLayer {
     /// The default limit on one message or frame: OpenAI caps one audio append at 15 MiB.
     pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
     /// The default keepalive interval.
-    pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(5);
+    pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(3);
     /// The default number of unanswered keepalive pings after which a peer is dead.
     pub const DEFAULT_KEEPALIVE_MISSES: u32 = 2;
 
@@ -187,20 +187,20 @@ impl RealtimeLayer {
         self.edit(|config| config.dialer.websocket.write_buffer_size = bytes)
     }
 
-    /// Pings each peer that has been silent for `interval`; a peer that
-    /// answers none of [`keepalive_misses`](Self::keepalive_misses) pings is
-    /// dead. Then the client gets an `error` event
+    /// Pings each peer that has been silent for `interval` (checked every
+    /// `interval`); a peer that answers none of
+    /// [`keepalive_misses`](Self::keepalive_misses) pings is dead: at most
+    /// `interval` × (misses + 2) after its last frame. Then the client gets an `error` event
     /// (`upstream_connection_lost`) and close `1011` "upstream connection
     /// lost", or the upstream gets `1011` "client connection lost".
     ///
     /// A peer is not judged while the relay's writes to it wait for room
     /// (a slow listener's pong waits behind its audio). Such writes are
-    /// judged by the kernel instead: data unacknowledged for `interval`
-    /// times the allowed misses ends the session the same way
-    /// (`TCP_USER_TIMEOUT`, on Linux, on the upstream socket and on the
-    /// client's when the layer can reach it). With the defaults a dead
-    /// provider is found within 15 s when idle, 10 s when the client is
-    /// sending. `None` turns keepalive off (and the user timeout with it).
+    /// judged by the kernel instead: data unacknowledged for `interval` ×
+    /// (misses + 1) ends the session the same way (`TCP_USER_TIMEOUT`, on
+    /// Linux, on the upstream socket and on the client's when the layer can
+    /// reach it). With the defaults a dead provider is found within 12 s
+    /// when the session is idle, about 9 s when the client is sending. `None` turns keepalive off (and the user timeout with it).
     pub fn keepalive(self, interval: Option<Duration>) -> Self {
         self.edit(|config| {
             config.relay.keepalive = interval;
@@ -366,12 +366,12 @@ impl RealtimeLayer {
     }
 }
 
-/// How long written data may stay unacknowledged: as long as the keepalive
-/// waits for a pong after its first ping.
+/// How long written data may stay unacknowledged: the keepalive's budget,
+/// `interval` × (misses + 1).
 fn user_timeout(keepalive: Option<Duration>, misses: u32) -> Option<Duration> {
     keepalive
         .filter(|interval| !interval.is_zero())
-        .map(|interval| interval.saturating_mul(misses))
+        .map(|interval| interval.saturating_mul(misses.saturating_add(1)))
 }
 
 impl<S> Layer<S> for RealtimeLayer {

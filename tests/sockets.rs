@@ -74,10 +74,10 @@ fn assert_tuned(session: &SockRef<'_>) {
     // 64 KiB each way by default; Linux reports twice what it was asked.
     assert_eq!(session.recv_buffer_size().unwrap(), 128 << 10);
     assert_eq!(session.send_buffer_size().unwrap(), 128 << 10);
-    // Unacknowledged writes are dead after the keepalive budget: 2 x 5 s.
+    // Unacknowledged writes are dead after the keepalive budget: (2 + 1) x 3 s.
     assert_eq!(
         session.tcp_user_timeout().unwrap(),
-        Some(Duration::from_secs(10))
+        Some(Duration::from_secs(9))
     );
 }
 
@@ -139,7 +139,7 @@ async fn socket_options_follow_the_configuration() {
         assert_eq!(session.send_buffer_size().unwrap(), 64 << 10);
         assert_eq!(
             session.tcp_user_timeout().unwrap(),
-            Some(Duration::from_secs(12))
+            Some(Duration::from_secs(15))
         );
     }
 

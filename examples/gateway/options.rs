@@ -13,7 +13,7 @@ Options:
   --sessions-per-minute N     new sessions each client IP may open per minute (default 30)
   --max-sessions N            live sessions at most (default 100)
   --keepalive SECS            ping a silent peer after SECS seconds; two unanswered pings end the
-                              session (default 5; 0 turns keepalive off)
+                              session (default 3; 0 turns keepalive off)
   --no-demo                   do not start the demo provider
   -h, --help                  print this help
 

@@ -96,6 +96,16 @@ pub async fn serve_axum_tapped(
     Gateway { addr, task }
 }
 
+/// Serves `RealtimeLayer` wrapping [`app`] with `axum::serve`, its client
+/// sockets tuned by the layer on the listener (as the README shows).
+pub async fn serve_axum_tuned(layer: RealtimeLayer) -> Gateway {
+    let tuning = layer.clone();
+    serve_axum_tapped(layer, move |tcp: &mut TcpStream| {
+        tuning.tune_client_socket(tcp);
+    })
+    .await
+}
+
 /// Reads the `error` event and the close frame a client gets when its
 /// upstream is lost: close 1011 "upstream connection lost", which every
 /// client library reports as it is.
