@@ -1,7 +1,7 @@
 //! The client's side of a session once upgraded: the TCP socket itself when
 //! hyper hands it over as `TokioIo<TcpStream>`, so that the layer can tune it.
 //!
-//! hyper's own connection builders do; `axum::serve` and hyper-util's
+//! hyper's own HTTP/1.1 connection builder does; `axum::serve` and hyper-util's
 //! `auto::Builder` wrap the socket in a private type first (to sniff the
 //! HTTP version), so their users tune it where they accept
 //! (`RealtimeLayer::tune_client_socket`).
@@ -21,7 +21,7 @@ use crate::socket_options::SocketOptions;
 /// An upgraded client connection.
 #[derive(Debug)]
 pub(crate) enum ClientIo {
-    /// A plain TCP connection served by hyper's own connection builders:
+    /// A plain TCP connection served by hyper's own HTTP/1.1 connection builder:
     /// tuned by the layer.
     Tcp(TcpStream),
     /// Anything else (TLS, an HTTP/2 stream, another IO type): used as it is.

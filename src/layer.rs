@@ -242,8 +242,8 @@ impl RealtimeLayer {
     /// keepalive's `TCP_USER_TIMEOUT`.
     ///
     /// The layer sets them itself when the upgraded connection is hyper's
-    /// `TokioIo<TcpStream>` (hyper's own `http1`/`http2` connection
-    /// builders). `axum::serve` and hyper-util's `auto::Builder` wrap the
+    /// `TokioIo<TcpStream>` (hyper's own `http1` connection
+    /// builder). `axum::serve` and hyper-util's `auto::Builder` wrap the
     /// socket in a type of their own that the layer cannot reach: call this
     /// where they accept, or Nagle's algorithm adds up to 40 ms to small
     /// events (a client's first answer, audio deltas).
