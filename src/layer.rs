@@ -199,8 +199,11 @@ impl RealtimeLayer {
     /// judged by the kernel instead: data unacknowledged for `interval` ×
     /// (misses + 1) ends the session the same way (`TCP_USER_TIMEOUT`, on
     /// Linux, on the upstream socket and on the client's when the layer can
-    /// reach it). With the defaults a dead provider is found within 12 s
-    /// when the session is idle, about 9 s when the client is sending. `None` turns keepalive off (and the user timeout with it).
+    /// reach it; Linux also ends a connection whose peer keeps its receive
+    /// window shut that long: a client that reads nothing at all). With the
+    /// defaults a dead provider is found within 12 s when the session is
+    /// idle, about 9 s when the client is sending. `None` turns keepalive
+    /// off (and the user timeout with it).
     pub fn keepalive(self, interval: Option<Duration>) -> Self {
         self.edit(|config| {
             config.relay.keepalive = interval;

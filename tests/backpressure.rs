@@ -242,3 +242,24 @@ async fn keepalive_does_not_blame_an_upstream_held_back_by_a_slow_client() {
     flood.stop.store(true, Ordering::SeqCst);
     read_the_whole_flood(&mut client, &flood).await;
 }
+
+#[tokio::test]
+async fn keepalive_does_not_blame_a_client_that_listens_slowly() {
+    // The client neither reads nor talks for ten keepalive intervals while
+    // the upstream streams: the ping for it would wait behind the stream.
+    // (`serve_axum` leaves the client socket untuned, so this is the
+    // keepalive alone: with `TCP_USER_TIMEOUT` on it, the kernel ends a
+    // session whose client reads nothing for the keepalive budget.)
+    let flood = Arc::new(Flood::default());
+    let upstream = MockUpstream::with_script(FloodingUpstream(Arc::clone(&flood)))
+        .await
+        .unwrap();
+    let interval = Duration::from_millis(300);
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream)).keepalive(Some(interval))).await;
+    let mut client =
+        RawClient::connect(gateway.addr, "/v1/realtime?model=openai/gpt-realtime").await;
+    tokio::time::sleep(interval * 10).await;
+    assert!(upstream.closes().is_empty(), "{:?}", upstream.closes());
+    flood.stop.store(true, Ordering::SeqCst);
+    read_the_whole_flood(&mut client, &flood).await;
+}
