@@ -6,6 +6,7 @@ mod connect;
 mod dial;
 mod failure;
 pub(crate) mod headers;
+mod stream;
 pub(crate) mod tls;
 
 pub(crate) use dial::{Dialer, UpstreamSocket};
