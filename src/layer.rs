@@ -395,6 +395,7 @@ impl std::fmt::Debug for RealtimeLayer {
             .field("connect_timeout", &config.dialer.timeout)
             .field("websocket", &config.dialer.websocket)
             .field("relay", &config.relay)
+            .field("sockets", &config.dialer.sockets)
             .field("max_sessions", &config.max_sessions)
             .field("origins", &config.origins)
             .field("forward_headers", &config.forward_headers)
