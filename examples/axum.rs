@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use tower::Layer;
 use tower_realtime::RealtimeLayer;
 
 #[path = "support/providers.rs"]
@@ -33,8 +32,11 @@ async fn main() -> std::io::Result<()> {
     let (providers, model, _echo) = support::from_env_or_echo().await?;
 
     let realtime = RealtimeLayer::new(providers);
-    let app = Router::new().route("/healthz", get(|| async { "ok" }));
-    let app = realtime.layer(app);
+    // `Router::layer` wraps every route and the fallback: `/v1/realtime` needs
+    // no route of its own.
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(realtime.clone());
 
     let addr: SocketAddr = std::env::var("LISTEN")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
@@ -46,9 +48,5 @@ async fn main() -> std::io::Result<()> {
         .tap_io(move |tcp| realtime.tune_client_socket(tcp));
     println!("listening on http://{addr}");
     println!("try: websocat \"ws://{addr}/v1/realtime?model={model}\"");
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
-    )
-    .await
+    axum::serve(listener, app).await
 }

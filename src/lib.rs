@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+mod body;
 mod client_io;
 mod error;
 mod handshake;
@@ -26,6 +27,7 @@ pub mod testing;
 mod upstream;
 pub mod usage;
 
+pub use body::RealtimeBody;
 pub use layer::RealtimeLayer;
 pub use origin::OriginPolicy;
 pub use outcome::{ClosedBy, SessionEnd};

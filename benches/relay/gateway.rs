@@ -133,18 +133,10 @@ async fn serve(variant: &Variant, upstream: SocketAddr) {
     }
 }
 
-/// `layer` around a 404 service, served by plain `axum::serve`.
+/// `layer` around a router that answers 404, served by plain `axum::serve`.
 async fn serve_axum(layer: RealtimeLayer, listener: TcpListener) {
-    let not_found = service_fn(|_: axum::extract::Request| async {
-        let mut response = axum::response::Response::new(axum::body::Body::empty());
-        *response.status_mut() = http::StatusCode::NOT_FOUND;
-        Ok::<_, Infallible>(response)
-    });
-    let service = layer.layer(not_found);
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
-    )
-    .await
-    .expect("axum serves");
+    let router = axum::Router::new()
+        .fallback(|| async { http::StatusCode::NOT_FOUND })
+        .layer(layer);
+    axum::serve(listener, router).await.expect("axum serves");
 }

@@ -84,14 +84,9 @@ pub async fn serve_axum_tapped(
     use axum::serve::ListenerExt;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let service = layer.layer(app());
+    let app = app().layer(layer);
     let task = tokio::spawn(async move {
-        axum::serve(
-            listener.tap_io(tap),
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
-        )
-        .await
-        .unwrap();
+        axum::serve(listener.tap_io(tap), app).await.unwrap();
     });
     Gateway { addr, task }
 }
@@ -128,18 +123,7 @@ pub async fn expect_upstream_lost(client: &mut Client) -> serde_json::Value {
 
 /// Serves `RealtimeLayer` wrapping `router` with `axum::serve`.
 pub async fn serve_router(layer: RealtimeLayer, router: Router) -> Gateway {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = layer.layer(router);
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
-        )
-        .await
-        .unwrap();
-    });
-    Gateway { addr, task }
+    stack::serve_service(layer.layer(router)).await
 }
 
 /// Serves `RealtimeLayer` wrapping [`app`] with a hyper-util server that
