@@ -263,8 +263,8 @@ impl RealtimeLayer {
     /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080")
     ///     .await?
     ///     .tap_io(move |tcp| tuning.tune_client_socket(tcp));
-    /// let app = tower::Layer::layer(&layer, axum::Router::new());
-    /// axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service(app)).await
+    /// let app = axum::Router::new().layer(layer);
+    /// axum::serve(listener, app).await
     /// # }
     /// ```
     pub fn tune_client_socket(&self, tcp: &tokio::net::TcpStream) {
