@@ -4,6 +4,8 @@
 
 mod accept;
 mod body;
+pub mod budget;
+mod client_io;
 mod error;
 mod handshake;
 pub mod hooks;
@@ -19,7 +21,9 @@ mod secret;
 mod service;
 mod session;
 mod sessions;
+mod socket_options;
 mod split_frames;
+pub mod store;
 mod subprotocol_token;
 #[cfg(feature = "test-util")]
 pub mod testing;
