@@ -21,6 +21,7 @@ mod split_frames;
 mod subprotocol_token;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod translate;
 mod upstream;
 pub mod usage;
 
