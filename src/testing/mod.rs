@@ -7,6 +7,10 @@
 //! echoes every text and binary message back; close frames are answered
 //! with the same code and reason. Everything the gateway sent is recorded.
 //!
+//! [`GeminiLive`] is a script that speaks Gemini Live instead (binary
+//! frames, `setup` first), and [`TokenEndpoint`] a local OAuth token
+//! endpoint for service-account credentials.
+//!
 //! [`MockUpstream::demo`] runs the [`Demo`] script instead: a small
 //! realtime model that answers text and audio with a sentence and a chime,
 //! to try a gateway with (`cargo run --example gateway` serves it as the
@@ -37,14 +41,18 @@ mod demo_outbox;
 mod demo_response;
 mod demo_settings;
 mod demo_turns;
+mod gemini;
 mod log;
 mod script;
 mod server;
 mod session;
+mod token_endpoint;
 
 pub use demo::Demo;
+pub use gemini::{GeminiLive, Step, Trigger};
 
 pub use log::RecordedRequest;
 pub use script::{Handshake, Script};
 pub use server::{MockUpstream, MockUpstreamBuilder};
 pub use session::UpstreamSession;
+pub use token_endpoint::TokenEndpoint;
