@@ -95,6 +95,18 @@ impl GeminiTranslator {
             .get("event_id")
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let content = match kind.as_deref() {
+            Some("response.create") => true,
+            Some("conversation.item.create") => {
+                event.get("item").and_then(|item| item.get("type")) == Some(&Value::from("message"))
+            }
+            _ => false,
+        };
+        if content && self.calls.any_pending() {
+            // Gemini takes nothing else until its tool calls are answered.
+            self.defer(bytes);
+            return;
+        }
         match kind.as_deref() {
             Some("session.update") => self.session_update(&event),
             Some("input_audio_buffer.commit") => self.commit(),
@@ -221,12 +233,25 @@ impl GeminiTranslator {
             );
         }
         let configuring = self.phase == Phase::Configuring;
-        if !configuring && next.setup(&self.config, None) != self.session.setup(&self.config, None)
-        {
+        let reconfigure = !configuring
+            && next.setup(&self.config, None) != self.session.setup(&self.config, None);
+        let resume = reconfigure && self.config.reconfigures() && self.handle.is_some();
+        if reconfigure && !resume {
             self.error(
                 "invalid_request_error",
                 "unsupported_session_update",
                 "this model's configuration (instructions, voice, tools, turn detection, modalities) is fixed once the session has started; only audio formats can change",
+                Some("session"),
+            );
+            return;
+        }
+        if resume
+            && (self.response.is_some() || self.calls.any_pending() || self.phase != Phase::Live)
+        {
+            self.error(
+                "invalid_request_error",
+                "session_busy",
+                "the session can be reconfigured between responses only; send the update again when the response is done",
                 Some("session"),
             );
             return;
@@ -238,6 +263,17 @@ impl GeminiTranslator {
             self.output = OutputAudio::new(next.output_format());
         }
         self.session = next;
+        if resume {
+            // Gemini applies a new configuration to a resumed session only.
+            let handle = self.handle.clone().unwrap_or_default();
+            let setup = self.session.setup(&self.config, Some(&handle)).to_string();
+            self.phase = Phase::Resuming;
+            self.activity_open = false;
+            self.updated_on_resume = true;
+            self.out
+                .push(super::Output::Control(super::Control::Reconnect { setup }));
+            return;
+        }
         let session = self.session.view();
         self.emit("session.updated", [("session", session)]);
     }
@@ -401,7 +437,32 @@ impl GeminiTranslator {
             self.send(&json!({"toolResponse": {"functionResponses": [answer]}}));
         }
         self.acknowledge_item(item);
+        self.release_deferred();
         self.maybe_reconnect();
+    }
+
+    fn defer(&mut self, bytes: &[u8]) {
+        let (max_events, _) = self.config.held_limits();
+        if self.deferred.len() >= max_events {
+            self.error(
+                "invalid_request_error",
+                "function_call_output_required",
+                "answer the pending function calls before sending more content",
+                None,
+            );
+            return;
+        }
+        self.deferred.push_back(bytes.to_vec());
+    }
+
+    /// Sends the content held for tool calls once none is pending.
+    pub(super) fn release_deferred(&mut self) {
+        while !self.calls.any_pending() && self.phase == Phase::Live {
+            let Some(event) = self.deferred.pop_front() else {
+                return;
+            };
+            self.live_event(&event);
+        }
     }
 
     /// `conversation.item.added` and `.done` for an item the client added.

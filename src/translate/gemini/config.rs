@@ -45,6 +45,7 @@ pub struct GeminiConfig {
     context_compression: bool,
     max_held_events: usize,
     max_held_bytes: usize,
+    reconfigure: bool,
 }
 
 impl GeminiConfig {
@@ -70,6 +71,7 @@ impl GeminiConfig {
             context_compression: true,
             max_held_events: 256,
             max_held_bytes: 8 << 20,
+            reconfigure: false,
         }
     }
 
@@ -113,6 +115,27 @@ impl GeminiConfig {
         self
     }
 
+    /// Applies a `session.update` that changes what Gemini fixed at setup
+    /// (instructions, voice, tools, turn detection) by resuming the session
+    /// on a fresh connection with the new setup ([`Control::Reconnect`]),
+    /// between responses. Off by default: such an update is refused with an
+    /// `error` event (`unsupported_session_update`). Costs a reconnect, and
+    /// Gemini has been seen to fail resumptions with long instructions.
+    ///
+    /// [`Control::Reconnect`]: super::Control::Reconnect
+    ///
+    /// ```
+    /// use tower_realtime::translate::gemini::{Backend, GeminiConfig};
+    ///
+    /// let config = GeminiConfig::new(Backend::GeminiApi, "models/m").reconfigure_by_resuming(true);
+    /// # drop(config);
+    /// ```
+    #[must_use]
+    pub fn reconfigure_by_resuming(mut self, on: bool) -> Self {
+        self.reconfigure = on;
+        self
+    }
+
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -134,6 +157,10 @@ impl GeminiConfig {
 
     pub(super) fn compression(&self) -> bool {
         self.context_compression
+    }
+
+    pub(super) fn reconfigures(&self) -> bool {
+        self.reconfigure
     }
 
     pub(super) fn held_limits(&self) -> (usize, usize) {

@@ -180,6 +180,13 @@ pub struct GeminiTranslator {
     setup_done: bool,
     /// The `event_id` of the client's latest event, for error events.
     last_client_event: Option<String>,
+    /// A cancelled response was ended without Gemini's word: its late
+    /// content is dropped until Gemini ends the turn.
+    discarding: bool,
+    /// Client content held until every pending tool call is answered.
+    deferred: VecDeque<Vec<u8>>,
+    /// A `session.update` applied through resumption waits for its `setupComplete`.
+    updated_on_resume: bool,
     out: Vec<Output>,
 }
 
@@ -219,6 +226,9 @@ impl GeminiTranslator {
             go_away: false,
             setup_done: false,
             last_client_event: None,
+            discarding: false,
+            deferred: VecDeque::new(),
+            updated_on_resume: false,
             out: Vec::new(),
         }
     }
@@ -250,6 +260,24 @@ impl GeminiTranslator {
     pub fn configuration_timeout(&mut self) -> Vec<Output> {
         if self.phase == Phase::Configuring {
             self.send_setup();
+        }
+        self.take()
+    }
+
+    /// The client's `response.cancel` got no answer from Gemini in time (the
+    /// caller's timer, a few seconds after the cancel): the response ends as
+    /// cancelled now, and what Gemini still sends of it is dropped.
+    pub fn cancel_timeout(&mut self) -> Vec<Output> {
+        if self
+            .response
+            .as_ref()
+            .is_some_and(|response| response.cancelled)
+        {
+            self.finish_response(
+                "cancelled",
+                serde_json::json!({"type": "cancelled", "reason": "client_cancelled"}),
+            );
+            self.discarding = true;
         }
         self.take()
     }

@@ -440,6 +440,14 @@ impl GeminiTranslator {
         if self.response.is_some() || self.calls.any_pending() {
             return;
         }
+        self.reconnect();
+    }
+
+    /// Asks for a fresh connection resuming the latest handle, if any.
+    pub(super) fn reconnect(&mut self) {
+        if self.phase != Phase::Live {
+            return;
+        }
         let Some(handle) = self.handle.clone() else {
             return;
         };

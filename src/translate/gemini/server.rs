@@ -60,6 +60,7 @@ impl GeminiTranslator {
                     self.calls.cancel(id);
                 }
             }
+            self.release_deferred();
             self.maybe_reconnect();
         }
         if let Some(activity) = object(&message, "voiceActivity", "voice_activity") {
@@ -93,7 +94,7 @@ impl GeminiTranslator {
             return;
         }
         self.phase = Phase::Live;
-        if first {
+        if first || std::mem::take(&mut self.updated_on_resume) {
             let session = self.session.view();
             self.emit("session.updated", [("session", session)]);
         }
@@ -117,6 +118,14 @@ impl GeminiTranslator {
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             self.input_transcript(text, flag(transcription, "finished", "finished"));
+        }
+        if self.discarding {
+            // The rest of a response the client already saw end.
+            if flag(content, "turnComplete", "turn_complete") {
+                self.discarding = false;
+                self.maybe_reconnect();
+            }
+            return;
         }
         let text_mode = self.session.text_output();
         let native_text = text_mode && self.config.text_mode() == TextResponses::Native;
@@ -297,6 +306,15 @@ impl GeminiTranslator {
             return;
         }
         let reason = close::scrub(reason);
+        if self.go_away && self.phase == Phase::Live && self.handle.is_some() {
+            // Gemini's connection limit came before a safe point: resume now.
+            self.finish_response(
+                "incomplete",
+                json!({"type": "incomplete", "reason": "upstream_reconnected"}),
+            );
+            self.reconnect();
+            return;
+        }
         let during_setup = !self.setup_done;
         match close::map(code, &reason, during_setup) {
             Some(mapped) => {

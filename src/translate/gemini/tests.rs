@@ -975,3 +975,128 @@ fn gemini_frames_never_reach_the_client_raw() {
     }
     assert!(translator.upstream_message(b"\x00\x01 not json").is_empty());
 }
+
+#[test]
+fn a_cancel_gemini_does_not_answer_ends_on_the_callers_timer() {
+    let mut translator = live();
+    gemini(
+        &mut translator,
+        json!({"serverContent": {"modelTurn": {"parts": [audio_part("AQAD")]}}}),
+    );
+    assert!(
+        to_client(&translator.cancel_timeout()).is_empty(),
+        "nothing to time out yet"
+    );
+    client(&mut translator, json!({"type": "response.cancel"}));
+    let events = to_client(&translator.cancel_timeout());
+    assert_eq!(events.last().unwrap()["response"]["status"], "cancelled");
+    // Late content of that response is dropped, up to Gemini's end of turn.
+    assert!(
+        gemini(
+            &mut translator,
+            json!({"serverContent": {"modelTurn": {"parts": [audio_part("AQAD")]}}})
+        )
+        .is_empty()
+    );
+    assert!(
+        gemini(
+            &mut translator,
+            json!({"serverContent": {"turnComplete": true}})
+        )
+        .is_empty()
+    );
+    let events = to_client(&gemini(
+        &mut translator,
+        json!({"serverContent": {"modelTurn": {"parts": [audio_part("BBBB")]}}}),
+    ));
+    assert_eq!(
+        events[0]["type"], "response.created",
+        "the next turn is a new response"
+    );
+}
+
+#[test]
+fn content_waits_until_every_tool_call_is_answered() {
+    let mut translator = live();
+    gemini(
+        &mut translator,
+        json!({"toolCall": {"functionCalls": [
+        {"id": "a", "name": "f", "args": {}}, {"id": "b", "name": "g", "args": {}}]}}),
+    );
+    let text = json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "and also"}]}});
+    assert!(client(&mut translator, text).is_empty());
+    assert!(client(&mut translator, json!({"type": "response.create"})).is_empty());
+    let output = |id: &str| json!({"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": id, "output": "{}"}});
+    assert_eq!(to_upstream(&client(&mut translator, output("a"))).len(), 1);
+    let sent = to_upstream(&client(&mut translator, output("b")));
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent[0].starts_with(r#"{"toolResponse""#));
+    assert!(sent[1].contains("and also"));
+    assert_eq!(sent[2], r#"{"clientContent":{"turnComplete":true}}"#);
+}
+
+#[test]
+fn a_mid_session_update_can_be_applied_by_resuming() {
+    let config = GeminiConfig::new(Backend::GeminiApi, MODEL).reconfigure_by_resuming(true);
+    let mut translator = live_with(GeminiTranslator::new(config), &[]);
+    let update = json!({"type": "session.update", "session": {"instructions": "Speak French."}});
+    // Without a handle there is nothing to resume.
+    let events = to_client(&client(&mut translator, update.clone()));
+    assert_eq!(events[0]["error"]["code"], "unsupported_session_update");
+    gemini(
+        &mut translator,
+        json!({"sessionResumptionUpdate": {"newHandle": "H7", "resumable": true}}),
+    );
+    // Not while a response streams.
+    gemini(
+        &mut translator,
+        json!({"serverContent": {"modelTurn": {"parts": [audio_part("AQAD")]}}}),
+    );
+    assert_eq!(
+        to_client(&client(&mut translator, update.clone()))[0]["error"]["code"],
+        "session_busy"
+    );
+    gemini(
+        &mut translator,
+        json!({"serverContent": {"turnComplete": true}}),
+    );
+    let outputs = client(&mut translator, update);
+    let Some(Control::Reconnect { setup }) = controls(&outputs).pop() else {
+        panic!("{outputs:?}")
+    };
+    assert!(
+        setup.contains("Speak French.") && setup.contains(r#""sessionResumption":{"handle":"H7"}"#)
+    );
+    assert!(
+        to_client(&outputs).is_empty(),
+        "session.updated waits for the new setup"
+    );
+    assert!(client(&mut translator, append("AAAA")).is_empty());
+    let outputs = gemini(&mut translator, json!({"setupComplete": {}}));
+    let events = to_client(&outputs);
+    assert_eq!(types(&events), ["session.updated"]);
+    assert_eq!(events[0]["session"]["instructions"], "Speak French.");
+    assert_eq!(to_upstream(&outputs).len(), 1);
+}
+
+#[test]
+fn a_connection_that_ends_before_a_safe_point_is_resumed_anyway() {
+    let mut translator = live();
+    gemini(
+        &mut translator,
+        json!({"sessionResumptionUpdate": {"newHandle": "H3", "resumable": true}}),
+    );
+    gemini(
+        &mut translator,
+        json!({"serverContent": {"modelTurn": {"parts": [audio_part("AQAD")]}}}),
+    );
+    gemini(&mut translator, json!({"goAway": {"timeLeft": "1s"}}));
+    let outputs = translator.upstream_closed(Some(1000), "");
+    let events = to_client(&outputs);
+    assert_eq!(events.last().unwrap()["response"]["status"], "incomplete");
+    assert!(
+        matches!(&controls(&outputs)[..], [Control::Reconnect { setup }] if setup.contains("H3"))
+    );
+    assert!(!translator.is_closed());
+}
