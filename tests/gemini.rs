@@ -15,7 +15,8 @@ use tower_realtime::provider::{
     Gemini, Protocol, Provider, ServiceAccount, Target, TargetRequest, Vertex, VertexCredential,
 };
 use tower_realtime::testing::{GeminiLive, MockUpstream, Step, TokenEndpoint, Trigger};
-use tower_realtime::translate::gemini::{Control, GeminiTranslator, Output};
+use tower_realtime::translate::gemini::{Backend, Control, GeminiConfig, GeminiTranslator, Output};
+use tower_realtime::translate::{Dialling, GeminiSocket};
 use tower_realtime::{Providers, RealtimeLayer, Secret};
 
 use common::{PROMPTLY, refused, serve_axum};
@@ -482,4 +483,206 @@ async fn the_scripted_upstream_closes_like_gemini_on_a_bad_first_message() {
         &harness.controls[..],
         [Control::Close { code: 1011, .. }]
     ));
+}
+
+type Upstream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A `GeminiSocket` on the scripted upstream, with a redial to it.
+async fn gemini_socket(upstream: &MockUpstream) -> GeminiSocket<Upstream> {
+    let url = format!("ws://{}/ws", upstream.addr());
+    let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let config = GeminiConfig::new(Backend::GeminiApi, "models/gemini-live-2.5-flash-preview");
+    GeminiSocket::new(socket, GeminiTranslator::new(config)).redial(move || {
+        let url = url.clone();
+        Box::pin(async move {
+            tokio_tungstenite::connect_async(url.as_str())
+                .await
+                .map(|(socket, _)| socket)
+                .map_err(|error| error.to_string())
+        }) as Dialling<Upstream>
+    })
+}
+
+/// What the client reads until `stop` says so: events, and the close code if any.
+async fn read_until(
+    socket: &mut GeminiSocket<Upstream>,
+    stop: impl Fn(&Value) -> bool,
+) -> (Vec<Value>, Option<u16>) {
+    let mut events = Vec::new();
+    let read = async {
+        while let Some(message) = socket.next().await {
+            match message.unwrap() {
+                Message::Text(text) => {
+                    let event: Value = serde_json::from_str(&text).unwrap();
+                    let done = stop(&event);
+                    events.push(event);
+                    if done {
+                        return None;
+                    }
+                }
+                Message::Close(frame) => return frame.map(|frame| u16::from(frame.code)),
+                _ => {}
+            }
+        }
+        None
+    };
+    let close = tokio::time::timeout(PROMPTLY, read).await.expect("in time");
+    (events, close)
+}
+
+fn append(audio: &str) -> Message {
+    Message::text(json!({"type": "input_audio_buffer.append", "audio": audio}).to_string())
+}
+
+#[tokio::test]
+async fn a_voice_turn_through_a_gemini_socket() {
+    let mut turn = vec![
+        GeminiLive::input_transcript("What time", false),
+        GeminiLive::input_transcript(" is it?", true),
+        GeminiLive::audio("AQADAAQAEgA="),
+        GeminiLive::output_transcript("It is noon."),
+    ];
+    turn.extend(GeminiLive::text_turn("", 30, 9));
+    let upstream = MockUpstream::with_script(GeminiLive::new().reply(Trigger::AudioChunk(2), turn))
+        .await
+        .unwrap();
+    let mut socket = gemini_socket(&upstream).await;
+    socket
+        .send(Message::text(json!({"type": "session.update", "session": {"audio": {"input": {"transcription": {"model": "whisper-1"}}}}}).to_string()))
+        .await
+        .unwrap();
+    socket.send(append("AAAA")).await.unwrap();
+    socket.send(append("BBBB")).await.unwrap();
+    let (events, close) = read_until(&mut socket, |event| event["type"] == "response.done").await;
+    assert_eq!(close, None);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|event| event["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[0], "session.created");
+    let completed = events
+        .iter()
+        .find(|event| event["type"] == "conversation.item.input_audio_transcription.completed")
+        .unwrap();
+    assert_eq!(completed["transcript"], "What time is it?");
+    let done = &events.last().unwrap()["response"];
+    assert_eq!(done["output"][0]["content"][0]["transcript"], "It is noon.");
+    assert_eq!(done["usage"]["input_tokens"], 30);
+
+    let received: Vec<Value> = upstream
+        .received()
+        .iter()
+        .map(|message| serde_json::from_str(message.to_text().unwrap()).unwrap())
+        .collect();
+    assert_eq!(received.len(), 3, "one setup, two appends");
+    assert_eq!(received[0]["setup"]["inputAudioTranscription"], json!({}));
+    assert_eq!(received[2]["realtimeInput"]["audio"]["data"], "BBBB");
+}
+
+#[tokio::test]
+async fn go_away_resumes_on_a_fresh_connection_unnoticed() {
+    let script = GeminiLive::new()
+        .resumption()
+        .reply(Trigger::AudioChunk(1), [GeminiLive::go_away("10s")])
+        .reply_when_resumed(
+            Trigger::AudioChunk(1),
+            GeminiLive::text_turn("Still here.", 5, 3),
+        );
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let mut socket = gemini_socket(&upstream).await;
+    socket.send(append("AAAA")).await.unwrap();
+    // Gemini's goAway: the socket dials again while the client reads on.
+    tokio::select! {
+        _ = read_until(&mut socket, |_| false) => panic!("the client heard of it"),
+        resumed = upstream.wait_until(PROMPTLY, |upstream| upstream.requests().len() == 2) => assert!(resumed),
+    }
+    socket.send(append("BBBB")).await.unwrap();
+    let (events, close) = read_until(&mut socket, |event| event["type"] == "response.done").await;
+    assert_eq!(close, None);
+    assert!(
+        events.iter().all(|event| event["type"] != "error"),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last().unwrap()["response"]["output"][0]["content"][0]["transcript"],
+        "Still here."
+    );
+
+    assert_eq!(upstream.requests().len(), 2, "a second connection");
+    let setups: Vec<Value> = upstream
+        .received()
+        .iter()
+        .map(|message| serde_json::from_str::<Value>(message.to_text().unwrap()).unwrap())
+        .filter(|message| message.get("setup").is_some())
+        .collect();
+    assert_eq!(setups.len(), 2);
+    assert_eq!(
+        setups[1]["setup"]["sessionResumption"],
+        json!({"handle": "handle-sess_mock000001"})
+    );
+}
+
+#[tokio::test]
+async fn gemini_close_codes_reach_the_client_as_error_and_close() {
+    for (code, reason, error_code, client_code) in [
+        (
+            1008,
+            "models/x is not found for API version v1, or is not supported for bidiGenerateContent",
+            "model_not_found",
+            1008,
+        ),
+        (
+            1011,
+            "The service is currently unavailable.",
+            "upstream_error",
+            1011,
+        ),
+        (
+            1007,
+            "Request contains an invalid argument.",
+            "invalid_request",
+            1008,
+        ),
+    ] {
+        let script =
+            GeminiLive::new().reply(Trigger::AudioChunk(1), [Step::Close(code, reason.into())]);
+        let upstream = MockUpstream::with_script(script).await.unwrap();
+        let mut socket = gemini_socket(&upstream).await;
+        socket.send(append("AAAA")).await.unwrap();
+        let (events, close) = read_until(&mut socket, |_| false).await;
+        let error = events
+            .iter()
+            .find(|event| event["type"] == "error")
+            .unwrap();
+        assert_eq!(error["error"]["code"], error_code, "{code}");
+        assert_eq!(close, Some(client_code), "{code}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_redial_a_go_away_ends_when_gemini_does() {
+    let script = GeminiLive::new().resumption().reply(
+        Trigger::AudioChunk(1),
+        [
+            GeminiLive::go_away("1s"),
+            Step::Close(1011, "Internal error occurred.".into()),
+        ],
+    );
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let (raw, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", upstream.addr()))
+        .await
+        .unwrap();
+    let config = GeminiConfig::new(Backend::GeminiApi, "models/m");
+    let mut socket = GeminiSocket::new(raw, GeminiTranslator::new(config));
+    socket.send(append("AAAA")).await.unwrap();
+    let (events, close) = read_until(&mut socket, |_| false).await;
+    let error = events
+        .iter()
+        .find(|event| event["type"] == "error")
+        .unwrap();
+    assert_eq!(error["error"]["code"], "session_resumption_failed");
+    assert_eq!(close, Some(1011));
 }

@@ -71,6 +71,7 @@ pub enum Step {
 #[derive(Debug, Clone, Default)]
 pub struct GeminiLive {
     replies: Vec<(Trigger, Vec<Step>)>,
+    resumed_replies: Vec<(Trigger, Vec<Step>)>,
     resumption: bool,
 }
 
@@ -91,6 +92,20 @@ impl GeminiLive {
     #[must_use]
     pub fn reply(mut self, trigger: Trigger, steps: impl IntoIterator<Item = Step>) -> Self {
         self.replies.push((trigger, steps.into_iter().collect()));
+        self
+    }
+
+    /// Sends `steps` when `trigger` happens on a connection whose `setup`
+    /// resumes a session (it names a resumption handle). Such connections
+    /// use these replies instead of the others.
+    #[must_use]
+    pub fn reply_when_resumed(
+        mut self,
+        trigger: Trigger,
+        steps: impl IntoIterator<Item = Step>,
+    ) -> Self {
+        self.resumed_replies
+            .push((trigger, steps.into_iter().collect()));
         self
     }
 
@@ -180,6 +195,7 @@ impl GeminiLive {
 #[derive(Debug, Default)]
 struct Received {
     setup: bool,
+    resumes: bool,
     audio: bool,
     turn_complete: bool,
     activity_end: bool,
@@ -197,6 +213,10 @@ fn classify(message: &Message) -> Option<Received> {
     let input = object.get("realtimeInput");
     Some(Received {
         setup: object.contains_key("setup"),
+        resumes: object
+            .get("setup")
+            .and_then(|setup| setup.pointer("/sessionResumption/handle"))
+            .is_some(),
         audio: input.is_some_and(|input| input.get("audio").is_some()),
         turn_complete: object
             .get("clientContent")
@@ -234,10 +254,20 @@ impl Script for GeminiLive {
         let Some(first) = session.recv().await else {
             return;
         };
-        if !classify(&first).is_some_and(|received| received.setup) {
+        let Some(Received {
+            setup: true,
+            resumes,
+            ..
+        }) = classify(&first)
+        else {
             Self::play(&mut session, &[invalid]).await;
             return;
-        }
+        };
+        let replies = if resumes {
+            &self.resumed_replies
+        } else {
+            &self.replies
+        };
         let mut hello = vec![Step::Send(json!({"setupComplete": {}}))];
         if self.resumption {
             let handle = format!("handle-{}", session.id());
@@ -248,7 +278,7 @@ impl Script for GeminiLive {
         }
         let mut next = 0;
         let mut audio_chunks = 0;
-        while let Some((Trigger::SetupComplete, steps)) = self.replies.get(next) {
+        while let Some((Trigger::SetupComplete, steps)) = replies.get(next) {
             next += 1;
             if !Self::play(&mut session, steps).await {
                 return;
@@ -263,7 +293,7 @@ impl Script for GeminiLive {
                 return;
             }
             audio_chunks += usize::from(received.audio);
-            let Some((trigger, steps)) = self.replies.get(next) else {
+            let Some((trigger, steps)) = replies.get(next) else {
                 continue;
             };
             let fires = match trigger {
