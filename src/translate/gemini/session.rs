@@ -39,6 +39,9 @@ pub(super) struct Session {
     view: Map<String, Value>,
     /// Whether the client chose a voice (Gemini's default voice otherwise).
     voice_chosen: bool,
+    /// Read from `view` on every change: asked on every event.
+    text: bool,
+    manual: bool,
 }
 
 impl Session {
@@ -82,10 +85,28 @@ impl Session {
         }) else {
             unreachable!("an object literal")
         };
-        Self {
+        let mut session = Self {
             view,
             voice_chosen: false,
-        }
+            text: false,
+            manual: false,
+        };
+        session.cache();
+        session
+    }
+
+    fn cache(&mut self) {
+        self.text = self
+            .view
+            .get("output_modalities")
+            .and_then(Value::as_array)
+            .is_some_and(|modalities| {
+                modalities.iter().any(|m| m == "text") && !modalities.iter().any(|m| m == "audio")
+            });
+        self.manual = matches!(
+            self.view_pointer("/audio/input/turn_detection"),
+            None | Some(Value::Null)
+        );
     }
 
     /// The GA `session` object.
@@ -110,6 +131,7 @@ impl Session {
         next.check_formats(self, &mut problems);
         next.check_turn_detection(&mut problems);
         next.check_tools(&mut problems);
+        next.cache();
         (next, problems)
     }
 
@@ -171,13 +193,12 @@ impl Session {
     }
 
     fn view_pointer_mut(&mut self, path: &str) -> Option<&mut Value> {
-        let (first, rest) = path[1..].split_once('/').unwrap_or((&path[1..], ""));
-        let value = self.view.get_mut(first)?;
-        if rest.is_empty() {
-            Some(value)
-        } else {
-            value.pointer_mut(&format!("/{rest}"))
+        let mut segments = path.split('/').skip(1);
+        let mut value = self.view.get_mut(segments.next()?)?;
+        for segment in segments {
+            value = value.as_object_mut()?.get_mut(segment)?;
         }
+        Some(value)
     }
 
     /// The client's input audio format.
@@ -196,20 +217,12 @@ impl Session {
 
     /// Whether the client wants text rather than audio.
     pub(super) fn text_output(&self) -> bool {
-        self.view
-            .get("output_modalities")
-            .and_then(Value::as_array)
-            .is_some_and(|modalities| {
-                modalities.iter().any(|m| m == "text") && !modalities.iter().any(|m| m == "audio")
-            })
+        self.text
     }
 
     /// Whether turns are the client's to mark (`turn_detection: null`).
     pub(super) fn manual_turns(&self) -> bool {
-        matches!(
-            self.view_pointer("/audio/input/turn_detection"),
-            None | Some(Value::Null)
-        )
+        self.manual
     }
 
     /// The members of `response` objects that echo the session.
@@ -385,12 +398,12 @@ fn merge(slot: &mut Value, update: &Value) {
     }
 }
 
+/// The member at `path` (`/a/b/c`, object keys only), without allocating.
 fn pointer<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    let (first, rest) = path[1..].split_once('/').unwrap_or((&path[1..], ""));
-    let value = object.get(first)?;
-    if rest.is_empty() {
-        Some(value)
-    } else {
-        value.pointer(&format!("/{rest}"))
+    let mut segments = path.split('/').skip(1);
+    let mut value = object.get(segments.next()?)?;
+    for segment in segments {
+        value = value.as_object()?.get(segment)?;
     }
+    Some(value)
 }
