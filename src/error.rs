@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{HeaderName, Response, StatusCode};
+use serde::Serialize;
 
 /// The `type` field of an OpenAI-shaped error body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,22 @@ pub(crate) struct Rejection {
     pub(crate) param: Option<&'static str>,
     pub(crate) message: String,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// `{"error":{...}}`. serde writes struct fields in declaration order, so the
+/// body reads the same whatever `serde_json` features the binary enables.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorObject<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    code: &'static str,
+    param: Option<&'static str>,
 }
 
 impl Rejection {
@@ -86,17 +103,18 @@ impl Rejection {
         self.with_header(RETRY_AFTER, HeaderValue::from(seconds))
     }
 
-    /// The JSON body, without a trailing newline.
+    /// The JSON body, without a trailing newline, its fields always in the
+    /// order `message`, `type`, `code`, `param`.
     pub(crate) fn body(&self) -> Bytes {
-        let body = serde_json::json!({
-            "error": {
-                "message": self.message,
-                "type": self.kind.as_str(),
-                "code": self.code,
-                "param": self.param,
-            }
-        });
-        Bytes::from(body.to_string())
+        let body = ErrorBody {
+            error: ErrorObject {
+                message: &self.message,
+                kind: self.kind.as_str(),
+                code: self.code,
+                param: self.param,
+            },
+        };
+        Bytes::from(serde_json::to_vec(&body).expect("strings always serialize"))
     }
 
     /// The value of one extra header, if set.
@@ -123,18 +141,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn body_is_openai_shaped() {
+    fn body_is_openai_shaped_in_a_fixed_order() {
         let rejection =
-            Rejection::bad_request("missing_model", "say which model").with_param("model");
-        let body: serde_json::Value = serde_json::from_slice(&rejection.body()).unwrap();
+            Rejection::bad_request("missing_model", "say \"which\" model").with_param("model");
         assert_eq!(
-            body,
-            serde_json::json!({"error": {
-                "message": "say which model",
-                "type": "invalid_request_error",
-                "code": "missing_model",
-                "param": "model",
-            }})
+            rejection.body(),
+            r#"{"error":{"message":"say \"which\" model","type":"invalid_request_error","code":"missing_model","param":"model"}}"#
+        );
+        let rejection = Rejection::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorType::Upstream,
+            "upstream_unreachable",
+            "no route",
+        );
+        assert_eq!(
+            rejection.body(),
+            r#"{"error":{"message":"no route","type":"upstream_error","code":"upstream_unreachable","param":null}}"#
         );
     }
 

@@ -29,6 +29,7 @@
 
 mod auth;
 mod console;
+mod demo;
 mod options;
 mod rate_limit;
 mod refusal;
@@ -105,7 +106,7 @@ async fn providers(demo: bool) -> io::Result<(Providers, Option<MockUpstream>)> 
     if !demo {
         return Ok((providers, None));
     }
-    let upstream = MockUpstream::demo().await?;
+    let upstream = MockUpstream::with_script(demo::Demo::new()).await?;
     Ok((providers.with("demo", upstream.provider()), Some(upstream)))
 }
 

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use data_encoding::{BASE64, BASE64URL_NOPAD};
-use ring::rand::SystemRandom;
-use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use rustls::SignatureScheme;
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::sign::SigningKey;
 use serde_json::{Value, json};
 use url::{Url, form_urlencoded};
 
@@ -78,9 +79,9 @@ pub struct ServiceAccount {
 struct Inner {
     client_email: String,
     key_id: Option<String>,
-    key: RsaKeyPair,
+    key: Arc<dyn SigningKey>,
     token_uri: Url,
-    tls: Arc<rustls::ClientConfig>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     cached: Mutex<Option<Token>>,
     /// Held while one caller fetches, so the others wait for its token.
     fetching: tokio::sync::Mutex<()>,
@@ -127,8 +128,21 @@ impl ServiceAccount {
         let client_email = text("client_email").ok_or_else(|| invalid("no `client_email`"))?;
         let pem = text("private_key").ok_or_else(|| invalid("no `private_key`"))?;
         let der = pem_body(pem).ok_or_else(|| invalid("`private_key` is not a PEM private key"))?;
-        let private_key = RsaKeyPair::from_pkcs8(&der)
-            .map_err(|_| invalid("`private_key` is not an RSA PKCS#8 key"))?;
+        // Signed with the crypto provider TLS uses (ring or aws-lc-rs).
+        let provider = crate::upstream::tls::provider().ok_or_else(|| {
+            ConfigError::new(
+                "no crypto provider to sign service account tokens: enable the `ring` or `aws-lc-rs` feature of tower-realtime, or install a rustls default provider",
+            )
+        })?;
+        let private_key = provider
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)))
+            .ok()
+            .filter(|key| {
+                key.choose_scheme(&[SignatureScheme::RSA_PKCS1_SHA256])
+                    .is_some()
+            })
+            .ok_or_else(|| invalid("`private_key` is not an RSA PKCS#8 key"))?;
         let token_uri = Url::parse(text("token_uri").unwrap_or(DEFAULT_TOKEN_URI))
             .ok()
             .filter(|url| matches!(url.scheme(), "https" | "http") && url.host_str().is_some())
@@ -171,10 +185,10 @@ impl ServiceAccount {
         let _fetching = self.inner.fetching.lock().await;
         // Another caller may have fetched one while this one waited: take it
         // (even within the margin: it is as new as tokens get).
-        if self.inner.fetches.load(Ordering::SeqCst) != seen {
-            if let Some(token) = self.cached_token() {
-                return Ok(token);
-            }
+        if self.inner.fetches.load(Ordering::SeqCst) != seen
+            && let Some(token) = self.cached_token()
+        {
+            return Ok(token);
         }
         if let Some(token) = self.fresh() {
             return Ok(token);
@@ -216,9 +230,14 @@ impl ServiceAccount {
             .append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
             .append_pair("assertion", &assertion)
             .finish();
-        let (status, body) = post_form(&self.inner.token_uri, form, &self.inner.tls, TIMEOUT)
-            .await
-            .map_err(|error| TokenError(format!("service account token: {}", error.0)))?;
+        let (status, body) = post_form(
+            &self.inner.token_uri,
+            form,
+            self.inner.tls.as_ref(),
+            TIMEOUT,
+        )
+        .await
+        .map_err(|error| TokenError(format!("service account token: {}", error.0)))?;
         let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if !status.is_success() {
             // OAuth errors name their kind (`invalid_grant`): safe to show.
@@ -273,16 +292,12 @@ impl ServiceAccount {
             BASE64URL_NOPAD.encode(header.to_string().as_bytes()),
             BASE64URL_NOPAD.encode(claims.to_string().as_bytes())
         );
-        let mut signature = vec![0; self.inner.key.public().modulus_len()];
-        self.inner
+        let signature = self
+            .inner
             .key
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                signed.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| TokenError("service account token: signing failed".into()))?;
+            .choose_scheme(&[SignatureScheme::RSA_PKCS1_SHA256])
+            .and_then(|signer| signer.sign(signed.as_bytes()).ok())
+            .ok_or_else(|| TokenError("service account token: signing failed".into()))?;
         Ok(format!("{signed}.{}", BASE64URL_NOPAD.encode(&signature)))
     }
 }
@@ -310,7 +325,7 @@ fn pem_body(pem: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+    use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RsaKeyPair, UnparsedPublicKey};
 
     const KEY: &str = include_str!("../../tests/fixtures/service-account.json");
 
@@ -338,10 +353,10 @@ mod tests {
             claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
             3600
         );
-        let public = UnparsedPublicKey::new(
-            &RSA_PKCS1_2048_8192_SHA256,
-            account.inner.key.public().as_ref(),
-        );
+        let key: Value = serde_json::from_str(KEY).unwrap();
+        let der = pem_body(key["private_key"].as_str().unwrap()).unwrap();
+        let pair = RsaKeyPair::from_pkcs8(&der).unwrap();
+        let public = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pair.public().as_ref());
         let signature = BASE64URL_NOPAD.decode(parts[2].as_bytes()).unwrap();
         public
             .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)

@@ -28,7 +28,7 @@ pub(crate) struct PostError(pub(crate) String);
 pub(crate) async fn post_form(
     url: &Url,
     form: String,
-    tls: &Arc<ClientConfig>,
+    tls: Option<&Arc<ClientConfig>>,
     timeout: Duration,
 ) -> Result<(StatusCode, Bytes), PostError> {
     tokio::time::timeout(timeout, post(url, form, tls))
@@ -39,7 +39,7 @@ pub(crate) async fn post_form(
 async fn post(
     url: &Url,
     form: String,
-    tls: &Arc<ClientConfig>,
+    tls: Option<&Arc<ClientConfig>>,
 ) -> Result<(StatusCode, Bytes), PostError> {
     let host = url
         .host_str()
@@ -72,6 +72,11 @@ async fn post(
                     .to_owned(),
             )
             .map_err(|_| PostError("the token host is not a valid TLS name".into()))?;
+            let tls = tls.ok_or_else(|| {
+                PostError(
+                    "no TLS configuration for an https token endpoint (no crypto provider)".into(),
+                )
+            })?;
             let stream = TlsConnector::from(Arc::clone(tls))
                 .connect(name, tcp)
                 .await

@@ -173,10 +173,9 @@ impl Vertex {
         };
         if let (Some((project, _)), VertexCredential::ServiceAccount(_)) =
             (&self.scope, &self.credential)
+            && let Ok(value) = HeaderValue::from_str(project)
         {
-            if let Ok(value) = HeaderValue::from_str(project) {
-                target = target.header(HeaderName::from_static("x-goog-user-project"), value);
-            }
+            target = target.header(HeaderName::from_static("x-goog-user-project"), value);
         }
         target.protocol(Protocol::GeminiLive(GeminiConfig::new(
             Backend::Vertex,

@@ -11,10 +11,10 @@
 //! frames, `setup` first), and [`TokenEndpoint`] a local OAuth token
 //! endpoint for service-account credentials.
 //!
-//! [`MockUpstream::demo`] runs the [`Demo`] script instead: a small
+//! A [`Script`] of your own decides what each session does. The gateway
+//! example's `demo` provider (`examples/gateway/demo/`) is one: a small
 //! realtime model that answers text and audio with a sentence and a chime,
-//! to try a gateway with (`cargo run --example gateway` serves it as the
-//! `demo` provider).
+//! written against this module's public API only.
 //!
 //! # Example
 //!
@@ -34,13 +34,6 @@
 //! # }
 //! ```
 
-mod demo;
-mod demo_audio;
-mod demo_conversation;
-mod demo_outbox;
-mod demo_response;
-mod demo_settings;
-mod demo_turns;
 mod gemini;
 mod log;
 mod script;
@@ -48,9 +41,7 @@ mod server;
 mod session;
 mod token_endpoint;
 
-pub use demo::Demo;
 pub use gemini::{GeminiLive, Step, Trigger};
-
 pub use log::RecordedRequest;
 pub use script::{Handshake, Script};
 pub use server::{MockUpstream, MockUpstreamBuilder};

@@ -163,10 +163,10 @@ where
                 Output::Control(Control::ResumptionHandle(_)) => {}
             }
         }
-        if !self.to_client.is_empty() {
-            if let Some(reader) = self.reader.take() {
-                reader.wake();
-            }
+        if !self.to_client.is_empty()
+            && let Some(reader) = self.reader.take()
+        {
+            reader.wake();
         }
     }
 
@@ -211,27 +211,27 @@ where
     }
 
     fn poll_timers(&mut self, cx: &mut Context<'_>) {
-        if let Some(sleep) = &mut self.configuration {
-            if sleep.as_mut().poll(cx).is_ready() {
-                self.configuration = None;
-                let outputs = self.translator.configuration_timeout();
-                self.route(outputs);
-            }
+        if let Some(sleep) = &mut self.configuration
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            self.configuration = None;
+            let outputs = self.translator.configuration_timeout();
+            self.route(outputs);
         }
-        if let Some(sleep) = &mut self.cancel {
-            if sleep.as_mut().poll(cx).is_ready() {
-                self.cancel = None;
-                let outputs = self.translator.cancel_timeout();
-                self.route(outputs);
-            }
+        if let Some(sleep) = &mut self.cancel
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            self.cancel = None;
+            let outputs = self.translator.cancel_timeout();
+            self.route(outputs);
         }
     }
 
     fn poll_retiring(&mut self, cx: &mut Context<'_>) {
-        if let Some(old) = &mut self.retiring {
-            if Pin::new(old).poll_close(cx).is_ready() {
-                self.retiring = None;
-            }
+        if let Some(old) = &mut self.retiring
+            && Pin::new(old).poll_close(cx).is_ready()
+        {
+            self.retiring = None;
         }
     }
 }

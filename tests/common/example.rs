@@ -111,6 +111,17 @@ impl Example {
     /// Starts `binary` with `args`, `GATEWAY_API_KEY` set to `api_key` (or
     /// unset), and waits for its banner (up to an empty line).
     pub fn start(binary: &Path, args: &[&str], api_key: Option<&str>) -> Example {
+        Self::start_with_env(binary, args, api_key, &[])
+    }
+
+    /// [`start`](Self::start) with these variables set too (provider
+    /// variables among them are kept).
+    pub fn start_with_env(
+        binary: &Path,
+        args: &[&str],
+        api_key: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Example {
         let mut command = Command::new(binary);
         command
             .args(args)
@@ -134,6 +145,7 @@ impl Example {
             Some(key) => command.env("GATEWAY_API_KEY", key),
             None => command.env_remove("GATEWAY_API_KEY"),
         };
+        command.envs(env.iter().copied());
         let mut child = command.spawn().expect("the example starts");
 
         let log = Arc::new(Mutex::new(String::new()));

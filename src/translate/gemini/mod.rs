@@ -71,7 +71,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub use config::{Backend, GeminiConfig, TextResponses};
 
@@ -315,14 +315,26 @@ impl GeminiTranslator {
     /// Queues an OpenAI event for the client: `type`, a fresh `event_id`,
     /// then `fields`.
     fn emit<const N: usize>(&mut self, kind: &str, fields: [(&str, Value); N]) {
-        let mut event = Map::with_capacity(N + 2);
-        event.insert("type".into(), kind.into());
-        event.insert("event_id".into(), self.ids.make("event").into());
+        self.emit_ordered(kind, fields.iter().map(|(key, value)| (*key, value)));
+    }
+
+    /// Writes an event with its members in the order given (`type` first,
+    /// as OpenAI writes them); nested objects keep serde_json's order.
+    fn emit_ordered<'a>(&mut self, kind: &str, fields: impl Iterator<Item = (&'a str, &'a Value)>) {
+        let event_id = self.ids.make("event");
+        let mut event = String::with_capacity(128);
+        event.push_str(r#"{"type":"#);
+        event.push_str(&Value::from(kind).to_string());
+        event.push_str(r#","event_id":"#);
+        event.push_str(&Value::from(event_id).to_string());
         for (key, value) in fields {
-            event.insert(key.into(), value);
+            event.push(',');
+            event.push_str(&Value::from(key).to_string());
+            event.push(':');
+            event.push_str(&value.to_string());
         }
-        self.out
-            .push(Output::Client(Value::Object(event).to_string()));
+        event.push('}');
+        self.out.push(Output::Client(event));
     }
 
     /// Queues a message for Gemini.

@@ -71,10 +71,10 @@ impl Calls {
     const KEEP: usize = 256;
 
     pub(super) fn insert(&mut self, call_id: String, call: Call) {
-        if self.order.len() == Self::KEEP {
-            if let Some(oldest) = self.order.pop_front() {
-                self.calls.remove(&oldest);
-            }
+        if self.order.len() == Self::KEEP
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.calls.remove(&oldest);
         }
         self.order.push_back(call_id.clone());
         self.calls.insert(call_id, call);
@@ -346,14 +346,7 @@ impl GeminiTranslator {
     }
 
     fn emit_fields(&mut self, kind: &str, fields: Vec<(&'static str, Value)>) {
-        let mut event = serde_json::Map::new();
-        event.insert("type".into(), kind.into());
-        event.insert("event_id".into(), self.ids.make("event").into());
-        for (key, value) in fields {
-            event.insert(key.into(), value);
-        }
-        self.out
-            .push(Output::Client(Value::Object(event).to_string()));
+        self.emit_ordered(kind, fields.iter().map(|(key, value)| (*key, value)));
     }
 
     /// One tool call as a `function_call` item of the open response.

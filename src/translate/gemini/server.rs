@@ -157,14 +157,13 @@ impl GeminiTranslator {
             }
         }
         if let Some(transcription) = object(content, "outputTranscription", "output_transcription")
+            && !native_text
         {
-            if !native_text {
-                let text = transcription
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                self.text_delta(text);
-            }
+            let text = transcription
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            self.text_delta(text);
         }
         if flag(content, "generationComplete", "generation_complete") {
             self.close_message("completed");

@@ -160,15 +160,15 @@ impl Session {
     }
 
     fn check_turn_detection(&mut self, problems: &mut Vec<Problem>) {
-        if let Some(Value::Object(turns)) = self.view_pointer_mut("/audio/input/turn_detection") {
-            if turns.get("create_response") == Some(&Value::Bool(false)) {
-                turns.insert("create_response".into(), Value::Bool(true));
-                problems.push(Problem {
+        if let Some(Value::Object(turns)) = self.view_pointer_mut("/audio/input/turn_detection")
+            && turns.get("create_response") == Some(&Value::Bool(false))
+        {
+            turns.insert("create_response".into(), Value::Bool(true));
+            problems.push(Problem {
                     code: "unsupported_turn_detection",
                     message: "this model always answers a detected turn: create_response cannot be false; use turn_detection null for manual turns".into(),
                     param: "session.audio.input.turn_detection.create_response",
                 });
-            }
         }
     }
 
@@ -249,20 +249,19 @@ impl Session {
             "responseModalities".into(),
             json!([if native_text { "TEXT" } else { "AUDIO" }]),
         );
-        if self.voice_chosen {
-            if let Some(voice) = self
+        if self.voice_chosen
+            && let Some(voice) = self
                 .view_pointer("/audio/output/voice")
                 .and_then(Value::as_str)
-            {
-                let name = VOICES
-                    .iter()
-                    .find(|(openai, _)| *openai == voice)
-                    .map_or(voice, |(_, gemini)| gemini);
-                generation.insert(
-                    "speechConfig".into(),
-                    json!({"voiceConfig": {"prebuiltVoiceConfig": {"voiceName": name}}}),
-                );
-            }
+        {
+            let name = VOICES
+                .iter()
+                .find(|(openai, _)| *openai == voice)
+                .map_or(voice, |(_, gemini)| gemini);
+            generation.insert(
+                "speechConfig".into(),
+                json!({"voiceConfig": {"prebuiltVoiceConfig": {"voiceName": name}}}),
+            );
         }
         if let Some(max) = self.view.get("max_output_tokens").and_then(Value::as_u64) {
             generation.insert("maxOutputTokens".into(), max.into());
