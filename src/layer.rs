@@ -50,7 +50,7 @@ pub(crate) struct Config {
 /// | [`close_timeout`](Self::close_timeout) | 5 s |
 /// | [`max_sessions`](Self::max_sessions) | unlimited |
 /// | [`origins`](Self::origins) | any origin |
-/// | [`forward_header`](Self::forward_header) | `User-Agent`, `OpenAI-Safety-Identifier`, `traceparent`, `tracestate` (and `X-Request-Id`) |
+/// | [`forward_header`](Self::forward_header) | `User-Agent`, `traceparent`, `tracestate` (and `X-Request-Id`) |
 /// | [`observer`](Self::observer) | none |
 ///
 /// # Example
@@ -204,6 +204,13 @@ impl RealtimeLayer {
     }
 
     /// Forwards one more client header upstream.
+    ///
+    /// A header a client sets is the client's word: forward only what it may
+    /// choose. `OpenAI-Safety-Identifier`, for example, names the end user
+    /// OpenAI attributes abuse to; set it from your own identity of the user
+    /// in a [`Provider`](crate::provider::Provider) (with
+    /// [`Target::header`](crate::provider::Target::header)) rather than
+    /// forwarding it. A header the target sets replaces a forwarded one.
     ///
     /// # Panics
     ///

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+mod body;
 mod error;
 mod handshake;
 mod layer;
@@ -25,6 +26,7 @@ pub mod translate;
 mod upstream;
 pub mod usage;
 
+pub use body::RealtimeBody;
 pub use layer::RealtimeLayer;
 pub use origin::OriginPolicy;
 pub use outcome::{ClosedBy, SessionEnd};

@@ -253,6 +253,20 @@ fn providers_from_the_environment() {
         ),
         (
             vec![
+                ("GEMINI_API_KEY", "AIza-secret"),
+                ("GEMINI_BASE_URL", "http://gemini.lan"),
+            ],
+            "GEMINI_ALLOW_INSECURE_TRANSPORT",
+        ),
+        (
+            vec![
+                ("VERTEX_API_KEY", "k"),
+                ("VERTEX_BASE_URL", "http://vertex.lan"),
+            ],
+            "VERTEX_ALLOW_INSECURE_TRANSPORT",
+        ),
+        (
+            vec![
                 ("REALTIME_PROVIDERS", "vertex"),
                 ("VERTEX_BASE_URL", "http://x"),
             ],

@@ -45,6 +45,7 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use http::StatusCode;
 use tower::ServiceBuilder;
+use tower_http::ServiceBuilderExt;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 use tower_realtime::testing::MockUpstream;
@@ -151,6 +152,8 @@ async fn run(options: Options) -> io::Result<()> {
                 .as_deref()
                 .map(|key| ValidateRequestHeaderLayer::custom(GatewayKey::new(REALTIME_PATH, key))),
         )
+        // The key check answers with axum's body, as everything inside it must.
+        .map_response_body(axum::body::Body::new)
         .layer(realtime)
         .service(router);
 

@@ -3,6 +3,7 @@
 use http::HeaderName;
 use url::Url;
 
+use super::base_url::refuse_clear_text_key;
 use super::{
     ConfigError, Keys, Protocol, Provider, Target, TargetError, TargetRequest, websocket_base_url,
 };
@@ -42,6 +43,7 @@ pub struct Gemini {
     base: Url,
     version: String,
     keys: Keys,
+    insecure_transport: bool,
 }
 
 impl Gemini {
@@ -56,14 +58,38 @@ impl Gemini {
             base: websocket_base_url(Self::DEFAULT_BASE_URL).expect("a valid default base URL"),
             version: Self::DEFAULT_API_VERSION.to_owned(),
             keys: keys.into(),
+            insecure_transport: false,
         }
     }
 
     /// Uses another host (`https://…`, or `http://127.0.0.1:PORT` for a
-    /// local upstream); the Live path is appended to its path.
+    /// local upstream); the Live path is appended to its path. A plain
+    /// (`http`/`ws`) host other than loopback is refused, unless
+    /// [`Gemini::allow_insecure_transport`] was called first: the key would
+    /// travel in clear text.
+    ///
+    /// ```
+    /// use tower_realtime::provider::Gemini;
+    /// use tower_realtime::Secret;
+    ///
+    /// assert!(Gemini::new(Secret::new("k")).base_url("http://gemini.lan").is_err());
+    /// assert!(Gemini::new(Secret::new("k")).allow_insecure_transport().base_url("http://gemini.lan").is_ok());
+    /// ```
     pub fn base_url(mut self, base: &str) -> Result<Self, ConfigError> {
-        self.base = websocket_base_url(base)?;
+        let url = websocket_base_url(base)?;
+        if !self.insecure_transport {
+            refuse_clear_text_key(&url, Some("`allow_insecure_transport()`"))?;
+        }
+        self.base = url;
         Ok(self)
+    }
+
+    /// Allows the key to travel in clear text, over a plain base URL to a
+    /// host other than loopback. Call it before [`Gemini::base_url`].
+    #[must_use]
+    pub fn allow_insecure_transport(mut self) -> Self {
+        self.insecure_transport = true;
+        self
     }
 
     /// Uses another API version (`v1beta`, `v1alpha`).

@@ -3,6 +3,7 @@
 use http::{HeaderName, HeaderValue};
 use url::Url;
 
+use super::base_url::refuse_clear_text_key;
 use super::gemini::checked_version;
 use super::{
     ConfigError, Keys, Protocol, Provider, ServiceAccount, Target, TargetError, TargetRequest,
@@ -56,6 +57,7 @@ pub struct Vertex {
     /// `projects/P/locations/L/`, or empty in express mode without a project.
     scope: Option<(String, String)>,
     credential: VertexCredential,
+    insecure_transport: bool,
 }
 
 impl Vertex {
@@ -93,6 +95,7 @@ impl Vertex {
             version: Self::DEFAULT_API_VERSION.to_owned(),
             scope: Some((project, location)),
             credential,
+            insecure_transport: false,
         })
     }
 
@@ -103,13 +106,28 @@ impl Vertex {
             version: Self::DEFAULT_API_VERSION.to_owned(),
             scope: None,
             credential: VertexCredential::ApiKey(keys.into()),
+            insecure_transport: false,
         }
     }
 
     /// Uses another host (`https://…`, or `http://127.0.0.1:PORT` locally).
+    /// A plain (`http`/`ws`) host other than loopback is refused, unless
+    /// [`Vertex::allow_insecure_transport`] was called first.
     pub fn base_url(mut self, base: &str) -> Result<Self, ConfigError> {
-        self.base = websocket_base_url(base)?;
+        let url = websocket_base_url(base)?;
+        if !self.insecure_transport {
+            refuse_clear_text_key(&url, Some("`allow_insecure_transport()`"))?;
+        }
+        self.base = url;
         Ok(self)
+    }
+
+    /// Allows credentials to travel in clear text, over a plain base URL to
+    /// a host other than loopback. Call it before [`Vertex::base_url`].
+    #[must_use]
+    pub fn allow_insecure_transport(mut self) -> Self {
+        self.insecure_transport = true;
+        self
     }
 
     /// Uses another API version (`v1beta1`).

@@ -2,10 +2,11 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Client headers forwarded upstream unless configured otherwise.
-pub(crate) const DEFAULT_FORWARDED: [HeaderName; 4] = [
+/// Client headers forwarded upstream unless configured otherwise. Not
+/// `OpenAI-Safety-Identifier`: whom abuse reports point at is the
+/// application's to say, from its own identity of the user, not the client's.
+pub(crate) const DEFAULT_FORWARDED: [HeaderName; 3] = [
     header::USER_AGENT,
-    HeaderName::from_static("openai-safety-identifier"),
     HeaderName::from_static("traceparent"),
     HeaderName::from_static("tracestate"),
 ];
@@ -87,10 +88,7 @@ mod tests {
         let headers = forwarded(&client, &DEFAULT_FORWARDED, &id);
         let mut names: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
-        assert_eq!(
-            names,
-            ["openai-safety-identifier", "user-agent", "x-request-id"]
-        );
+        assert_eq!(names, ["user-agent", "x-request-id"]);
     }
 
     #[test]
