@@ -44,7 +44,8 @@ async fn main() -> std::io::Result<()> {
         );
         Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body))))
     });
-    let service = RealtimeLayer::new(providers).layer(fallback);
+    let realtime = RealtimeLayer::new(providers);
+    let service = realtime.layer(fallback);
 
     let addr: SocketAddr = std::env::var("LISTEN")
         .unwrap_or_else(|_| "127.0.0.1:3001".into())
@@ -55,7 +56,9 @@ async fn main() -> std::io::Result<()> {
     println!("try: websocat \"ws://{addr}/v1/realtime?model={model}\"");
     loop {
         let (stream, _) = listener.accept().await?;
-        let _ = stream.set_nodelay(true);
+        // No Nagle, bounded buffers: hyper-util's auto builder hides the
+        // socket from the layer, so it is tuned here.
+        realtime.tune_client_socket(&stream);
         let service = TowerToHyperService::new(service.clone());
         tokio::spawn(async move {
             let mut builder = auto::Builder::new(TokioExecutor::new());

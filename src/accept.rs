@@ -60,7 +60,7 @@ async fn open<B: From<Bytes>>(
     let route = route::resolve(parts.uri.query(), &config.providers)?;
     span.record("provider", route.provider_name.as_str());
     span.record("model", route.model.as_str());
-    let permit = config.sessions.try_open(config.max_sessions)?;
+    let mut permit = config.sessions.try_open(config.max_sessions)?;
 
     let target = route.provider.target(&TargetRequest::new(
         &route.provider_name,
@@ -100,6 +100,7 @@ async fn open<B: From<Bytes>>(
         started: Instant::now(),
     };
     telemetry::upstream_connected(&info);
+    permit.connected();
     if let Err(refusal) = config.sessions.refuse_if_shutting_down() {
         // Shutdown began while dialling: the upstream learns why it is left.
         let mut upstream = upstream;

@@ -4,6 +4,7 @@
 
 mod accept;
 mod body;
+mod client_io;
 mod error;
 mod handshake;
 mod layer;
@@ -18,6 +19,7 @@ mod secret;
 mod service;
 mod session;
 mod sessions;
+mod socket_options;
 mod split_frames;
 mod subprotocol_token;
 #[cfg(feature = "test-util")]

@@ -43,6 +43,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
+use axum::serve::{Listener, ListenerExt};
 use http::StatusCode;
 use tower::ServiceBuilder;
 use tower_http::ServiceBuilderExt;
@@ -117,8 +118,10 @@ async fn run(options: Options) -> io::Result<()> {
 
     let realtime = RealtimeLayer::new(providers)
         .max_sessions(options.max_sessions)
+        .keepalive(options.keepalive)
         .observer(usage_log::log);
     let sessions = realtime.shutdown_handle();
+    let tuning = realtime.clone();
 
     let models = provider_names
         .iter()
@@ -157,7 +160,10 @@ async fn run(options: Options) -> io::Result<()> {
         .layer(realtime)
         .service(router);
 
-    let listener = tokio::net::TcpListener::bind(options.listen).await?;
+    // No Nagle and bounded buffers on client sockets: `axum::serve` sets neither.
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await?
+        .tap_io(move |tcp| tuning.tune_client_socket(tcp));
     let addr = listener.local_addr()?;
     print_banner(addr, &options, &provider_names, demo.as_ref());
 
@@ -171,8 +177,9 @@ async fn run(options: Options) -> io::Result<()> {
     Ok(())
 }
 
-/// `200 {"status":"ok","sessions":N}`, or `503` once shutdown has begun, so
-/// that load balancers stop sending new clients.
+/// `200 {"status":"ok","sessions":N,"dialling":M}` (live sessions, and
+/// sessions still dialling their provider), or `503` once shutdown has
+/// begun, so that load balancers stop sending new clients.
 async fn healthz(
     axum::extract::State(sessions): axum::extract::State<ShutdownHandle>,
 ) -> impl IntoResponse {
@@ -181,7 +188,11 @@ async fn healthz(
     } else {
         (StatusCode::OK, "ok")
     };
-    let body = serde_json::json!({"status": state, "sessions": sessions.active_sessions()});
+    let body = serde_json::json!({
+        "status": state,
+        "sessions": sessions.live_sessions(),
+        "dialling": sessions.dialling_sessions(),
+    });
     (status, Json(body))
 }
 
