@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{Instrument, Span, field};
 
-use crate::error::Rejection;
+use crate::error::{ErrorType, Rejection};
 use crate::handshake::{self, Upgrade};
 use crate::hooks::SessionId;
 use crate::layer::Config;
@@ -69,6 +69,15 @@ async fn open<B: From<Bytes>>(
         route.intent.as_deref(),
         &parts,
     ))?;
+    if target.upstream_protocol().needs_translation() {
+        // Never relay OpenAI events to an upstream that speaks another schema.
+        return Err(Rejection::new(
+            StatusCode::NOT_IMPLEMENTED,
+            ErrorType::Server,
+            "translation_unavailable",
+            "this provider needs protocol translation, which this relay does not run yet",
+        ));
+    }
     let pcm_input_rate = target.default_pcm_input_rate();
     let pcm_input_rates = target.supported_pcm_input_rates();
     let secrets = target.secrets().to_vec();
