@@ -32,7 +32,11 @@ async fn main() -> std::io::Result<()> {
     let (providers, model, _echo) = support::from_env_or_echo().await?;
 
     let app = Router::new().route("/healthz", get(|| async { "ok" }));
-    let app = RealtimeLayer::new(providers).layer(app);
+    // No client authentication: this example serves loopback only. Real
+    // deployments set an admission hook instead (see `examples/gateway`).
+    let app = RealtimeLayer::new(providers)
+        .allow_unauthenticated()
+        .layer(app);
 
     let addr: SocketAddr = std::env::var("LISTEN")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())

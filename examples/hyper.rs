@@ -44,7 +44,11 @@ async fn main() -> std::io::Result<()> {
         );
         Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body))))
     });
-    let service = RealtimeLayer::new(providers).layer(fallback);
+    // No client authentication: this example serves loopback only. Real
+    // deployments set an admission hook instead (see `examples/gateway`).
+    let service = RealtimeLayer::new(providers)
+        .allow_unauthenticated()
+        .layer(fallback);
 
     let addr: SocketAddr = std::env::var("LISTEN")
         .unwrap_or_else(|_| "127.0.0.1:3001".into())

@@ -13,7 +13,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{Instrument, Span, field};
 
-use crate::error::Rejection;
+use crate::admission::admit;
+use crate::error::{ErrorType, Rejection};
 use crate::handshake::{self, Upgrade};
 use crate::layer::Config;
 use crate::provider::TargetRequest;
@@ -30,6 +31,7 @@ pub(crate) async fn accept<B: From<Bytes>>(config: Arc<Config>, parts: Parts) ->
     // INFO, so that the WARN events of a session carry its fields.
     let span = tracing::info_span!(
         "realtime_session",
+        identity = field::Empty,
         provider = field::Empty,
         model = field::Empty,
         request_id = request_id.to_str().unwrap_or_default(),
@@ -57,17 +59,33 @@ async fn open<B: From<Bytes>>(
         handshake::upgrade_required("this connection cannot be upgraded to a WebSocket")
     })?;
     config.origins.check(&parts.headers)?;
+    let identity = admit(&config, &parts).await?;
+    span.record("identity", identity.name());
     let route = route::resolve(parts.uri.query(), &config.providers)?;
     span.record("provider", route.provider_name.as_str());
     span.record("model", route.model.as_str());
     let permit = config.sessions.try_open(config.max_sessions)?;
 
-    let target = route.provider.target(&TargetRequest::new(
+    let request = TargetRequest::new(
         &route.provider_name,
         &route.model,
         route.intent.as_deref(),
         &parts,
-    ))?;
+    )
+    .identity_of(&identity);
+    let target = tokio::time::timeout(config.dialer.timeout, route.provider.target(&request))
+        .await
+        .map_err(|_elapsed| {
+            Rejection::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                ErrorType::Server,
+                "provider_timeout",
+                format!(
+                    "the provider did not build the upstream target within {} ms",
+                    config.dialer.timeout.as_millis()
+                ),
+            )
+        })??;
     let pcm_input_rate = target.default_pcm_input_rate();
     let secrets = target.secrets().to_vec();
     let dialling = Instant::now();
@@ -79,6 +97,7 @@ async fn open<B: From<Bytes>>(
         )
         .await?;
     let info = SessionInfo {
+        identity,
         provider: route.provider_name,
         model: route.model,
         request_id: request_id.to_str().unwrap_or_default().to_owned(),

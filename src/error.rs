@@ -1,5 +1,7 @@
 //! Refusals before the upgrade, as HTTP responses with an OpenAI-shaped body.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{HeaderName, Response, StatusCode};
@@ -20,7 +22,17 @@ pub(crate) enum ErrorType {
 }
 
 impl ErrorType {
-    fn as_str(self) -> &'static str {
+    /// The type of an error answered with `status`.
+    pub(crate) fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::FORBIDDEN => Self::Permission,
+            StatusCode::TOO_MANY_REQUESTS => Self::RateLimit,
+            status if status.is_server_error() => Self::Server,
+            _ => Self::InvalidRequest,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::InvalidRequest => "invalid_request_error",
             Self::Permission => "permission_error",
@@ -39,26 +51,42 @@ impl ErrorType {
 pub(crate) struct Rejection {
     pub(crate) status: StatusCode,
     pub(crate) kind: ErrorType,
-    pub(crate) code: &'static str,
+    /// The body's `type`: `kind`'s, unless a user refusal names another.
+    pub(crate) type_name: Cow<'static, str>,
+    pub(crate) code: Cow<'static, str>,
     pub(crate) param: Option<&'static str>,
     pub(crate) message: String,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// A body of the user's own, instead of the OpenAI-shaped one.
+    pub(crate) body: Option<Bytes>,
+}
+
+/// `status` when it is an error (4xx, 5xx), otherwise `500`: a refusal must
+/// neither look like success nor redirect.
+pub(crate) fn error_status(status: StatusCode) -> StatusCode {
+    if status.is_client_error() || status.is_server_error() {
+        status
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
 }
 
 impl Rejection {
     pub(crate) fn new(
         status: StatusCode,
         kind: ErrorType,
-        code: &'static str,
+        code: impl Into<Cow<'static, str>>,
         message: impl Into<String>,
     ) -> Self {
         Self {
             status,
             kind,
-            code,
+            type_name: Cow::Borrowed(kind.as_str()),
+            code: code.into(),
             param: None,
             message: message.into(),
             headers: Vec::new(),
+            body: None,
         }
     }
 
@@ -88,10 +116,13 @@ impl Rejection {
 
     /// The JSON body, without a trailing newline.
     pub(crate) fn body(&self) -> Bytes {
+        if let Some(body) = &self.body {
+            return body.clone();
+        }
         let body = serde_json::json!({
             "error": {
                 "message": self.message,
-                "type": self.kind.as_str(),
+                "type": self.type_name,
                 "code": self.code,
                 "param": self.param,
             }
@@ -112,7 +143,7 @@ impl Rejection {
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in self.headers {
-            headers.insert(name, value);
+            headers.append(name, value);
         }
         response
     }

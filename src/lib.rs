@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+pub mod admission;
 mod error;
 mod handshake;
 mod layer;
@@ -24,6 +25,7 @@ pub mod testing;
 mod upstream;
 pub mod usage;
 
+pub use admission::Identity;
 pub use layer::RealtimeLayer;
 pub use origin::OriginPolicy;
 pub use outcome::{ClosedBy, SessionEnd};

@@ -7,10 +7,7 @@ use http::header::{AUTHORIZATION, HeaderValue};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::handshake::offered_subprotocols;
-
-/// The subprotocol prefix the OpenAI SDKs use to carry a token from a browser.
-const TOKEN_PREFIX: &str = "openai-insecure-api-key.";
+use crate::admission::subprotocol_token;
 
 /// Lets your auth layer see a browser's gateway token.
 ///
@@ -100,10 +97,7 @@ where
 }
 
 fn bearer_from_subprotocols(headers: &http::HeaderMap) -> Option<HeaderValue> {
-    let token = offered_subprotocols(headers).find_map(|offered| {
-        let (prefix, token) = offered.split_at_checked(TOKEN_PREFIX.len())?;
-        (prefix.eq_ignore_ascii_case(TOKEN_PREFIX) && !token.is_empty()).then_some(token)
-    })?;
+    let token = subprotocol_token(headers)?;
     let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
     value.set_sensitive(true);
     Some(value)

@@ -952,7 +952,7 @@ async fn axum_graceful_shutdown_with_the_handle_ends_http2_sessions() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = tower::Layer::layer(&layer, app());
+    let app = tower::Layer::layer(&layer.allow_unauthenticated(), app());
     let server = tokio::spawn(async move {
         axum::serve(
             listener,

@@ -40,7 +40,11 @@ fn target(
         .body(())
         .unwrap()
         .into_parts();
-    provider.target(&TargetRequest::new(name, model, intent, &parts))
+    // Built-in providers need no I/O: their future is ready at once.
+    futures_util::FutureExt::now_or_never(
+        provider.target(&TargetRequest::new(name, model, intent, &parts)),
+    )
+    .expect("a built-in provider answers at once")
 }
 
 /// The target `providers` builds for `name/model`.

@@ -4,7 +4,7 @@ use url::Url;
 
 use super::auth::Auth;
 use super::session_query::{Intents, append_session};
-use super::{ConfigError, Keys, Provider, Target, TargetError, TargetRequest, websocket_base_url};
+use super::{ConfigError, Keys, Provider, Target, TargetError, TargetFuture, TargetRequest, websocket_base_url, ready};
 
 /// Azure OpenAI realtime deployments, authenticated with an `api-key` header.
 ///
@@ -73,7 +73,14 @@ impl Azure {
 }
 
 impl Provider for Azure {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(self.build(request))
+    }
+}
+
+impl Azure {
+    /// The target of one session; building it needs no I/O.
+    pub(crate) fn build(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
         let mut url = self.root.clone();
         let path: &[&str] = match self.api_version {
             None => &["openai", "v1", "realtime"],

@@ -1,6 +1,6 @@
 //! Alibaba Cloud Model Studio (Bailian), the DashScope API.
 
-use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, TargetRequest};
+use super::{Compatible, ConfigError, Keys, Provider, TargetFuture, TargetRequest, ready};
 
 /// Alibaba Cloud Model Studio (Bailian / DashScope) realtime models such as
 /// Qwen-Omni-Realtime: `wss://HOST/api-ws/v1/realtime?model=M` with
@@ -56,7 +56,11 @@ impl Bailian {
 }
 
 impl Provider for Bailian {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
-        Ok(self.0.target(request)?.pcm_input_rate(Self::PCM_INPUT_RATE))
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(
+            self.0
+                .build(request)
+                .map(|target| target.pcm_input_rate(Self::PCM_INPUT_RATE)),
+        )
     }
 }

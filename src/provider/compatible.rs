@@ -6,7 +6,7 @@ use url::Url;
 
 use super::auth::Auth;
 use super::session_query::{Intents, append_session};
-use super::{ConfigError, Keys, Provider, Target, TargetError, TargetRequest, websocket_base_url};
+use super::{ConfigError, Keys, Provider, Target, TargetError, TargetFuture, TargetRequest, websocket_base_url, ready};
 
 /// An OpenAI-compatible realtime endpoint: `BASE/realtime?model=M`, with a
 /// Bearer key, an `api-key` header or no credential at all.
@@ -119,7 +119,14 @@ impl Compatible {
 }
 
 impl Provider for Compatible {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(self.build(request))
+    }
+}
+
+impl Compatible {
+    /// The target of one session; building it needs no I/O.
+    pub(crate) fn build(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
         let mut url = self.base.clone();
         match self.path {
             RealtimePath::Appended => {

@@ -1,6 +1,6 @@
 //! OpenAI and any endpoint that copies its realtime API.
 
-use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, TargetRequest};
+use super::{Compatible, ConfigError, Keys, Provider, TargetFuture, TargetRequest, ready};
 
 /// OpenAI's realtime API: `wss://api.openai.com/v1/realtime?model=M` with
 /// `Authorization: Bearer KEY`.
@@ -62,14 +62,15 @@ impl OpenAi {
 }
 
 impl Provider for OpenAi {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
-        self.0.target(request)
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(self.0.build(request))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::{Target, TargetError};
     use crate::secret::Secret;
 
     fn target(provider: &OpenAi, model: &str, intent: Option<&str>) -> Result<Target, TargetError> {
@@ -77,7 +78,7 @@ mod tests {
             .body(())
             .unwrap()
             .into_parts();
-        provider.target(&TargetRequest::new("openai", model, intent, &parts))
+        provider.0.build(&TargetRequest::new("openai", model, intent, &parts))
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! xAI's Grok voice agent.
 
-use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, TargetRequest};
+use super::{Compatible, ConfigError, Keys, Provider, TargetFuture, TargetRequest, ready};
 
 /// xAI's realtime (voice agent) API: `wss://api.x.ai/v1/realtime?model=M`
 /// with `Authorization: Bearer KEY`.
@@ -39,7 +39,7 @@ impl Xai {
 }
 
 impl Provider for Xai {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
-        self.0.target(request)
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(self.0.build(request))
     }
 }

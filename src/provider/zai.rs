@@ -1,6 +1,6 @@
 //! Z.ai (Zhipu AI, BigModel) GLM-Realtime.
 
-use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, TargetRequest};
+use super::{Compatible, ConfigError, Keys, Provider, TargetFuture, TargetRequest, ready};
 
 /// Z.ai / Zhipu GLM-Realtime: `wss://HOST/api/paas/v4/realtime?model=M` with
 /// `Authorization: Bearer KEY`.
@@ -44,7 +44,7 @@ impl Zai {
 }
 
 impl Provider for Zai {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
-        self.0.target(request)
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(self.0.build(request))
     }
 }

@@ -162,6 +162,7 @@ impl<'a> Meter<'a> {
             let record = UsageRecord {
                 provider: self.info.provider.clone(),
                 model: self.info.model.clone(),
+                identity: self.info.identity.clone(),
                 request_id: self.info.request_id.clone(),
                 session_id: self.totals.session_id.clone(),
                 response_id: response.and_then(|r| string(r, "id")),
@@ -188,6 +189,7 @@ impl<'a> Meter<'a> {
             let record = TranscriptionRecord {
                 provider: self.info.provider.clone(),
                 model: self.info.model.clone(),
+                identity: self.info.identity.clone(),
                 request_id: self.info.request_id.clone(),
                 session_id: self.totals.session_id.clone(),
                 item_id: string(&event, "item_id"),
@@ -238,6 +240,7 @@ mod tests {
 
     fn info() -> SessionInfo {
         SessionInfo {
+            identity: crate::Identity::new("alice"),
             pcm_input_rate: 24_000,
             provider: "openai".into(),
             model: "gpt-realtime".into(),

@@ -1,16 +1,21 @@
 //! The [`Observer`] trait and what it is told.
 
+use super::info::SessionInfo;
 use super::summary::SessionSummary;
 use super::tokens::Usage;
 use super::transcription::TranscriptionUsage;
+use crate::admission::Identity;
 
 /// Receives the usage and the summary of every session, registered with
 /// [`RealtimeLayer::observer`](crate::RealtimeLayer::observer).
 ///
-/// It is called on the session's own task, in the order things happen: a
-/// [`UsageRecord`] for each `response.done`, a [`TranscriptionRecord`] for
+/// It is called on the session's own task, in the order things happen: the
+/// [`SessionInfo`] when the session opens, a [`UsageRecord`] for each
+/// `response.done`, a [`TranscriptionRecord`] for
 /// each transcription that reports usage, and one [`SessionSummary`] when
-/// the session has ended, however it ended. Keep it quick and never block:
+/// the session has ended, however it ended (exactly one for every
+/// `SessionStart`). Every record carries the session's [`Identity`], the
+/// one to bill. Keep it quick and never block:
 /// hand the data to a channel or an atomic counter for anything slow.
 ///
 /// Closures `Fn(Observation<'_>)` are observers.
@@ -61,6 +66,7 @@ where
 ///
 /// fn describe(observation: Observation<'_>) -> &'static str {
 ///     match observation {
+///         Observation::SessionStart(_) => "a new session",
 ///         Observation::Usage(_) => "a response",
 ///         Observation::Transcription(_) => "a transcription",
 ///         Observation::SessionEnd(_) => "the end of a session",
@@ -72,6 +78,10 @@ where
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum Observation<'a> {
+    /// The session opened: its upstream is connected and the client's `101`
+    /// is on its way. A [`SessionEnd`](Self::SessionEnd) follows, however
+    /// the session ends.
+    SessionStart(&'a SessionInfo),
     /// The usage of one response.
     Usage(&'a UsageRecord),
     /// The usage of one transcription.
@@ -85,9 +95,11 @@ pub enum Observation<'a> {
 /// # Example
 ///
 /// ```
+/// use tower_realtime::Identity;
 /// use tower_realtime::usage::{Usage, UsageRecord};
 ///
 /// let record = UsageRecord {
+///     identity: Identity::new("alice"),
 ///     provider: "openai".into(),
 ///     model: "gpt-realtime".into(),
 ///     request_id: "req_1".into(),
@@ -99,11 +111,14 @@ pub enum Observation<'a> {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRecord {
+    /// Who the session belongs to: the identity to bill.
+    pub identity: Identity,
     /// The provider the session was routed to (its name in [`Providers`](crate::Providers)).
     pub provider: String,
     /// The model, without the provider prefix.
     pub model: String,
-    /// The session's request id (echoed to the client as `X-Request-Id`).
+    /// The session's request id (echoed to the client as `X-Request-Id`):
+    /// a correlation id the client may choose, never an identity.
     pub request_id: String,
     /// The upstream's session id, once `session.created` announced it.
     pub session_id: Option<String>,
@@ -120,9 +135,11 @@ pub struct UsageRecord {
 /// # Example
 ///
 /// ```
+/// use tower_realtime::Identity;
 /// use tower_realtime::usage::{TranscriptionRecord, TranscriptionUsage};
 ///
 /// let record = TranscriptionRecord {
+///     identity: Identity::new("alice"),
 ///     provider: "azure".into(),
 ///     model: "gpt-realtime".into(),
 ///     request_id: "req_1".into(),
@@ -134,11 +151,13 @@ pub struct UsageRecord {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranscriptionRecord {
+    /// Who the session belongs to: the identity to bill.
+    pub identity: Identity,
     /// The provider the session was routed to.
     pub provider: String,
     /// The model of the session, without the provider prefix.
     pub model: String,
-    /// The session's request id.
+    /// The session's request id: a correlation id, never an identity.
     pub request_id: String,
     /// The upstream's session id, once `session.created` announced it.
     pub session_id: Option<String>,
