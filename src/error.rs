@@ -51,14 +51,13 @@ impl ErrorType {
 pub(crate) struct Rejection {
     pub(crate) status: StatusCode,
     pub(crate) kind: ErrorType,
-    /// The body's `type`: `kind`'s, unless a user refusal names another.
-    pub(crate) type_name: Cow<'static, str>,
     pub(crate) code: Cow<'static, str>,
     pub(crate) param: Option<&'static str>,
     pub(crate) message: String,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
-    /// A body of the user's own, instead of the OpenAI-shaped one.
-    pub(crate) body: Option<Bytes>,
+    /// A body rendered elsewhere (a user's refusal), instead of this one's
+    /// OpenAI-shaped body. Boxed: refusals travel in `Result`s.
+    pub(crate) body: Option<Box<Bytes>>,
 }
 
 /// `status` when it is an error (4xx, 5xx), otherwise `500`: a refusal must
@@ -81,7 +80,6 @@ impl Rejection {
         Self {
             status,
             kind,
-            type_name: Cow::Borrowed(kind.as_str()),
             code: code.into(),
             param: None,
             message: message.into(),
@@ -117,12 +115,12 @@ impl Rejection {
     /// The JSON body, without a trailing newline.
     pub(crate) fn body(&self) -> Bytes {
         if let Some(body) = &self.body {
-            return body.clone();
+            return Bytes::clone(body);
         }
         let body = serde_json::json!({
             "error": {
                 "message": self.message,
-                "type": self.type_name,
+                "type": self.kind.as_str(),
                 "code": self.code,
                 "param": self.param,
             }

@@ -280,15 +280,14 @@ mod tests {
                 .body(())
                 .unwrap()
                 .into_parts();
-            let target = futures_util::FutureExt::now_or_never(route.provider.target(
-                &TargetRequest::new(
+            let target =
+                futures_util::FutureExt::now_or_never(route.provider.target(&TargetRequest::new(
                     &route.provider_name,
                     &route.model,
                     route.intent.as_deref(),
                     &parts,
-                ),
-            ))
-            .expect("built-in providers answer at once")?;
+                )))
+                .expect("built-in providers answer at once")?;
             Ok((route.provider_name, target.url().clone()))
         }
 

@@ -116,8 +116,18 @@ impl Observed {
                 Seen::End(summary) => {
                     let start = start.expect("the start is reported before the end");
                     assert_eq!(
-                        (&start.identity, &start.provider, &start.model, &start.request_id),
-                        (&summary.identity, &summary.provider, &summary.model, &summary.request_id)
+                        (
+                            &start.identity,
+                            &start.provider,
+                            &start.model,
+                            &start.request_id
+                        ),
+                        (
+                            &summary.identity,
+                            &summary.provider,
+                            &summary.model,
+                            &summary.request_id
+                        )
                     );
                     assert_eq!(start.started_at, summary.started_at);
                     for record in &usage {
@@ -1116,6 +1126,7 @@ async fn debug_events_carry_counts_not_content() {
     replay("openai", "gpt-realtime", lines.clone()).await;
     let text = logs.text();
     for event in [
+        r#"identity="tenant-openai" provider="openai""#,
         "upstream connected connect_ms=",
         "session open",
         "session closed closed_by=client code=1000",

@@ -159,7 +159,10 @@ mod tests {
         let identity = Identity::new("alice").with_value("secret-value");
         let shown = format!("{identity:?}");
         assert_eq!(shown, r#"Identity("alice", ..)"#);
-        assert_eq!(format!("{:?}", Identity::anonymous()), r#"Identity("anonymous")"#);
+        assert_eq!(
+            format!("{:?}", Identity::anonymous()),
+            r#"Identity("anonymous")"#
+        );
     }
 
     #[test]

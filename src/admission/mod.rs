@@ -258,16 +258,26 @@ mod tests {
 
     #[test]
     fn client_token_reads_the_header_or_the_subprotocol() {
-        let cases: [(&[(&str, &str)], Option<&str>); 8] = [
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            Option<&'static str>,
+        );
+        let cases: [Case; 8] = [
             (&[("authorization", "Bearer k1")], Some("k1")),
             (&[("authorization", "bearer  k1 ")], Some("k1")),
             (&[("authorization", "Basic k1")], None),
             (&[("authorization", "Bearer ")], None),
             (
-                &[("sec-websocket-protocol", "realtime, OpenAI-Insecure-API-Key.k2")],
+                &[(
+                    "sec-websocket-protocol",
+                    "realtime, OpenAI-Insecure-API-Key.k2",
+                )],
                 Some("k2"),
             ),
-            (&[("sec-websocket-protocol", "openai-insecure-api-key.")], None),
+            (
+                &[("sec-websocket-protocol", "openai-insecure-api-key.")],
+                None,
+            ),
             (
                 &[
                     ("authorization", "Basic x"),

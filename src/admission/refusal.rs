@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use http::StatusCode;
+use http::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 
 use crate::error::{ErrorType, Rejection, error_status};
 
@@ -30,7 +30,11 @@ use crate::error::{ErrorType, Rejection, error_status};
 /// assert_eq!(over_quota.code(), "insufficient_quota");
 /// ```
 #[derive(Debug, Clone)]
-pub struct Refusal {
+pub struct Refusal(Box<Inner>);
+
+/// Boxed, so that a `Result<Identity, Refusal>` stays small.
+#[derive(Debug, Clone)]
+struct Inner {
     status: StatusCode,
     kind: Cow<'static, str>,
     code: Cow<'static, str>,
@@ -53,14 +57,14 @@ impl Refusal {
         message: impl Into<String>,
     ) -> Self {
         let status = error_status(status);
-        Self {
+        Self(Box::new(Inner {
             status,
             kind: Cow::Borrowed(ErrorType::for_status(status).as_str()),
             code: code.into(),
             message: message.into(),
             headers: HeaderMap::new(),
             body: None,
-        }
+        }))
     }
 
     /// `401` with `WWW-Authenticate: Bearer` and the code `invalid_api_key`,
@@ -86,14 +90,14 @@ impl Refusal {
     /// Sets the error `type` of the body (e.g. `insufficient_quota`).
     #[must_use]
     pub fn error_type(mut self, kind: impl Into<Cow<'static, str>>) -> Self {
-        self.kind = kind.into();
+        self.0.kind = kind.into();
         self
     }
 
     /// Adds a header to the response (replacing one of the same name).
     #[must_use]
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+        self.0.headers.insert(name, value);
         self
     }
 
@@ -116,40 +120,53 @@ impl Refusal {
     /// ```
     #[must_use]
     pub fn json(mut self, body: serde_json::Value) -> Self {
-        self.body = Some(Bytes::from(body.to_string()));
+        self.0.body = Some(Bytes::from(body.to_string()));
         self
     }
 
     /// The HTTP status the client receives.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     /// The error code (in the body, the logs and the metrics).
     pub fn code(&self) -> &str {
-        &self.code
+        &self.0.code
     }
 
     /// The error message of the default body.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 }
 
 impl From<Refusal> for Rejection {
     fn from(refusal: Refusal) -> Self {
+        let refusal = *refusal.0;
         let mut rejection = Rejection::new(
             refusal.status,
             ErrorType::for_status(refusal.status),
             refusal.code,
             refusal.message,
         );
-        rejection.type_name = refusal.kind;
-        rejection.body = refusal.body;
+        let body = refusal.body.unwrap_or_else(|| {
+            let body = serde_json::json!({
+                "error": {
+                    "message": rejection.message,
+                    "type": refusal.kind,
+                    "code": rejection.code,
+                    "param": null,
+                }
+            });
+            Bytes::from(body.to_string())
+        });
+        rejection.body = Some(Box::new(body));
         let mut last = None;
         for (name, value) in refusal.headers {
             // `HeaderMap` iteration names only the first of repeated values.
-            let name = name.or_else(|| last.clone()).expect("the first entry is named");
+            let name = name
+                .or_else(|| last.clone())
+                .expect("the first entry is named");
             last = Some(name.clone());
             rejection.headers.push((name, value));
         }

@@ -6,7 +6,10 @@ use url::Url;
 
 use super::auth::Auth;
 use super::session_query::{Intents, append_session};
-use super::{ConfigError, Keys, Provider, Target, TargetError, TargetFuture, TargetRequest, websocket_base_url, ready};
+use super::{
+    ConfigError, Keys, Provider, Target, TargetError, TargetFuture, TargetRequest, ready,
+    websocket_base_url,
+};
 
 /// An OpenAI-compatible realtime endpoint: `BASE/realtime?model=M`, with a
 /// Bearer key, an `api-key` header or no credential at all.
@@ -19,6 +22,8 @@ use super::{ConfigError, Keys, Provider, Target, TargetError, TargetFuture, Targ
 /// # Example
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// use tower_realtime::provider::{Compatible, Provider, TargetRequest};
 /// use tower_realtime::{Providers, Secret};
 ///
@@ -30,9 +35,10 @@ use super::{ConfigError, Keys, Provider, Target, TargetError, TargetFuture, Targ
 /// assert_eq!(providers.names().collect::<Vec<_>>(), ["lab", "local"]);
 ///
 /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
-/// let target = local.target(&TargetRequest::new("local", "my-model", None, &parts)).unwrap();
+/// let target = local.target(&TargetRequest::new("local", "my-model", None, &parts)).await.unwrap();
 /// assert_eq!(target.url().as_str(), "ws://127.0.0.1:8000/v1/realtime?model=my-model");
 /// assert!(target.headers().is_empty());
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Compatible {

@@ -11,14 +11,17 @@ use super::{Compatible, ConfigError, Keys, Provider, TargetFuture, TargetRequest
 /// # Example
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// use tower_realtime::provider::{Provider, TargetRequest, Xai};
 /// use tower_realtime::Secret;
 ///
 /// let xai = Xai::new(Secret::new("xai-123"));
 /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
-/// let target = xai.target(&TargetRequest::new("xai", "grok-voice", None, &parts)).unwrap();
+/// let target = xai.target(&TargetRequest::new("xai", "grok-voice", None, &parts)).await.unwrap();
 /// assert_eq!(target.url().as_str(), "wss://api.x.ai/v1/realtime?model=grok-voice");
 /// assert_eq!(target.headers()["authorization"], "Bearer xai-123");
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Xai(Compatible);

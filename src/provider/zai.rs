@@ -13,13 +13,16 @@ use super::{Compatible, ConfigError, Keys, Provider, TargetFuture, TargetRequest
 /// # Example
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// use tower_realtime::provider::{Provider, TargetRequest, Zai};
 /// use tower_realtime::Secret;
 ///
 /// let zai = Zai::new(Secret::new("zai-key")).base_url("https://api.z.ai/api/coding/paas/v4").unwrap();
 /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
-/// let target = zai.target(&TargetRequest::new("zai", "glm-realtime", None, &parts)).unwrap();
+/// let target = zai.target(&TargetRequest::new("zai", "glm-realtime", None, &parts)).await.unwrap();
 /// assert_eq!(target.url().as_str(), "wss://api.z.ai/api/paas/v4/realtime?model=glm-realtime");
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Zai(Compatible);
