@@ -111,6 +111,16 @@ impl Example {
     /// Starts `binary` with `args`, `GATEWAY_API_KEY` set to `api_key` (or
     /// unset), and waits for its banner (up to an empty line).
     pub fn start(binary: &Path, args: &[&str], api_key: Option<&str>) -> Example {
+        let env: Vec<(&str, &str)> = api_key
+            .map(|key| ("GATEWAY_API_KEY", key))
+            .into_iter()
+            .collect();
+        Self::start_with_env(binary, args, &env)
+    }
+
+    /// Starts `binary` with `args` and exactly the gateway and provider
+    /// variables in `env`, and waits for its banner (up to an empty line).
+    pub fn start_with_env(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Example {
         let mut command = Command::new(binary);
         command
             .args(args)
@@ -130,10 +140,10 @@ impl Example {
                 command.env_remove(&variable);
             }
         }
-        match api_key {
-            Some(key) => command.env("GATEWAY_API_KEY", key),
-            None => command.env_remove("GATEWAY_API_KEY"),
-        };
+        command
+            .env_remove("GATEWAY_API_KEY")
+            .env_remove("GATEWAY_API_KEYS")
+            .envs(env.iter().copied());
         let mut child = command.spawn().expect("the example starts");
 
         let log = Arc::new(Mutex::new(String::new()));
@@ -209,7 +219,12 @@ impl Example {
 
     /// Waits until the log contains `needle`; `false` if it does not in time.
     pub fn wait_for_log(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + PATIENCE;
+        self.wait_for_log_within(needle, PATIENCE)
+    }
+
+    /// Waits up to `patience` until the log contains `needle`.
+    pub fn wait_for_log_within(&self, needle: &str, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
         while !self.log().contains(needle) {
             if Instant::now() > deadline {
                 return false;
