@@ -20,6 +20,11 @@ use crate::admission::subprotocol_token;
 /// nor the subprotocol token is ever forwarded upstream or echoed back by
 /// [`RealtimeLayer`](crate::RealtimeLayer).
 ///
+/// An auth layer outside `RealtimeLayer` is what this is for (the realtime
+/// layer then needs [`allow_unauthenticated`](crate::RealtimeLayer::allow_unauthenticated)).
+/// An [admission hook](crate::admission) needs no such help:
+/// [`client_token`](crate::admission::client_token) reads the subprotocol itself.
+///
 /// # Example
 ///
 /// ```
