@@ -57,7 +57,7 @@ pub(crate) struct Config {
 /// | [`close_timeout`](Self::close_timeout) | 5 s |
 /// | [`max_sessions`](Self::max_sessions) | unlimited |
 /// | [`origins`](Self::origins) | any origin |
-/// | [`forward_header`](Self::forward_header) | `User-Agent`, `OpenAI-Safety-Identifier`, `traceparent`, `tracestate` (and `X-Request-Id`) |
+/// | [`forward_header`](Self::forward_header) | `User-Agent`, `traceparent`, `tracestate` (and `X-Request-Id`) |
 /// | [`observer`](Self::observer) | none |
 /// | [`admission`](Self::admission) / [`allow_unauthenticated`](Self::allow_unauthenticated) | neither: every upgrade is refused (`500`, `admission_not_configured`) |
 ///

@@ -416,3 +416,38 @@ async fn providers_refuse_with_their_own_status_and_code_without_dialling() {
     send_text(&mut client, "ok?").await;
     assert_eq!(next_data(&mut client).await, "ok?".into());
 }
+
+#[tokio::test]
+async fn the_safety_identifier_comes_from_the_identity_not_the_client() {
+    let upstream = MockUpstream::echo().await.unwrap();
+    let base = upstream.base_url().replace("http", "ws");
+    let provider = move |request: &TargetRequest<'_>| {
+        let mut url = url::Url::parse(&format!("{base}/realtime")).unwrap();
+        url.query_pairs_mut().append_pair("model", request.model());
+        let user = HeaderValue::from_str(request.identity().name()).unwrap();
+        Ok::<_, TargetError>(Target::new(url).header(
+            http::HeaderName::from_static("openai-safety-identifier"),
+            user,
+        ))
+    };
+    let layer = RealtimeLayer::new(Providers::new().with("lab", provider)).admission(keys);
+    let gateway = serve_axum(layer).await;
+    let bearer = format!("Bearer {ALICE_KEY}");
+    let (mut client, _) = connect(
+        &gateway.url("?model=lab/m"),
+        &[
+            ("authorization", &bearer),
+            ("openai-safety-identifier", "someone-else"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    let requests = upstream.requests();
+    let sent: Vec<_> = requests[0]
+        .headers
+        .get_all("openai-safety-identifier")
+        .iter()
+        .collect();
+    assert_eq!(sent, ["alice"]);
+}

@@ -3,9 +3,12 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Client headers forwarded upstream unless configured otherwise.
-pub(crate) const DEFAULT_FORWARDED: [HeaderName; 4] = [
+///
+/// Not `OpenAI-Safety-Identifier`: OpenAI attributes abuse to the end user it
+/// names, so it comes from the admitted identity (a provider sets it on its
+/// target), never from what a client claims.
+pub(crate) const DEFAULT_FORWARDED: [HeaderName; 3] = [
     header::USER_AGENT,
-    HeaderName::from_static("openai-safety-identifier"),
     HeaderName::from_static("traceparent"),
     HeaderName::from_static("tracestate"),
 ];
