@@ -72,7 +72,7 @@ async fn open<B: From<Bytes>>(
         route.intent.as_deref(),
         &parts,
     )
-    .identity_of(&identity);
+    .with_identity(&identity);
     let target = tokio::time::timeout(config.dialer.timeout, route.provider.target(&request))
         .await
         .map_err(|_elapsed| {

@@ -215,6 +215,18 @@ async fn several_keys_name_their_identities_in_the_usage_log() {
         assert_eq!(body["error"]["code"], "invalid_api_key", "{body}");
         assert_eq!(body["error"]["type"], "invalid_request_error");
     }
+    // A plain request to the realtime path checks the key too (the console
+    // asks it why a WebSocket was refused).
+    for (authorization, status) in [("Bearer KEY-ALICE-2", "401"), ("Bearer KEY-BOB-2", "426")] {
+        let head = raw_http(
+            example.addr,
+            &format!(
+                "GET /v1/realtime HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+    }
     let log = example.stop_gracefully();
     for key in ["KEY-ALICE-1", "KEY-BOB-2", KEY] {
         assert!(!log.contains(key), "a key in the log:\n{log}");

@@ -1,7 +1,9 @@
 //! The gateway's own API keys: the admission hook of `RealtimeLayer`.
 
 use std::fmt;
+use std::sync::Arc;
 
+use http::HeaderMap;
 use http::request::Parts;
 use tower_realtime::Identity;
 use tower_realtime::admission::{Admission, AdmissionFuture, Refusal, client_token};
@@ -17,9 +19,11 @@ pub const DEFAULT_IDENTITY: &str = "default";
 /// Every key is compared, each in time that depends only on the lengths,
 /// so the answer's timing tells nothing about which key came close.
 /// Only the realtime path is guarded: the console and `/healthz` are public.
+/// Clones share the keys.
+#[derive(Clone)]
 pub struct GatewayKeys {
     /// `(identity, key)`.
-    keys: Vec<(Identity, Vec<u8>)>,
+    keys: Arc<[(Identity, Vec<u8>)]>,
 }
 
 impl GatewayKeys {
@@ -33,9 +37,21 @@ impl GatewayKeys {
         }
     }
 
+    /// The identity of the key that `headers` present, or the refusal.
+    pub fn check(&self, headers: &HeaderMap) -> Result<Identity, Refusal> {
+        client_token(headers)
+            .and_then(|token| self.identify(token.as_bytes()))
+            .ok_or_else(|| {
+                Refusal::unauthorized(
+                    "Missing or incorrect gateway API key. Send it as `Authorization: Bearer KEY` \
+                     or, from a browser, as the subprotocol `openai-insecure-api-key.KEY`.",
+                )
+            })
+    }
+
     fn identify(&self, token: &[u8]) -> Option<Identity> {
         let mut found = None;
-        for (identity, key) in &self.keys {
+        for (identity, key) in self.keys.iter() {
             // No early exit: every key is compared.
             if same(token, key) && found.is_none() {
                 found = Some(identity.clone());
@@ -47,15 +63,7 @@ impl GatewayKeys {
 
 impl Admission for GatewayKeys {
     fn admit<'a>(&'a self, request: &'a Parts) -> AdmissionFuture<'a> {
-        let decision = client_token(&request.headers)
-            .and_then(|token| self.identify(token.as_bytes()))
-            .ok_or_else(|| {
-                Refusal::unauthorized(
-                    "Missing or incorrect gateway API key. Send it as `Authorization: Bearer KEY` \
-                     or, from a browser, as the subprotocol `openai-insecure-api-key.KEY`.",
-                )
-            });
-        Box::pin(std::future::ready(decision))
+        Box::pin(std::future::ready(self.check(&request.headers)))
     }
 }
 

@@ -121,10 +121,10 @@ async fn run(options: Options) -> io::Result<()> {
         .max_sessions(options.max_sessions)
         .observer(usage_log::log);
     // A deliberate choice either way: without one, the layer refuses every session.
-    let realtime = if options.api_keys.is_empty() {
-        realtime.allow_unauthenticated()
-    } else {
-        realtime.admission(GatewayKeys::new(&options.api_keys))
+    let keys = (!options.api_keys.is_empty()).then(|| GatewayKeys::new(&options.api_keys));
+    let realtime = match &keys {
+        Some(keys) => realtime.admission(keys.clone()),
+        None => realtime.allow_unauthenticated(),
     };
     let sessions = realtime.shutdown_handle();
 
@@ -137,7 +137,7 @@ async fn run(options: Options) -> io::Result<()> {
         .collect();
     let router = Router::new()
         .route("/healthz", get(healthz).with_state(sessions.clone()))
-        .route(REALTIME_PATH, get(not_a_websocket))
+        .route(REALTIME_PATH, get(not_a_websocket).with_state(keys))
         .merge(console::routes(models, !options.api_keys.is_empty()));
 
     let app = ServiceBuilder::new()
@@ -185,8 +185,26 @@ async fn healthz(
     (status, Json(body))
 }
 
-/// A plain request to the realtime path fell through `RealtimeLayer`.
-async fn not_a_websocket() -> impl IntoResponse {
+/// A plain request to the realtime path fell through `RealtimeLayer`. It
+/// checks the key as a session would, so that the console can tell a wrong
+/// key from another refusal (a browser never sees why a WebSocket failed).
+async fn not_a_websocket(
+    axum::extract::State(keys): axum::extract::State<Option<GatewayKeys>>,
+    headers: http::HeaderMap,
+) -> axum::response::Response {
+    if let Some(Err(refused)) = keys.map(|keys| keys.check(&headers)) {
+        let mut response = refusal(
+            refused.status(),
+            "invalid_request_error",
+            refused.code(),
+            refused.message(),
+        );
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        );
+        return response;
+    }
     refusal(
         StatusCode::UPGRADE_REQUIRED,
         "invalid_request_error",
@@ -194,6 +212,7 @@ async fn not_a_websocket() -> impl IntoResponse {
         "This is the realtime WebSocket endpoint: connect with a WebSocket client and \
          `?model=PROVIDER/MODEL`.",
     )
+    .into_response()
 }
 
 /// Resolves once Ctrl-C or SIGTERM arrived and live sessions are closed.

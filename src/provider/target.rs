@@ -72,11 +72,11 @@ impl<'a> TargetRequest<'a> {
     ///
     /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
     /// let alice = Identity::new("alice");
-    /// let request = TargetRequest::new("openai", "gpt-realtime", None, &parts).identity_of(&alice);
+    /// let request = TargetRequest::new("openai", "gpt-realtime", None, &parts).with_identity(&alice);
     /// assert_eq!(request.identity().name(), "alice");
     /// ```
     #[must_use]
-    pub fn identity_of(mut self, identity: &'a Identity) -> Self {
+    pub fn with_identity(mut self, identity: &'a Identity) -> Self {
         self.identity = identity;
         self
     }
