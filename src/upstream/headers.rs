@@ -90,10 +90,8 @@ mod tests {
         let headers = forwarded(&client, &DEFAULT_FORWARDED, &id);
         let mut names: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
-        assert_eq!(
-            names,
-            ["openai-safety-identifier", "user-agent", "x-request-id"]
-        );
+        // Not the client's safety identifier: it comes from the identity.
+        assert_eq!(names, ["user-agent", "x-request-id"]);
     }
 
     #[test]
