@@ -34,3 +34,4 @@ pub use secret::Secret;
 pub use service::{RealtimeService, ResponseFuture};
 pub use sessions::ShutdownHandle;
 pub use subprotocol_token::{SubprotocolToken, SubprotocolTokenLayer};
+pub use usage::SessionInfo;

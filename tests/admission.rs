@@ -31,7 +31,7 @@ fn listening(layer: RealtimeLayer) -> (RealtimeLayer, Heard) {
     let log = Arc::clone(&heard);
     let layer = layer.observer(move |observation: Observation<'_>| {
         let entry = match observation {
-            Observation::SessionStart(info) => ("start", info.identity.to_string()),
+            Observation::SessionStart(info) => ("start", info.identity().to_string()),
             Observation::Usage(record) => ("usage", record.identity.to_string()),
             Observation::SessionEnd(summary) => ("end", summary.identity.to_string()),
             _ => return,

@@ -117,19 +117,20 @@ impl Observed {
                     let start = start.expect("the start is reported before the end");
                     assert_eq!(
                         (
-                            &start.identity,
-                            &start.provider,
-                            &start.model,
-                            &start.request_id
+                            start.identity(),
+                            start.provider(),
+                            start.model(),
+                            start.request_id()
                         ),
                         (
                             &summary.identity,
-                            &summary.provider,
-                            &summary.model,
-                            &summary.request_id
+                            summary.provider.as_str(),
+                            summary.model.as_str(),
+                            summary.request_id.as_str()
                         )
                     );
-                    assert_eq!(start.started_at, summary.started_at);
+                    assert_eq!(start.started_at(), summary.started_at);
+                    assert_eq!(start.connect_time(), summary.upstream_connect_time);
                     for record in &usage {
                         assert_eq!(record.identity, summary.identity);
                     }

@@ -16,7 +16,7 @@ use crate::admission::Identity;
 ///
 /// let layer = RealtimeLayer::new(Providers::new()).observer(|observation: Observation<'_>| {
 ///     if let Observation::SessionStart(info) = observation {
-///         println!("{} opened {}/{} ({})", info.identity, info.provider, info.model, info.request_id);
+///         println!("{} opened {}/{} ({})", info.identity(), info.provider(), info.model(), info.request_id());
 ///     }
 /// });
 /// # drop(layer);
@@ -25,20 +25,54 @@ use crate::admission::Identity;
 #[non_exhaustive]
 pub struct SessionInfo {
     /// Who the session belongs to, as the admission hook decided.
-    pub identity: Identity,
+    pub(crate) identity: Identity,
     /// The provider's name in the registry.
-    pub provider: String,
+    pub(crate) provider: String,
     /// The model without the provider prefix.
-    pub model: String,
-    /// The request id echoed to the client (`X-Request-Id`): the client's
-    /// own when it sent a usable one, so a correlation id, never an identity.
-    pub request_id: String,
-    /// When the session opened, on the wall clock.
-    pub started_at: SystemTime,
-    /// How long dialling the upstream took.
-    pub connect_time: Duration,
+    pub(crate) model: String,
+    /// The request id echoed to the client.
+    pub(crate) request_id: String,
     /// The sample rate the upstream assumes for 16-bit PCM input that names none.
     pub(crate) pcm_input_rate: u32,
+    /// How long dialling the upstream took.
+    pub(crate) connect_time: Duration,
+    /// When the session opened, on the wall clock.
+    pub(crate) started_at: SystemTime,
     /// When the session opened, for measuring its duration.
     pub(crate) started: Instant,
+}
+
+impl SessionInfo {
+    /// Who the session belongs to, as the [admission hook](crate::admission)
+    /// decided: the identity to bill and budget.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The provider's name in the registry (the prefix of `?model=`).
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The model the session was routed to, without the provider prefix:
+    /// the one the upstream was dialled with.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// The request id echoed to the client (`X-Request-Id`): the client's
+    /// own when it sent a usable one, so a correlation id, never an identity.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// When the session opened, on the wall clock.
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// How long dialling the upstream took.
+    pub fn connect_time(&self) -> Duration {
+        self.connect_time
+    }
 }

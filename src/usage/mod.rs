@@ -76,7 +76,7 @@
 //! let layer = RealtimeLayer::new(Providers::new()).observer(|observation: Observation<'_>| {
 //!     match observation {
 //!         Observation::SessionStart(info) => {
-//!             println!("{} opened a session ({})", info.identity, info.request_id);
+//!             println!("{} opened a session ({})", info.identity(), info.request_id());
 //!         }
 //!         Observation::Usage(record) => {
 //!             // Bill `record.usage` to `record.identity` (the request id
