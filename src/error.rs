@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{HeaderName, Response, StatusCode};
+use serde::Serialize;
 
 /// The `type` field of an OpenAI-shaped error body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +71,36 @@ pub(crate) fn error_status(status: StatusCode) -> StatusCode {
     }
 }
 
+/// `{"error":{...}}`. serde writes struct fields in declaration order, so the
+/// body reads the same whatever `serde_json` features the binary enables.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorObject<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    code: &'a str,
+    param: Option<&'a str>,
+}
+
+/// The OpenAI-shaped body `{"error":{"message","type","code","param"}}`,
+/// its fields always in that order.
+pub(crate) fn error_body(message: &str, kind: &str, code: &str, param: Option<&str>) -> Bytes {
+    let body = ErrorBody {
+        error: ErrorObject {
+            message,
+            kind,
+            code,
+            param,
+        },
+    };
+    Bytes::from(serde_json::to_vec(&body).expect("strings always serialize"))
+}
+
 impl Rejection {
     pub(crate) fn new(
         status: StatusCode,
@@ -112,20 +143,13 @@ impl Rejection {
         self.with_header(RETRY_AFTER, HeaderValue::from(seconds))
     }
 
-    /// The JSON body, without a trailing newline.
+    /// The JSON body, without a trailing newline, its fields always in the
+    /// order `message`, `type`, `code`, `param`.
     pub(crate) fn body(&self) -> Bytes {
         if let Some(body) = &self.body {
             return Bytes::clone(body);
         }
-        let body = serde_json::json!({
-            "error": {
-                "message": self.message,
-                "type": self.kind.as_str(),
-                "code": self.code,
-                "param": self.param,
-            }
-        });
-        Bytes::from(body.to_string())
+        error_body(&self.message, self.kind.as_str(), &self.code, self.param)
     }
 
     /// The value of one extra header, if set.
@@ -152,18 +176,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn body_is_openai_shaped() {
+    fn body_is_openai_shaped_in_a_fixed_order() {
         let rejection =
-            Rejection::bad_request("missing_model", "say which model").with_param("model");
-        let body: serde_json::Value = serde_json::from_slice(&rejection.body()).unwrap();
+            Rejection::bad_request("missing_model", "say \"which\" model").with_param("model");
         assert_eq!(
-            body,
-            serde_json::json!({"error": {
-                "message": "say which model",
-                "type": "invalid_request_error",
-                "code": "missing_model",
-                "param": "model",
-            }})
+            rejection.body(),
+            r#"{"error":{"message":"say \"which\" model","type":"invalid_request_error","code":"missing_model","param":"model"}}"#
+        );
+        let rejection = Rejection::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorType::Upstream,
+            "upstream_unreachable",
+            "no route",
+        );
+        assert_eq!(
+            rejection.body(),
+            r#"{"error":{"message":"no route","type":"upstream_error","code":"upstream_unreachable","param":null}}"#
         );
     }
 

@@ -21,14 +21,26 @@ pub(crate) enum Upgrade {
 /// still be malformed, which [`validate`] reports.
 pub(crate) fn is_websocket_request<B>(request: &Request<B>) -> bool {
     if request.version() >= Version::HTTP_2 {
-        request.method() == Method::CONNECT
-            && request
-                .extensions()
-                .get::<hyper::ext::Protocol>()
-                .is_some_and(|protocol| protocol.as_str().eq_ignore_ascii_case("websocket"))
+        is_extended_connect(request)
     } else {
         has_token(request.headers(), &header::UPGRADE, "websocket")
     }
+}
+
+/// An HTTP/2 extended `CONNECT` with `:protocol websocket` (RFC 8441).
+#[cfg(feature = "http2")]
+fn is_extended_connect<B>(request: &Request<B>) -> bool {
+    request.method() == Method::CONNECT
+        && request
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|protocol| protocol.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// Without the `http2` feature, HTTP/2 requests go to the inner service.
+#[cfg(not(feature = "http2"))]
+fn is_extended_connect<B>(_request: &Request<B>) -> bool {
+    false
 }
 
 /// Checks an upgrade request against RFC 6455 §4.2.1 (HTTP/1.1) or RFC 8441 §5 (HTTP/2).

@@ -243,16 +243,17 @@ impl RealtimeLayer {
         })
     }
 
-    /// Uses this TLS configuration for `wss` upstreams instead of the bundled
-    /// webpki roots. Keep ALPN at `http/1.1` (or empty).
+    /// Uses this TLS configuration for `wss` upstreams instead of the
+    /// default one (see [TLS](crate#tls)). Keep ALPN at `http/1.1` (or empty).
     pub fn tls_config(self, config: Arc<ClientConfig>) -> Self {
-        self.edit(|c| c.dialer.tls = config)
+        self.edit(|c| c.dialer.tls = Some(config))
     }
 
-    /// Trusts these roots for `wss` upstreams (for a private CA) instead of
-    /// the bundled webpki roots.
+    /// Trusts only these roots for `wss` upstreams (for a private CA),
+    /// instead of the default ones (see [TLS](crate#tls)).
     pub fn tls_roots(self, roots: RootCertStore) -> Self {
-        self.tls_config(Arc::new(tls::client_config(roots)))
+        let config = tls::client_config(roots).map(Arc::new);
+        self.edit(|c| c.dialer.tls = config)
     }
 
     /// Reports the usage and the summary of every session to `observer`

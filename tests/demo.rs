@@ -1,15 +1,19 @@
-//! The demo provider through a real gateway: the GA event sequences it
-//! sends for text, committed audio and detected speech, and its errors.
+//! The demo provider of the gateway example through a real gateway: the GA
+//! event sequences it sends for text, committed audio and detected speech,
+//! and its errors. Its own unit tests run here too.
 
 mod common;
+#[path = "../examples/gateway/demo/mod.rs"]
+mod demo;
 
 use std::time::Duration;
 
 use common::*;
 use data_encoding::BASE64;
+use demo::Demo;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tower_realtime::testing::{Demo, MockUpstream};
+use tower_realtime::testing::MockUpstream;
 use tower_realtime::{Providers, RealtimeLayer};
 
 async fn demo_gateway(upstream: &MockUpstream) -> Gateway {
@@ -68,7 +72,7 @@ async fn append(client: &mut Client, ms: usize, amplitude: f32) {
 
 #[tokio::test]
 async fn a_text_message_gets_a_spoken_reply_with_usage() {
-    let upstream = MockUpstream::demo().await.unwrap();
+    let upstream = MockUpstream::with_script(Demo::new()).await.unwrap();
     let gateway = demo_gateway(&upstream).await;
     let mut client = open(&gateway, "demo/realtime-mini").await;
 
@@ -177,7 +181,7 @@ async fn a_text_message_gets_a_spoken_reply_with_usage() {
 
 #[tokio::test]
 async fn committed_audio_is_transcribed_and_answered_on_request() {
-    let upstream = MockUpstream::demo().await.unwrap();
+    let upstream = MockUpstream::with_script(Demo::new()).await.unwrap();
     let gateway = demo_gateway(&upstream).await;
     let mut client = open(&gateway, "demo/any").await;
     next_event(&mut client).await;
@@ -230,7 +234,7 @@ async fn committed_audio_is_transcribed_and_answered_on_request() {
 
 #[tokio::test]
 async fn detected_speech_is_committed_and_answered() {
-    let upstream = MockUpstream::demo().await.unwrap();
+    let upstream = MockUpstream::with_script(Demo::new()).await.unwrap();
     let gateway = demo_gateway(&upstream).await;
     let mut client = open(&gateway, "demo/any").await;
     next_event(&mut client).await;
@@ -319,7 +323,7 @@ async fn speech_and_cancel_end_a_response_and_one_response_at_a_time() {
 
 #[tokio::test]
 async fn mistakes_get_error_events_and_the_session_goes_on() {
-    let upstream = MockUpstream::demo().await.unwrap();
+    let upstream = MockUpstream::with_script(Demo::new()).await.unwrap();
     let gateway = demo_gateway(&upstream).await;
     let mut client = open(&gateway, "demo/any").await;
     next_event(&mut client).await;

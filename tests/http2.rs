@@ -2,6 +2,8 @@
 //! HTTP/2 client over cleartext h2c, against `axum::serve` and a hyper-util
 //! server, relayed to an HTTP/1.1 upstream.
 
+#![cfg(feature = "http2")]
+
 mod common;
 
 use std::convert::Infallible;

@@ -160,6 +160,20 @@ async fn malformed_handshakes_are_refused_without_dialling() {
     );
 }
 
+/// The body's bytes, not only its parsed value: the fields come in the same
+/// order whatever `serde_json` features the binary unifies.
+#[tokio::test]
+async fn a_refusal_body_has_a_fixed_field_order() {
+    let upstream = MockUpstream::echo().await.unwrap();
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream))).await;
+    let head = raw_http(gateway.addr, &upgrade("GET /v1/realtime HTTP/1.1", "")).await;
+    let body = head.split_once("\r\n\r\n").unwrap().1;
+    assert_eq!(
+        body,
+        r#"{"error":{"message":"the `model` query parameter is required, e.g. ?model=openai/gpt-realtime","type":"invalid_request_error","code":"missing_model","param":"model"}}"#
+    );
+}
+
 #[tokio::test]
 async fn version_refusal_names_the_supported_version_and_unknown_provider_lists_the_configured() {
     let upstream = MockUpstream::echo().await.unwrap();

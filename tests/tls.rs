@@ -1,11 +1,14 @@
 //! `wss` upstreams: a TLS upstream behind a private CA on loopback, trusted
-//! through `RealtimeLayer::tls_roots`, refused without it.
+//! through `RealtimeLayer::tls_roots` or (the gateway example, built with
+//! `native-roots`) through `SSL_CERT_FILE`, refused without it.
 
 mod common;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use common::example::{Example, example_binary, scratch_dir};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -21,6 +24,7 @@ use tower_realtime::{Providers, RealtimeLayer, Secret};
 /// A private CA and a certificate it issued for `localhost`.
 struct Pki {
     ca: CertificateDer<'static>,
+    ca_pem: String,
     leaf: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
 }
@@ -36,6 +40,7 @@ fn pki() -> Pki {
         .unwrap();
     Pki {
         ca: ca.der().clone(),
+        ca_pem: ca.pem(),
         leaf: leaf.der().clone(),
         key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
     }
@@ -157,4 +162,59 @@ async fn an_untrusted_or_misnamed_tls_upstream_is_a_502() {
     // Neither handshake got as far as sending the key.
     assert!(seen.lock().unwrap().is_empty());
     assert!(!body.to_string().contains(PROVIDER_KEY));
+}
+
+/// The gateway example as a process, its environment the only configuration:
+/// `SSL_CERT_FILE` names the private CA, `OPENAI_BASE_URL` the upstream.
+fn gateway_example(upstream: SocketAddr, ca_file: Option<&Path>) -> Example {
+    let base = format!("https://localhost:{}/v1", upstream.port());
+    let mut env = vec![("OPENAI_API_KEY", PROVIDER_KEY), ("OPENAI_BASE_URL", &base)];
+    // Without it, the platform's roots: none of them knows a CA made just now.
+    if let Some(file) = ca_file {
+        env.push(("SSL_CERT_FILE", file.to_str().unwrap()));
+    }
+    Example::start_with_env(
+        &example_binary("gateway"),
+        &["--listen", "127.0.0.1:0", "--no-demo"],
+        None,
+        &env,
+    )
+}
+
+#[tokio::test]
+async fn the_gateway_example_trusts_the_ca_in_ssl_cert_file() {
+    let pki = pki();
+    let (upstream, seen) = tls_upstream(&pki).await;
+    let ca_file = scratch_dir("tls").join("private-ca.pem");
+    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+
+    let example = gateway_example(upstream, Some(&ca_file));
+    let url = format!(
+        "ws://{}/v1/realtime?model=openai/gpt-realtime",
+        example.addr
+    );
+    let (mut client, _) = connect(&url, &[]).await.unwrap();
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    send_text(&mut client, "trusted from the environment").await;
+    assert_eq!(
+        next_data(&mut client).await,
+        Message::text("trusted from the environment")
+    );
+    assert_eq!(*seen.lock().unwrap(), [format!("Bearer {PROVIDER_KEY}")]);
+    drop(client);
+    example.stop_gracefully();
+
+    // The same gateway without the CA refuses the upstream's certificate.
+    let example = gateway_example(upstream, None);
+    let url = format!(
+        "ws://{}/v1/realtime?model=openai/gpt-realtime",
+        example.addr
+    );
+    let (status, _, body) = refused(&url, &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("upstream_tls_failed")),
+        "{body}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
 }

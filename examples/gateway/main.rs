@@ -33,6 +33,7 @@
 
 mod auth;
 mod console;
+mod demo;
 mod options;
 mod rate_limit;
 mod refusal;
@@ -109,7 +110,7 @@ async fn providers(demo: bool) -> io::Result<(Providers, Option<MockUpstream>)> 
     if !demo {
         return Ok((providers, None));
     }
-    let upstream = MockUpstream::demo().await?;
+    let upstream = MockUpstream::with_script(demo::Demo::new()).await?;
     Ok((providers.with("demo", upstream.provider()), Some(upstream)))
 }
 

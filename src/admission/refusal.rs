@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use http::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 
-use crate::error::{ErrorType, Rejection, error_status};
+use crate::error::{ErrorType, Rejection, error_body, error_status};
 
 /// The response to an upgrade that the [admission hook](super::Admission)
 /// refused; nothing is dialled for it.
@@ -150,15 +150,7 @@ impl From<Refusal> for Rejection {
             refusal.message,
         );
         let body = refusal.body.unwrap_or_else(|| {
-            let body = serde_json::json!({
-                "error": {
-                    "message": rejection.message,
-                    "type": refusal.kind,
-                    "code": rejection.code,
-                    "param": null,
-                }
-            });
-            Bytes::from(body.to_string())
+            error_body(&rejection.message, &refusal.kind, &rejection.code, None)
         });
         rejection.body = Some(Box::new(body));
         let mut last = None;

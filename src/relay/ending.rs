@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -273,17 +274,42 @@ fn policy_event(policy: Policy) -> Utf8Bytes {
             "The gateway is shutting down; reconnect to continue.".to_owned(),
         ),
     };
-    let event = serde_json::json!({
-        "type": "error",
-        "event_id": format!("event_gateway_{code}"),
-        "error": {"type": kind, "code": code, "message": message, "param": null, "event_id": null},
-    });
-    Utf8Bytes::from(event.to_string())
+    let event = ErrorEvent {
+        kind: "error",
+        event_id: format!("event_gateway_{code}"),
+        error: EventError {
+            kind,
+            code,
+            message,
+            param: None,
+            event_id: None,
+        },
+    };
+    Utf8Bytes::from(serde_json::to_string(&event).expect("strings always serialize"))
+}
+
+/// An `error` event as OpenAI sends it; serde keeps the declaration order.
+#[derive(Serialize)]
+struct ErrorEvent {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    event_id: String,
+    error: EventError,
+}
+
+#[derive(Serialize)]
+struct EventError {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    code: &'static str,
+    message: String,
+    param: Option<&'static str>,
+    event_id: Option<&'static str>,
 }
 
 fn seconds(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{} s", millis / 1000)
     } else {
         format!("{millis} ms")
@@ -357,14 +383,10 @@ mod tests {
     }
 
     #[test]
-    fn policy_event_is_an_openai_error_event() {
-        let event: serde_json::Value =
-            serde_json::from_str(&policy_event(Policy::Idle(Duration::from_secs(30)))).unwrap();
-        assert_eq!(event["type"], "error");
-        assert_eq!(event["error"]["code"], "idle_timeout");
+    fn policy_event_is_an_openai_error_event_in_a_fixed_order() {
         assert_eq!(
-            event["error"]["message"],
-            "The session was idle for 30 s and was closed."
+            policy_event(Policy::Idle(Duration::from_secs(30))).as_str(),
+            r#"{"type":"error","event_id":"event_gateway_idle_timeout","error":{"type":"invalid_request_error","code":"idle_timeout","message":"The session was idle for 30 s and was closed.","param":null,"event_id":null}}"#
         );
     }
 }

@@ -7,10 +7,10 @@
 //! echoes every text and binary message back; close frames are answered
 //! with the same code and reason. Everything the gateway sent is recorded.
 //!
-//! [`MockUpstream::demo`] runs the [`Demo`] script instead: a small
+//! A [`Script`] of your own decides what each session does. The gateway
+//! example's `demo` provider (`examples/gateway/demo/`) is one: a small
 //! realtime model that answers text and audio with a sentence and a chime,
-//! to try a gateway with (`cargo run --example gateway` serves it as the
-//! `demo` provider).
+//! written against this module's public API only.
 //!
 //! # Example
 //!
@@ -30,19 +30,10 @@
 //! # }
 //! ```
 
-mod demo;
-mod demo_audio;
-mod demo_conversation;
-mod demo_outbox;
-mod demo_response;
-mod demo_settings;
-mod demo_turns;
 mod log;
 mod script;
 mod server;
 mod session;
-
-pub use demo::Demo;
 
 pub use log::RecordedRequest;
 pub use script::{Handshake, Script};

@@ -76,24 +76,16 @@ impl UpstreamSession {
         self.send(Message::text(event.to_string())).await
     }
 
-    /// Sends the `session.created` event of the OpenAI GA schema.
+    /// Sends the `session.created` event of the OpenAI GA schema, its
+    /// fields in the order OpenAI sends them.
     pub async fn session_created(&mut self) -> bool {
-        let event = serde_json::json!({
-            "type": "session.created",
-            "event_id": format!("event_{}_0", self.id),
-            "session": {
-                "id": self.id,
-                "object": "realtime.session",
-                "type": "realtime",
-                "model": self.model(),
-                "output_modalities": ["audio"],
-                "audio": {
-                    "input": {"format": {"type": "audio/pcm", "rate": 24000}},
-                    "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy"},
-                },
-            },
-        });
-        self.send_json(&event).await
+        let id = serde_json::Value::from(self.id.as_str());
+        let model = serde_json::Value::from(self.model());
+        let event = format!(
+            r#"{{"type":"session.created","event_id":"event_{session}_0","session":{{"id":{id},"object":"realtime.session","type":"realtime","model":{model},"output_modalities":["audio"],"audio":{{"input":{{"format":{{"type":"audio/pcm","rate":24000}}}},"output":{{"format":{{"type":"audio/pcm","rate":24000}},"voice":"alloy"}}}}}}}}"#,
+            session = self.id,
+        );
+        self.send(Message::text(event)).await
     }
 
     /// The next text or binary message, or `None` once the gateway closed

@@ -8,27 +8,28 @@ use http::header::{self, HeaderMap, HeaderValue};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::handshake::client::{Request, generate_key};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::{Host, Url};
 
 use super::client_handshake::client_handshake;
-use super::failure;
+use super::stream::UpstreamStream;
+use super::{failure, tls};
 use crate::error::Rejection;
 use crate::provider::{Target, TargetError};
 use crate::secret::Secret;
 use crate::split_frames::SplitFrames;
 
 /// The socket to the upstream.
-pub(crate) type UpstreamSocket = WebSocketStream<SplitFrames<MaybeTlsStream<TcpStream>>>;
+pub(crate) type UpstreamSocket = WebSocketStream<SplitFrames<UpstreamStream>>;
 
 /// Connects to upstream targets.
 #[derive(Clone)]
 pub(crate) struct Dialer {
-    pub(crate) tls: Arc<ClientConfig>,
+    /// `None` without a crypto provider: `wss` dials are refused.
+    pub(crate) tls: Option<Arc<ClientConfig>>,
     pub(crate) timeout: Duration,
     pub(crate) websocket: WebSocketConfig,
 }
@@ -102,7 +103,7 @@ impl Dialer {
                         secrets,
                     )
                 })?;
-                let tls = TlsConnector::from(Arc::clone(&self.tls))
+                let tls = tls::connector(self.tls.as_ref())?
                     .connect(name, tcp)
                     .await
                     .map_err(|error| {
@@ -113,9 +114,9 @@ impl Dialer {
                             secrets,
                         )
                     })?;
-                MaybeTlsStream::Rustls(tls)
+                UpstreamStream::Tls(Box::new(tls))
             }
-            "ws" => MaybeTlsStream::Plain(tcp),
+            "ws" => UpstreamStream::Plain(tcp),
             other => {
                 return Err(TargetError::misconfigured(format!(
                     "the upstream URL has scheme `{other}`; use ws or wss"

@@ -5,6 +5,7 @@ mod client_handshake;
 mod dial;
 mod failure;
 pub(crate) mod headers;
+mod stream;
 pub(crate) mod tls;
 
 pub(crate) use dial::{Dialer, UpstreamSocket};

@@ -111,16 +111,17 @@ impl Example {
     /// Starts `binary` with `args`, `GATEWAY_API_KEY` set to `api_key` (or
     /// unset), and waits for its banner (up to an empty line).
     pub fn start(binary: &Path, args: &[&str], api_key: Option<&str>) -> Example {
-        let env: Vec<(&str, &str)> = api_key
-            .map(|key| ("GATEWAY_API_KEY", key))
-            .into_iter()
-            .collect();
-        Self::start_with_env(binary, args, &env)
+        Self::start_with_env(binary, args, api_key, &[])
     }
 
-    /// Starts `binary` with `args` and exactly the gateway and provider
-    /// variables in `env`, and waits for its banner (up to an empty line).
-    pub fn start_with_env(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Example {
+    /// [`start`](Self::start) with these variables set too (provider
+    /// variables among them are kept).
+    pub fn start_with_env(
+        binary: &Path,
+        args: &[&str],
+        api_key: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Example {
         let mut command = Command::new(binary);
         command
             .args(args)
@@ -140,10 +141,12 @@ impl Example {
                 command.env_remove(&variable);
             }
         }
-        command
-            .env_remove("GATEWAY_API_KEY")
-            .env_remove("GATEWAY_API_KEYS")
-            .envs(env.iter().copied());
+        command.env_remove("GATEWAY_API_KEYS");
+        match api_key {
+            Some(key) => command.env("GATEWAY_API_KEY", key),
+            None => command.env_remove("GATEWAY_API_KEY"),
+        };
+        command.envs(env.iter().copied());
         let mut child = command.spawn().expect("the example starts");
 
         let log = Arc::new(Mutex::new(String::new()));

@@ -1,16 +1,25 @@
-//! The demo provider: a [`MockUpstream`] that answers like a small realtime
-//! model, so a gateway can be tried without provider keys or internet.
+//! The demo provider: a script for `tower_realtime::testing::MockUpstream`
+//! that answers like a small realtime model, so a gateway can be tried
+//! without provider keys or internet. An application of the crate's
+//! scripting API (`Script`, `UpstreamSession`), not part of the library.
 
-use std::io;
+mod audio;
+mod conversation;
+mod outbox;
+mod response;
+mod settings;
+mod turns;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::demo_conversation::Conversation;
-use super::demo_outbox::Outbox;
-use super::{MockUpstream, Script, UpstreamSession};
+use tower_realtime::testing::{Script, UpstreamSession};
+
+use self::conversation::Conversation;
+use self::outbox::Outbox;
 
 /// A [`Script`] that speaks the OpenAI GA realtime schema like a tiny model.
 ///
@@ -41,23 +50,11 @@ use super::{MockUpstream, Script, UpstreamSession};
 ///
 /// Deltas are sent [`pace`](Self::pace) apart, so replies arrive as a
 /// stream; the script keeps reading client events meanwhile. Unlike
-/// [`MockUpstream::echo`], it does not record messages, so it can run for
+/// `MockUpstream::echo`, it does not record messages, so it can run for
 /// as long as a gateway does.
 ///
-/// # Example
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_realtime::testing::{Demo, MockUpstream};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> std::io::Result<()> {
-/// // A demo upstream that sends each response at once.
-/// let upstream = MockUpstream::with_script(Demo::new().pace(Duration::ZERO)).await?;
-/// # drop(upstream);
-/// # Ok(())
-/// # }
-/// ```
+/// Served with `MockUpstream::with_script(Demo::new())`, it is a provider
+/// like any other: `Providers::new().with("demo", upstream.provider())`.
 #[derive(Debug, Clone, Copy)]
 pub struct Demo {
     pace: Duration,
@@ -73,36 +70,14 @@ impl Default for Demo {
 
 impl Demo {
     /// The demo script, with deltas 20 ms apart.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use tower_realtime::testing::{Demo, MockUpstream};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> std::io::Result<()> {
-    /// let upstream = MockUpstream::with_script(Demo::new()).await?;
-    /// # drop(upstream);
-    /// # Ok(())
-    /// # }
-    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// The pause between two streamed deltas; `Duration::ZERO` sends each
     /// response at once.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_realtime::testing::Demo;
-    ///
-    /// let slow = Demo::new().pace(Duration::from_millis(100));
-    /// # let _ = slow;
-    /// ```
     #[must_use]
+    #[cfg_attr(not(test), expect(dead_code, reason = "the gateway keeps the default"))]
     pub fn pace(mut self, pace: Duration) -> Self {
         self.pace = pace;
         self
@@ -138,30 +113,5 @@ impl Script for Demo {
                 }
             }
         }
-    }
-}
-
-impl MockUpstream {
-    /// An upstream running the [`Demo`] script: a provider to try a gateway
-    /// with, no keys or internet needed.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use tower_realtime::testing::MockUpstream;
-    /// use tower_realtime::{Providers, RealtimeLayer};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> std::io::Result<()> {
-    /// // Keep `demo` alive as long as the gateway runs: dropping it stops it.
-    /// let demo = MockUpstream::demo().await?;
-    /// let layer = RealtimeLayer::new(Providers::new().with("demo", demo.provider()));
-    /// // Clients now select `?model=demo/anything`.
-    /// # let _ = layer;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn demo() -> io::Result<Self> {
-        Self::with_script(Demo::new()).await
     }
 }

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::demo_audio;
-use super::demo_outbox::Outbox;
+use super::audio;
+use super::outbox::Outbox;
 
 /// Audio tokens per second of input audio (one per 100 ms), as OpenAI counts.
 pub(crate) const INPUT_AUDIO_TOKENS_PER_SECOND: f64 = 10.0;
@@ -82,11 +82,11 @@ impl Reply {
         );
 
         let pcm = if self.audio {
-            demo_audio::chime()
+            audio::chime()
         } else {
             Vec::new()
         };
-        self.stream(out, &demo_audio::deltas(&pcm), &ids);
+        self.stream(out, &audio::deltas(&pcm), &ids);
         if self.audio {
             out.push_response("response.output_audio.done", ids.clone(), false);
             out.push_response(
@@ -125,7 +125,7 @@ impl Reply {
                 false,
             );
         }
-        let seconds = pcm.len() as f64 / (demo_audio::SAMPLE_RATE * 2) as f64;
+        let seconds = pcm.len() as f64 / (audio::SAMPLE_RATE * 2) as f64;
         let output = Tokens {
             text: text_tokens(&self.text),
             audio: (seconds * OUTPUT_AUDIO_TOKENS_PER_SECOND).round() as u64,

@@ -2,11 +2,11 @@
 
 use serde_json::{Value, json};
 
-use super::demo_audio;
-use super::demo_outbox::Outbox;
-use super::demo_response::{INPUT_AUDIO_TOKENS_PER_SECOND, Reply, Tokens, text_tokens};
-use super::demo_settings::Settings;
-use super::demo_turns::{InputBuffer, Turn};
+use super::audio;
+use super::outbox::Outbox;
+use super::response::{INPUT_AUDIO_TOKENS_PER_SECOND, Reply, Tokens, text_tokens};
+use super::settings::Settings;
+use super::turns::{InputBuffer, Turn};
 
 /// The client events the demo understands.
 const SUPPORTED: &str = "session.update, input_audio_buffer.append, input_audio_buffer.commit, \
@@ -135,11 +135,11 @@ impl Conversation {
     }
 
     fn input_bytes_per_second(&self) -> usize {
-        demo_audio::bytes_per_second(self.settings.input_format())
+        audio::bytes_per_second(self.settings.input_format())
     }
 
     fn append(&mut self, event: &Value, out: &mut Outbox) {
-        let Some(audio) = event["audio"].as_str().and_then(demo_audio::decode) else {
+        let Some(audio) = event["audio"].as_str().and_then(audio::decode) else {
             let message = "Invalid 'audio'. Expected base64-encoded audio.";
             return error(
                 out,
@@ -152,8 +152,7 @@ impl Conversation {
         let ms = audio.len() as u64 * 1000 / self.input_bytes_per_second() as u64;
         let vad = self.settings.turn_detection();
         // Loudness is measured on PCM16 only.
-        let level =
-            (self.settings.input_format() == "audio/pcm").then(|| demo_audio::level(&audio));
+        let level = (self.settings.input_format() == "audio/pcm").then(|| audio::level(&audio));
         match self.buffer.append(audio.len(), ms, vad.zip(level)) {
             None => {}
             Some(Turn::Started { audio_start_ms }) => {

@@ -1,7 +1,7 @@
 //! The demo provider's input audio buffer, and turn detection by loudness:
 //! speech starts when the audio gets loud and ends after enough silence.
 
-use super::demo_settings::TurnDetection;
+use super::settings::TurnDetection;
 
 /// Appended audio not yet committed, and the speech in it.
 #[derive(Debug, Default)]
