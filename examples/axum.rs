@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::routing::get;
-use tower::Layer;
 use tower_realtime::RealtimeLayer;
 
 #[path = "support/providers.rs"]
@@ -31,12 +30,13 @@ async fn main() -> std::io::Result<()> {
     // `_echo` serves as long as the server runs.
     let (providers, model, _echo) = support::from_env_or_echo().await?;
 
-    let app = Router::new().route("/healthz", get(|| async { "ok" }));
-    // No client authentication: this example serves loopback only. Real
-    // deployments set an admission hook instead (see `examples/gateway`).
-    let app = RealtimeLayer::new(providers)
-        .allow_unauthenticated()
-        .layer(app);
+    // `Router::layer` wraps every route and the fallback: `/v1/realtime` needs
+    // no route of its own. No client authentication: this example serves
+    // loopback only; real deployments set an admission hook instead (see
+    // `examples/gateway`).
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(RealtimeLayer::new(providers).allow_unauthenticated());
 
     let addr: SocketAddr = std::env::var("LISTEN")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
@@ -45,9 +45,5 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{addr}");
     println!("try: websocat \"ws://{addr}/v1/realtime?model={model}\"");
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
-    )
-    .await
+    axum::serve(listener, app).await
 }

@@ -87,6 +87,7 @@ async fn open<B: From<Bytes>>(
             )
         })??;
     let pcm_input_rate = target.default_pcm_input_rate();
+    let pcm_input_rates = target.supported_pcm_input_rates();
     let secrets = target.secrets().to_vec();
     let dialling = Instant::now();
     let upstream = config
@@ -100,8 +101,10 @@ async fn open<B: From<Bytes>>(
         identity,
         provider: route.provider_name,
         model: route.model,
+        model_label: route.model_label,
         request_id: request_id.to_str().unwrap_or_default().to_owned(),
         pcm_input_rate,
+        pcm_input_rates,
         connect_time: dialling.elapsed(),
         started_at: SystemTime::now(),
         started: Instant::now(),

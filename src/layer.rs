@@ -225,6 +225,13 @@ impl RealtimeLayer {
 
     /// Forwards one more client header upstream.
     ///
+    /// A header a client sets is the client's word: forward only what it may
+    /// choose. `OpenAI-Safety-Identifier`, for example, names the end user
+    /// OpenAI attributes abuse to; set it from your own identity of the user
+    /// in a [`Provider`](crate::provider::Provider) (with
+    /// [`Target::header`](crate::provider::Target::header)) rather than
+    /// forwarding it. A header the target sets replaces a forwarded one.
+    ///
     /// # Panics
     ///
     /// For headers that carry client credentials or belong to the client's

@@ -4,6 +4,7 @@
 
 mod accept;
 pub mod admission;
+mod body;
 mod error;
 mod handshake;
 mod layer;
@@ -26,6 +27,7 @@ mod upstream;
 pub mod usage;
 
 pub use admission::Identity;
+pub use body::RealtimeBody;
 pub use layer::RealtimeLayer;
 pub use origin::OriginPolicy;
 pub use outcome::{ClosedBy, SessionEnd};

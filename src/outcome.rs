@@ -4,6 +4,7 @@ use std::fmt;
 
 /// Who ended a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ClosedBy {
     /// The client sent a close frame, broke the protocol, or went away.
     Client,
@@ -41,10 +42,13 @@ impl fmt::Display for ClosedBy {
 /// ```
 /// use tower_realtime::{ClosedBy, SessionEnd};
 ///
-/// let end = SessionEnd { closed_by: ClosedBy::Client, code: 1000, reason: String::new(), error: None };
+/// let end = SessionEnd::new(ClosedBy::Client, 1000);
 /// assert_eq!(end.to_string(), "closed by client with 1000");
+/// let lost = SessionEnd::new(ClosedBy::Upstream, 1006).with_error("connection reset");
+/// assert_eq!(lost.to_string(), "closed by upstream with 1006: connection reset");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionEnd {
     /// Who ended the session.
     pub closed_by: ClosedBy,
@@ -54,6 +58,32 @@ pub struct SessionEnd {
     pub reason: String,
     /// What went wrong, when the session did not end with a close frame.
     pub error: Option<String>,
+}
+
+impl SessionEnd {
+    /// An end by `closed_by` with `code`, without a reason or an error.
+    pub fn new(closed_by: ClosedBy, code: u16) -> Self {
+        Self {
+            closed_by,
+            code,
+            reason: String::new(),
+            error: None,
+        }
+    }
+
+    /// Sets the close reason.
+    #[must_use]
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = reason.into();
+        self
+    }
+
+    /// Sets what went wrong.
+    #[must_use]
+    pub fn with_error(mut self, error: impl Into<String>) -> Self {
+        self.error = Some(error.into());
+        self
+    }
 }
 
 impl fmt::Display for SessionEnd {

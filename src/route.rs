@@ -18,8 +18,14 @@ pub(crate) struct Route {
     pub(crate) provider: Arc<dyn Provider>,
     /// The model without its provider prefix.
     pub(crate) model: String,
+    /// The `model` label of metrics: the model when clients cannot choose
+    /// it freely (an allow-list or an alias), else [`OTHER_MODEL`].
+    pub(crate) model_label: String,
     pub(crate) intent: Option<String>,
 }
+
+/// The metrics label of models that clients may name freely.
+pub(crate) const OTHER_MODEL: &str = "other";
 
 /// The parameters a client may send, each at most once.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -83,7 +89,8 @@ pub(crate) fn resolve(query: Option<&str>, providers: &Providers) -> Result<Rout
             .with_param("model")
         })?;
     validate_selector(&selector)?;
-    let selector = providers.alias_of(&selector).unwrap_or(&selector);
+    let alias = providers.alias_of(&selector);
+    let selector = alias.unwrap_or(&selector);
 
     let (name, model) = match selector.split_once('/') {
         Some((prefix, model)) => (prefix.to_ascii_lowercase(), model),
@@ -93,21 +100,18 @@ pub(crate) fn resolve(query: Option<&str>, providers: &Providers) -> Result<Rout
                 return Err(Rejection::bad_request(
                     "unknown_provider",
                     format!(
-                        "model `{selector}` has no provider prefix and there is no default provider; configured providers: {}",
-                        configured(providers)
+                        "model `{selector}` has no provider prefix (PROVIDER/MODEL) and there is no default provider"
                     ),
                 )
                 .with_param("model"));
             }
         },
     };
+    // The configured providers are not listed: who may ask is not known here.
     let provider = providers.get(&name).cloned().ok_or_else(|| {
         Rejection::bad_request(
             "unknown_provider",
-            format!(
-                "provider `{name}` is not configured; configured providers: {}",
-                configured(providers)
-            ),
+            format!("provider `{name}` is not configured"),
         )
         .with_param("model")
     })?;
@@ -118,21 +122,25 @@ pub(crate) fn resolve(query: Option<&str>, providers: &Providers) -> Result<Rout
         )
         .with_param("model"));
     }
+    if !providers.allows(&name, model) {
+        return Err(Rejection::bad_request(
+            "model_not_allowed",
+            format!("model `{model}` is not allowed for provider `{name}`"),
+        )
+        .with_param("model"));
+    }
+    let model_label = if alias.is_some() || providers.has_allow_list(&name) {
+        model.to_owned()
+    } else {
+        OTHER_MODEL.to_owned()
+    };
     Ok(Route {
         provider_name: name,
         provider,
         model: model.to_owned(),
+        model_label,
         intent: query.intent.filter(|intent| !intent.is_empty()),
     })
-}
-
-fn configured(providers: &Providers) -> String {
-    let names: Vec<&str> = providers.names().collect();
-    if names.is_empty() {
-        "none".to_owned()
-    } else {
-        names.join(", ")
-    }
 }
 
 #[cfg(test)]
@@ -204,12 +212,49 @@ mod tests {
     }
 
     #[test]
-    fn unknown_provider_message_names_the_configured_ones() {
-        let message = resolve(Some("model=x/y"), &providers())
-            .err()
-            .unwrap()
-            .message;
-        assert!(message.contains("lab, openai"), "{message}");
+    fn unknown_provider_message_does_not_list_the_configured_ones() {
+        for query in ["model=x/y", "model=unprefixed"] {
+            let message = resolve(Some(query), &providers()).err().unwrap().message;
+            assert!(!message.contains("lab"), "{message}");
+            assert!(!message.contains("openai"), "{message}");
+        }
+    }
+
+    #[test]
+    fn allow_lists_limit_models_and_bound_the_metrics_label() {
+        let p = providers()
+            .allow_models("OpenAI", ["gpt-realtime", "gpt-realtime-mini"])
+            .alias("cheap", "openai/gpt-realtime-mini")
+            .alias("banned", "openai/gpt-4o-realtime-preview");
+        let label = |query: &str| {
+            resolve(Some(query), &p)
+                .map(|route| route.model_label)
+                .map_err(|rejection| rejection.code.into_owned())
+        };
+        assert_eq!(
+            label("model=openai/gpt-realtime"),
+            Ok("gpt-realtime".into())
+        );
+        assert_eq!(label("model=cheap"), Ok("gpt-realtime-mini".into()));
+        assert_eq!(
+            label("model=openai/gpt-4o"),
+            Err("model_not_allowed".to_owned())
+        );
+        assert_eq!(
+            label("model=openai/GPT-REALTIME"),
+            Err("model_not_allowed".to_owned())
+        );
+        assert_eq!(label("model=banned"), Err("model_not_allowed".to_owned()));
+        // No allow-list: any model, labelled `other` unless it is an alias's.
+        assert_eq!(label("model=lab/anything"), Ok(OTHER_MODEL.into()));
+        assert_eq!(label("model=voice"), Ok("voice-1".into()));
+        let refusal = resolve(Some("model=openai/gpt-4o"), &p).err().unwrap();
+        assert_eq!(refusal.param, Some("model"));
+        assert!(
+            !refusal.message.contains("gpt-realtime-mini"),
+            "{}",
+            refusal.message
+        );
     }
 
     mod properties {

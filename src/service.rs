@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::accept::accept;
+use crate::body::RealtimeBody;
 use crate::handshake::is_websocket_request;
 use crate::layer::Config;
 
@@ -20,8 +21,10 @@ use crate::layer::Config;
 ///
 /// Built by [`RealtimeLayer`](crate::RealtimeLayer). Its own answers (the
 /// `101`, or an error with a JSON body) are responses, never service
-/// errors; their body is built with `ResBody::from(Bytes)`, which axum's
-/// `Body`, `Full<Bytes>` and most body types support.
+/// errors. Responses carry a [`RealtimeBody`]: the inner service's body
+/// untouched, or the layer's own. `S` may have any body type (axum's `Body`,
+/// `BoxBody`, `UnsyncBoxBody`, tower-http's `TraceLayer` or
+/// `CompressionLayer` bodies, ...), so the layer fits anywhere in a stack.
 ///
 /// # HTTP/2 (RFC 8441)
 ///
@@ -134,11 +137,10 @@ impl<S: fmt::Debug> fmt::Debug for RealtimeService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RealtimeService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: From<Bytes> + Send + 'static,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<RealtimeBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -155,45 +157,51 @@ where
         let (parts, _body) = request.into_parts();
         ResponseFuture {
             kind: Kind::Session {
-                future: Box::pin(accept(Arc::clone(&self.config), parts)),
+                future: Box::pin(accept::<Bytes>(Arc::clone(&self.config), parts)),
             },
         }
     }
 }
 
-type SessionFuture<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
+/// The layer's own answer: its body is JSON or empty.
+type SessionFuture = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
 
 pin_project! {
     /// The response future of [`RealtimeService`].
-    pub struct ResponseFuture<F, B> {
+    pub struct ResponseFuture<F> {
         #[pin]
-        kind: Kind<F, B>,
+        kind: Kind<F>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, B> {
+    enum Kind<F> {
         Inner { #[pin] future: F },
-        Session { future: SessionFuture<B> },
+        Session { future: SessionFuture },
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B>
+impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<RealtimeBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Inner { future } => future.poll(cx),
-            KindProj::Session { future } => future.as_mut().poll(cx).map(Ok),
+            KindProj::Inner { future } => future
+                .poll(cx)
+                .map_ok(|response| response.map(RealtimeBody::inner)),
+            KindProj::Session { future } => future
+                .as_mut()
+                .poll(cx)
+                .map(|response| Ok(response.map(RealtimeBody::own))),
         }
     }
 }
 
-impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

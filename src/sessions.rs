@@ -106,9 +106,9 @@ impl Drop for SessionPermit {
 /// # async fn run() -> std::io::Result<()> {
 /// let layer = RealtimeLayer::new(Providers::new());
 /// let shutdown = layer.shutdown_handle();
-/// let app = tower::Layer::layer(&layer, axum::Router::new());
+/// let app = axum::Router::new().layer(layer);
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-/// axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service(app))
+/// axum::serve(listener, app)
 ///     .with_graceful_shutdown(async move {
 ///         let _ = tokio::signal::ctrl_c().await;
 ///         // Close live sessions (1001) and wait up to 10 s for them to end.

@@ -420,16 +420,16 @@ async fn providers_refuse_with_their_own_status_and_code_without_dialling() {
 #[tokio::test]
 async fn the_safety_identifier_comes_from_the_identity_not_the_client() {
     let upstream = MockUpstream::echo().await.unwrap();
-    let base = upstream.base_url().replace("http", "ws");
-    let provider = move |request: &TargetRequest<'_>| {
-        let mut url = url::Url::parse(&format!("{base}/realtime")).unwrap();
-        url.query_pairs_mut().append_pair("model", request.model());
+    let openai = OpenAi::new(Secret::new(PROVIDER_KEY))
+        .base_url(&upstream.base_url())
+        .unwrap();
+    let provider = provider::map_target(openai, |target: Target, request: &TargetRequest<'_>| {
         let user = HeaderValue::from_str(request.identity().name()).unwrap();
-        Ok::<_, TargetError>(Target::new(url).header(
+        Ok(target.header(
             http::HeaderName::from_static("openai-safety-identifier"),
             user,
         ))
-    };
+    });
     let layer = RealtimeLayer::new(Providers::new().with("lab", provider)).admission(keys);
     let gateway = serve_axum(layer).await;
     let bearer = format!("Bearer {ALICE_KEY}");

@@ -4,8 +4,11 @@
 mod common;
 
 use common::*;
-use tower_realtime::RealtimeLayer;
+use http::{HeaderName, HeaderValue};
+use tower::ServiceBuilder;
+use tower_realtime::provider::{Provider, TargetFuture, TargetRequest};
 use tower_realtime::testing::MockUpstream;
+use tower_realtime::{Providers, RealtimeLayer};
 
 const CLIENT_SECRET: &str = "sk-client-SECRET-abcdef";
 
@@ -64,6 +67,8 @@ async fn upstream_gets_provider_credentials_and_the_allow_list_only() {
     assert_eq!(received.header("user-agent"), Some("test-client/1.0"));
     assert_eq!(received.header("x-request-id"), Some(request_id.as_str()));
     for absent in [
+        // The client's word; the application sets it from its identity.
+        "openai-safety-identifier",
         "api-key",
         "x-api-key",
         "cookie",
@@ -158,4 +163,85 @@ async fn extra_headers_can_be_allow_listed() {
         .await
         .unwrap();
     assert_eq!(upstream.requests()[0].header("x-tenant"), Some("acme"));
+}
+
+/// The application sets `OpenAI-Safety-Identifier` from its own identity of
+/// the user (an extension its auth layer set), whatever the client sends.
+#[tokio::test]
+async fn safety_identifier_comes_from_the_application() {
+    #[derive(Clone)]
+    struct UserId(&'static str);
+
+    /// The built-in provider, plus the user's safety identifier.
+    struct WithUser(std::sync::Arc<dyn Provider>);
+
+    impl Provider for WithUser {
+        fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+            Box::pin(async move {
+                let target = self.0.target(request).await?;
+                Ok(match request.parts().extensions.get::<UserId>() {
+                    Some(UserId(user)) => target.header(
+                        HeaderName::from_static("openai-safety-identifier"),
+                        HeaderValue::from_static(user),
+                    ),
+                    None => target,
+                })
+            })
+        }
+    }
+
+    let upstream = MockUpstream::echo().await.unwrap();
+    let openai = openai(&upstream);
+    let with_identity = WithUser(openai.get("openai").unwrap().clone());
+    let layer = RealtimeLayer::new(Providers::new().with("openai", with_identity))
+        // Even allow-listed, the client's value gives way to the application's.
+        .forward_header(HeaderName::from_static("openai-safety-identifier"))
+        // Authentication happens outside the layer.
+        .allow_unauthenticated();
+    let service = ServiceBuilder::new()
+        // Stands in for the application's authentication layer.
+        .map_request(|mut request: axum::extract::Request| {
+            request.extensions_mut().insert(UserId("user-42"));
+            request
+        })
+        .layer(layer)
+        .service(app());
+    let gateway = common::stack::serve_service(service).await;
+    let _client = connect(
+        &gateway.url("?model=openai/m"),
+        &[("openai-safety-identifier", "someone-else")],
+    )
+    .await
+    .unwrap();
+    let received = &upstream.requests()[0];
+    assert_eq!(
+        received
+            .headers
+            .get_all("openai-safety-identifier")
+            .iter()
+            .collect::<Vec<_>>(),
+        ["user-42"]
+    );
+}
+
+#[tokio::test]
+async fn safety_identifier_is_forwarded_only_when_allow_listed() {
+    let upstream = MockUpstream::echo().await.unwrap();
+    let header = HeaderName::from_static("openai-safety-identifier");
+    for allow_listed in [false, true] {
+        let mut layer = RealtimeLayer::new(openai(&upstream));
+        if allow_listed {
+            layer = layer.forward_header(header.clone());
+        }
+        let gateway = serve_axum(layer).await;
+        let _client = connect(
+            &gateway.url("?model=openai/m"),
+            &[("openai-safety-identifier", "user-7")],
+        )
+        .await
+        .unwrap();
+        let received = upstream.requests().pop().unwrap();
+        let expected = allow_listed.then_some("user-7");
+        assert_eq!(received.header("openai-safety-identifier"), expected);
+    }
 }

@@ -548,6 +548,8 @@ async fn subprotocol_echo_and_header_policy_over_http2() {
     assert_eq!(received.header("user-agent"), Some("test-client/1.0"));
     assert_eq!(received.header("x-request-id"), Some("trace-h2"));
     for absent in [
+        // The client's word; the application sets it from its identity.
+        "openai-safety-identifier",
         "api-key",
         "x-api-key",
         "cookie",
@@ -955,18 +957,15 @@ async fn axum_graceful_shutdown_with_the_handle_ends_http2_sessions() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = tower::Layer::layer(&layer.allow_unauthenticated(), app());
+    let app = app().layer(layer.allow_unauthenticated());
     let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            axum::ServiceExt::<Request>::into_make_service(app),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-            assert!(shutdown.shutdown(PROMPTLY).await, "sessions drained");
-        })
-        .await
-        .unwrap();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+                assert!(shutdown.shutdown(PROMPTLY).await, "sessions drained");
+            })
+            .await
+            .unwrap();
     });
     let connection = H2Connection::connect(addr).await;
     let mut sockets = [

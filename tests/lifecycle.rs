@@ -13,7 +13,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tower::Layer;
 use tower_realtime::testing::MockUpstream;
 use tower_realtime::{RealtimeLayer, ShutdownHandle};
 
@@ -34,18 +33,15 @@ async fn serve_with_graceful_shutdown(layer: RealtimeLayer, deadline: Duration) 
     let shutdown = layer.shutdown_handle();
     let (trigger, triggered) = oneshot::channel();
     let (report, drained) = oneshot::channel();
-    let app = layer.allow_unauthenticated().layer(app());
+    let app = app().layer(layer.allow_unauthenticated());
     let stopped = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = triggered.await;
-            let _ = report.send(shutdown.shutdown(deadline).await);
-        })
-        .await
-        .unwrap();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = triggered.await;
+                let _ = report.send(shutdown.shutdown(deadline).await);
+            })
+            .await
+            .unwrap();
     });
     Server {
         gateway: Gateway::detached(addr),

@@ -161,7 +161,7 @@ fn url_and_credential_derivation_from_variables() {
         ("ZAI_API_KEY ZAI_BASE_URL=https://open.bigmodel.cn/api/coding/paas/v4/", "zhipu", "glm-realtime", None, "wss://open.bigmodel.cn/api/paas/v4/realtime?model=glm-realtime", Bearer),
         // Compatible endpoints
         ("REALTIME_PROVIDERS=vllm VLLM_BASE_URL=http://127.0.0.1:8000/v1", "vllm", "Qwen/Qwen3-Omni", None, "ws://127.0.0.1:8000/v1/realtime?model=Qwen%2FQwen3-Omni", NoAuth),
-        ("REALTIME_PROVIDERS=vllm,local-gpu VLLM_BASE_URL=http://x LOCAL_GPU_BASE_URL=http://10.0.0.7:9000 LOCAL_GPU_API_KEY", "local-gpu", "m", None, "ws://10.0.0.7:9000/realtime?model=m", Bearer),
+        ("REALTIME_PROVIDERS=vllm,local-gpu VLLM_BASE_URL=http://x LOCAL_GPU_BASE_URL=http://10.0.0.7:9000 LOCAL_GPU_API_KEY LOCAL_GPU_ALLOW_INSECURE_TRANSPORT=true", "local-gpu", "m", None, "ws://10.0.0.7:9000/realtime?model=m", Bearer),
         ("REALTIME_PROVIDERS=LAB LAB_BASE_URL=https://lab.example.com/v1/ LAB_API_KEY LAB_AUTH=API-Key", "lab", "m", None, "wss://lab.example.com/v1/realtime?model=m", ApiKey),
         ("REALTIME_PROVIDERS=lab LAB_BASE_URL=wss://lab.example.com/v1 LAB_API_KEY LAB_AUTH=bearer", "lab", "m", None, "wss://lab.example.com/v1/realtime?model=m", Bearer),
         ("REALTIME_PROVIDERS=lab LAB_BASE_URL=http://[::1]:8000/v1 LAB_AUTH=NONE", "lab", "m", None, "ws://[::1]:8000/v1/realtime?model=m", NoAuth),
@@ -197,8 +197,8 @@ fn url_and_credential_derivation_from_code() {
         (Box::new(azure("https://res.openai.azure.com")), "wss://res.openai.azure.com/openai/v1/realtime?model=m", ApiKey),
         (Box::new(azure("http://127.0.0.1:1/openai/deployments/d/").api_version("2024-10-01-preview")), "ws://127.0.0.1:1/openai/realtime?api-version=2024-10-01-preview&deployment=m", ApiKey),
         (Box::new(compatible("http://127.0.0.1:8000")), "ws://127.0.0.1:8000/realtime?model=m", NoAuth),
-        (Box::new(compatible("https://gw.example.com/v1").api_key(key())), "wss://gw.example.com/v1/realtime?model=m", ApiKey),
-        (Box::new(compatible("https://gw.example.com/v1").bearer(key())), "wss://gw.example.com/v1/realtime?model=m", Bearer),
+        (Box::new(compatible("https://gw.example.com/v1").api_key(key()).unwrap()), "wss://gw.example.com/v1/realtime?model=m", ApiKey),
+        (Box::new(compatible("https://gw.example.com/v1").bearer(key()).unwrap()), "wss://gw.example.com/v1/realtime?model=m", Bearer),
     ];
     let bearer = bearer(KEY);
     for (provider, url, cred) in cases {
@@ -405,6 +405,15 @@ fn configuration_errors_name_the_variable_and_never_the_key() {
         ("OPENAI_API_KEY REALTIME_MODEL_ALIASES=voice=openai/", "`voice` names no model"),
         ("OPENAI_API_KEY REALTIME_MODEL_ALIASES=voice=gpt-realtime", "has no provider prefix and REALTIME_DEFAULT_PROVIDER is not set"),
         ("OPENAI_API_KEY REALTIME_MODEL_ALIASES=voice=openai/a,voice=openai/b", "`voice` is defined twice"),
+        // A key in clear text to a host other than loopback, unless allowed.
+        ("OPENAI_API_KEY OPENAI_BASE_URL=http://10.0.0.5:8000/v1", "OPENAI_BASE_URL: a key would travel in clear text to `10.0.0.5` (plain http/ws to a host other than loopback); use https, or allow it explicitly with OPENAI_ALLOW_INSECURE_TRANSPORT=true"),
+        ("XAI_API_KEY XAI_BASE_URL=ws://grok.internal", "XAI_BASE_URL: a key would travel in clear text to `grok.internal`"),
+        ("DASHSCOPE_API_KEY BAILIAN_BASE_URL=http://dashscope.aliyuncs.com", "BAILIAN_BASE_URL: a key would travel in clear text"),
+        ("ZAI_API_KEY ZAI_BASE_URL=http://api.z.ai/api/paas/v4", "ZAI_ALLOW_INSECURE_TRANSPORT=true"),
+        ("AZURE_API_KEY AZURE_BASE_URL=http://res.openai.azure.com", "AZURE_BASE_URL: a key would travel in clear text to `res.openai.azure.com` (plain http/ws to a host other than loopback); use https"),
+        ("REALTIME_PROVIDERS=lab LAB_BASE_URL=http://gpu.lan:8000/v1 LAB_API_KEY", "LAB_BASE_URL: a key would travel in clear text to `gpu.lan`"),
+        ("REALTIME_PROVIDERS=lab LAB_BASE_URL=http://gpu.lan:8000/v1 LAB_API_KEY LAB_AUTH=api-key LAB_ALLOW_INSECURE_TRANSPORT=no", "LAB_ALLOW_INSECURE_TRANSPORT=true"),
+        ("OPENAI_API_KEY OPENAI_ALLOW_INSECURE_TRANSPORT=maybe", "OPENAI_ALLOW_INSECURE_TRANSPORT must be true or false"),
     ];
     // Values with white space do not fit the `vars` notation.
     let spaced = |name: &str, value: &str| vec![(name.to_owned(), value.to_owned())];
@@ -713,4 +722,104 @@ async fn unsupported_intents_and_missing_models_are_refused_before_dialling() {
         assert_eq!(body["error"]["code"], code, "{query}");
     }
     assert_eq!(upstream.connections(), 0);
+}
+
+/// `PREFIX_MODELS` limits every provider the environment configures, under
+/// every name it is registered by; unset, a provider has no allow-list.
+#[test]
+fn model_allow_lists_from_variables() {
+    let providers = Providers::from_vars([
+        ("OPENAI_API_KEY", KEY),
+        ("OPENAI_MODELS", "gpt-realtime, gpt-realtime-mini,,"),
+        ("DASHSCOPE_API_KEY", KEY),
+        ("DASHSCOPE_MODELS", "qwen-omni-turbo-realtime"),
+        ("AZURE_API_KEY", KEY),
+        ("AZURE_BASE_URL", "https://res.openai.azure.com"),
+        ("AZURE_MODELS", "my-deployment"),
+        ("XAI_API_KEY", KEY),
+        ("ZAI_API_KEY", KEY),
+        ("ZAI_MODELS", "glm-realtime"),
+        ("REALTIME_PROVIDERS", "local-gpu,open"),
+        ("LOCAL_GPU_BASE_URL", "http://127.0.0.1:8000/v1"),
+        ("LOCAL_GPU_MODELS", "Qwen/Qwen3-Omni"),
+        ("OPEN_BASE_URL", "http://127.0.0.1:8001/v1"),
+    ])
+    .unwrap();
+    let allowed = |name: &str| {
+        providers
+            .allowed_models(name)
+            .map(|models| models.collect::<Vec<_>>())
+    };
+    assert_eq!(
+        allowed("openai"),
+        Some(vec!["gpt-realtime", "gpt-realtime-mini"])
+    );
+    assert_eq!(allowed("bailian"), Some(vec!["qwen-omni-turbo-realtime"]));
+    assert_eq!(allowed("dashscope"), Some(vec!["qwen-omni-turbo-realtime"]));
+    assert_eq!(allowed("azure"), Some(vec!["my-deployment"]));
+    assert_eq!(allowed("zai"), Some(vec!["glm-realtime"]));
+    assert_eq!(allowed("zhipu"), Some(vec!["glm-realtime"]));
+    assert_eq!(allowed("local-gpu"), Some(vec!["Qwen/Qwen3-Omni"]));
+    assert_eq!(allowed("xai"), None);
+    assert_eq!(allowed("open"), None);
+}
+
+/// In code, `allow_insecure_transport()` opts in to a key over plain
+/// http/ws to a host other than loopback; without it the builder refuses.
+#[test]
+fn keys_in_clear_text_need_an_explicit_opt_in() {
+    let lan = "http://10.0.0.5:8000/v1";
+    let key = || Secret::new(KEY);
+    let errors = [
+        OpenAi::new(key()).base_url(lan).unwrap_err(),
+        Xai::new(key()).base_url(lan).unwrap_err(),
+        Bailian::new(key()).base_url(lan).unwrap_err(),
+        Zai::new(key()).base_url(lan).unwrap_err(),
+        Azure::new(lan, key()).unwrap_err(),
+        Compatible::new(lan).unwrap().bearer(key()).unwrap_err(),
+        Compatible::new(lan).unwrap().api_key(key()).unwrap_err(),
+    ];
+    for error in errors {
+        let error = error.to_string();
+        assert!(error.contains("clear text to `10.0.0.5`"), "{error}");
+        assert!(!error.contains(KEY), "{error}");
+    }
+    let (parts, ()) = http::Request::get("/").body(()).unwrap().into_parts();
+    let request = TargetRequest::new("lan", "m", None, &parts);
+    let allowed: [Box<dyn Provider>; 5] = [
+        Box::new(
+            OpenAi::new(key())
+                .allow_insecure_transport()
+                .base_url(lan)
+                .unwrap(),
+        ),
+        Box::new(
+            Xai::new(key())
+                .allow_insecure_transport()
+                .base_url(lan)
+                .unwrap(),
+        ),
+        Box::new(
+            Zai::new(key())
+                .allow_insecure_transport()
+                .base_url(lan)
+                .unwrap(),
+        ),
+        Box::new(
+            Compatible::new(lan)
+                .unwrap()
+                .allow_insecure_transport()
+                .bearer(key())
+                .unwrap(),
+        ),
+        // No key, nothing to protect.
+        Box::new(Compatible::new(lan).unwrap()),
+    ];
+    for provider in allowed {
+        let target = futures_util::FutureExt::now_or_never(provider.target(&request))
+            .expect("built-in providers answer at once")
+            .unwrap();
+        assert_eq!(target.url().scheme(), "ws");
+        assert_eq!(target.url().host_str(), Some("10.0.0.5"));
+    }
 }

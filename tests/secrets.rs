@@ -11,7 +11,7 @@ use common::stack::{serve_service, status_of, upgrade_request};
 use common::*;
 use tower::ServiceBuilder;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
-use tower_realtime::provider::{OpenAi, Provider, TargetRequest};
+use tower_realtime::provider::{OpenAi, Provider, Target, TargetRequest};
 use tower_realtime::testing::{Handshake, MockUpstream, UpstreamSession};
 use tower_realtime::{Providers, RealtimeLayer, Secret, SubprotocolTokenLayer};
 
@@ -207,6 +207,8 @@ fn provider_at(base: &str) -> Providers {
     Providers::new().with(
         "openai",
         OpenAi::new(Secret::new(PROVIDER_KEY))
+            // `upstream.invalid` is not loopback.
+            .allow_insecure_transport()
             .base_url(base)
             .unwrap(),
     )
@@ -276,11 +278,103 @@ async fn refusals_and_upstream_failures_leak_no_key() {
     for answer in &answers {
         assert_no_key("a refusal", answer);
     }
+    // What the upstream says about the key is logged (scrubbed), not passed on.
     assert!(
-        answers[0].contains("Incorrect API key provided: ***"),
+        answers[0].contains(
+            "the upstream provider rejected the gateway's credentials (401 Unauthorized)"
+        ),
         "{}",
         answers[0]
     );
+    assert!(!answers[0].contains("Incorrect API key"), "{}", answers[0]);
+    assert!(captured.text().contains("Incorrect API key provided: ***"));
+    assert_logs_clean(&captured);
+}
+
+/// A provider that takes its key in the URL query registers it as a secret:
+/// the upstream gets it, and no refusal, log line or `Debug` print shows it.
+#[tokio::test]
+async fn keys_in_the_url_query_leak_nowhere() {
+    let captured = capture();
+    let provider_for = |addr: std::net::SocketAddr| {
+        move |request: &TargetRequest<'_>| {
+            let mut url = url::Url::parse(&format!("ws://{addr}/v1/realtime")).unwrap();
+            url.query_pairs_mut().append_pair("model", request.model());
+            Ok(Target::new(url).query_secret("key", &Secret::new(PROVIDER_KEY)))
+        }
+    };
+    let (parts, ()) = http::Request::get("/").body(()).unwrap().into_parts();
+    let target = provider_for("127.0.0.1:1".parse().unwrap())
+        .target(&TargetRequest::new("query", "m", None, &parts))
+        .await
+        .unwrap();
+    assert!(target.url().as_str().contains(PROVIDER_KEY));
+    assert_no_key("Target", &format!("{target:?} {target:#?}"));
+
+    let mut answers = Vec::new();
+    let echoed = format!("bad key: {PROVIDER_KEY}, url /v1/realtime?model=m&key={PROVIDER_KEY}");
+    for handshake in [
+        Handshake::reject(400, echoed.clone()),
+        Handshake::reject(401, echoed.clone()),
+        Handshake::reject(500, echoed),
+    ] {
+        let upstream = MockUpstream::builder()
+            .handshake(handshake)
+            .start()
+            .await
+            .unwrap();
+        let providers = Providers::new().with("query", provider_for(upstream.addr()));
+        let gateway = authenticated(RealtimeLayer::new(providers)).await;
+        answers.push(
+            raw_http(
+                gateway.addr,
+                &upgrade_request("/v1/realtime?model=query/m", &credentials(false)),
+            )
+            .await,
+        );
+        let sent = upstream.requests();
+        assert_eq!(
+            sent[0].query_pairs(),
+            [
+                ("model".into(), "m".into()),
+                ("key".into(), PROVIDER_KEY.into())
+            ]
+        );
+    }
+    // Nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let providers = Providers::new().with("query", provider_for(closed_addr));
+    let gateway = authenticated(RealtimeLayer::new(providers)).await;
+    answers.push(
+        raw_http(
+            gateway.addr,
+            &upgrade_request("/v1/realtime?model=query/m", &credentials(false)),
+        )
+        .await,
+    );
+    // A session that opens and closes.
+    let upstream = MockUpstream::with_script(scripted).await.unwrap();
+    let providers = Providers::new().with("query", provider_for(upstream.addr()));
+    let gateway = authenticated(RealtimeLayer::new(providers)).await;
+    let (mut client, head) = RawClient::connect_with(
+        gateway.addr,
+        "/v1/realtime?model=query/close",
+        &credentials(false),
+    )
+    .await;
+    let mut seen = head;
+    client.frame(0x81, b"bye", true).await;
+    read_all(&mut client, &mut seen).await;
+    answers.push(seen);
+
+    let statuses: Vec<u16> = answers[..4].iter().map(|head| status_of(head)).collect();
+    assert_eq!(statuses, [400, 502, 502, 502]);
+    assert!(answers[0].contains("bad key: ***"), "{}", answers[0]);
+    for answer in &answers {
+        assert_no_key("an answer", answer);
+    }
     assert_logs_clean(&captured);
 }
 

@@ -60,10 +60,10 @@ fn traffic(lines: &[Line], client: bool) -> Traffic {
             _ => None,
         })
         .collect();
-    Traffic {
-        messages: sent.len() as u64,
-        bytes: sent.iter().map(|text| text.len() as u64).sum(),
-    }
+    Traffic::new(
+        sent.len() as u64,
+        sent.iter().map(|text| text.len() as u64).sum(),
+    )
 }
 
 /// Everything an observer was told, in order.
@@ -151,12 +151,20 @@ impl Observed {
 
 /// A provider named `name` relaying to `upstream`.
 fn provider(name: &str, upstream: &MockUpstream) -> Providers {
-    Providers::new().with(
-        name,
-        OpenAi::new(Secret::new(PROVIDER_KEY))
-            .base_url(&upstream.base_url())
-            .unwrap(),
-    )
+    let key = Secret::new(PROVIDER_KEY);
+    match name {
+        // xAI accepts other PCM rates than its default.
+        "xai" => Providers::new().with(
+            name,
+            tower_realtime::provider::Xai::new(key)
+                .base_url(&upstream.base_url())
+                .unwrap(),
+        ),
+        _ => Providers::new().with(
+            name,
+            OpenAi::new(key).base_url(&upstream.base_url()).unwrap(),
+        ),
+    }
 }
 
 /// Replays `lines` both ways through a real gateway: the mock upstream sends
@@ -242,12 +250,7 @@ async fn replay(
     );
     assert_eq!(
         summary.end,
-        SessionEnd {
-            closed_by: ClosedBy::Client,
-            code: 1000,
-            reason: "bye".into(),
-            error: None,
-        }
+        SessionEnd::new(ClosedBy::Client, 1000).with_reason("bye")
     );
     assert!(observed.is_done());
     (usage, transcriptions, summary)
@@ -268,37 +271,53 @@ fn record(
     response: &str,
     usage: Usage,
 ) -> UsageRecord {
-    UsageRecord {
-        identity: Identity::new(format!("tenant-{provider}")),
-        provider: provider.into(),
-        model: model.into(),
-        request_id: format!("req-replay-{provider}"),
-        session_id: session.map(str::to_owned),
-        response_id: Some(response.into()),
+    let mut record = UsageRecord::new(provider, model, format!("req-replay-{provider}"), usage);
+    record.session_id = session.map(str::to_owned);
+    record.response_id = Some(response.into());
+    record.identity = Identity::new(format!("tenant-{provider}"));
+    record
+}
+
+/// A transcription record of the replayed session.
+fn transcription_record(
+    provider: &str,
+    session: Option<&str>,
+    item: &str,
+    usage: TranscriptionUsage,
+) -> TranscriptionRecord {
+    let mut record = TranscriptionRecord::new(
+        provider,
+        "gpt-realtime",
+        format!("req-replay-{provider}"),
         usage,
-    }
+    );
+    record.session_id = session.map(str::to_owned);
+    record.item_id = Some(item.into());
+    record.identity = Identity::new(format!("tenant-{provider}"));
+    record
 }
 
 /// The summary `actual` should be, given its times and traffic (checked by [`replay`]).
 fn expected(actual: &SessionSummary, session: Option<&str>, rest: Expected) -> SessionSummary {
-    SessionSummary {
-        identity: Identity::new(format!("tenant-{}", actual.provider)),
-        provider: actual.provider.clone(),
-        model: actual.model.clone(),
-        request_id: actual.request_id.clone(),
-        session_id: session.map(str::to_owned),
-        started_at: actual.started_at,
-        duration: actual.duration,
-        upstream_connect_time: actual.upstream_connect_time,
-        client_to_upstream: actual.client_to_upstream,
-        upstream_to_client: actual.upstream_to_client,
-        responses: rest.responses,
-        usage: rest.usage,
-        transcription: rest.transcription,
-        input_audio_seconds: rest.input_audio_seconds,
-        input_audio_bytes: rest.input_audio_bytes,
-        end: actual.end.clone(),
-    }
+    let mut expected = SessionSummary::new(
+        actual.provider.clone(),
+        actual.model.clone(),
+        actual.request_id.clone(),
+        actual.end.clone(),
+    );
+    expected.session_id = session.map(str::to_owned);
+    expected.started_at = actual.started_at;
+    expected.duration = actual.duration;
+    expected.upstream_connect_time = actual.upstream_connect_time;
+    expected.client_to_upstream = actual.client_to_upstream;
+    expected.upstream_to_client = actual.upstream_to_client;
+    expected.responses = rest.responses;
+    expected.usage = rest.usage;
+    expected.transcription = rest.transcription;
+    expected.input_audio_seconds = rest.input_audio_seconds;
+    expected.input_audio_bytes = rest.input_audio_bytes;
+    expected.identity = Identity::new(format!("tenant-{}", actual.provider));
+    expected
 }
 
 struct Expected {
@@ -325,77 +344,76 @@ async fn openai_ga_session() {
                 "gpt-realtime",
                 session,
                 "resp_CQx0Zw7sJ2uKx1bQ4hHcM",
-                Usage {
-                    total_tokens: Some(253),
-                    input_tokens: Some(132),
-                    output_tokens: Some(121),
-                    input_token_details: Some(InputTokenDetails {
-                        text_tokens: Some(119),
-                        audio_tokens: Some(13),
-                        image_tokens: Some(0),
-                        cached_tokens: Some(0),
-                        cached_tokens_details: Some(CachedTokenDetails {
-                            text_tokens: Some(0),
-                            audio_tokens: Some(0),
-                            image_tokens: Some(0),
-                        }),
-                    }),
-                    output_token_details: Some(OutputTokenDetails {
-                        text_tokens: Some(30),
-                        audio_tokens: Some(91),
-                    }),
-                },
+                Usage::default()
+                    .with_total_tokens(253)
+                    .with_input_tokens(132)
+                    .with_output_tokens(121)
+                    .with_input_token_details(
+                        InputTokenDetails::default()
+                            .with_text_tokens(119)
+                            .with_audio_tokens(13)
+                            .with_image_tokens(0)
+                            .with_cached_tokens(0)
+                            .with_cached_tokens_details(
+                                CachedTokenDetails::default()
+                                    .with_text_tokens(0)
+                                    .with_audio_tokens(0)
+                                    .with_image_tokens(0)
+                            )
+                    )
+                    .with_output_token_details(
+                        OutputTokenDetails::default()
+                            .with_text_tokens(30)
+                            .with_audio_tokens(91)
+                    ),
             ),
             record(
                 "openai",
                 "gpt-realtime",
                 session,
                 "resp_CQx0bU3mZx9Ye2Rf6Gh1J",
-                Usage {
-                    total_tokens: Some(412),
-                    input_tokens: Some(281),
-                    output_tokens: Some(131),
-                    input_token_details: Some(InputTokenDetails {
-                        text_tokens: Some(152),
-                        audio_tokens: Some(129),
-                        image_tokens: Some(0),
-                        cached_tokens: Some(192),
-                        cached_tokens_details: Some(CachedTokenDetails {
-                            text_tokens: Some(128),
-                            audio_tokens: Some(64),
-                            image_tokens: Some(0),
-                        }),
-                    }),
-                    output_token_details: Some(OutputTokenDetails {
-                        text_tokens: Some(33),
-                        audio_tokens: Some(98),
-                    }),
-                },
+                Usage::default()
+                    .with_total_tokens(412)
+                    .with_input_tokens(281)
+                    .with_output_tokens(131)
+                    .with_input_token_details(
+                        InputTokenDetails::default()
+                            .with_text_tokens(152)
+                            .with_audio_tokens(129)
+                            .with_image_tokens(0)
+                            .with_cached_tokens(192)
+                            .with_cached_tokens_details(
+                                CachedTokenDetails::default()
+                                    .with_text_tokens(128)
+                                    .with_audio_tokens(64)
+                                    .with_image_tokens(0)
+                            )
+                    )
+                    .with_output_token_details(
+                        OutputTokenDetails::default()
+                            .with_text_tokens(33)
+                            .with_audio_tokens(98)
+                    ),
             ),
         ]
     );
-    let transcription = Usage {
-        total_tokens: Some(26),
-        input_tokens: Some(17),
-        output_tokens: Some(9),
-        input_token_details: Some(InputTokenDetails {
-            text_tokens: Some(0),
-            audio_tokens: Some(17),
-            ..Default::default()
-        }),
-        output_token_details: None,
-    };
+    let transcription = Usage::default()
+        .with_total_tokens(26)
+        .with_input_tokens(17)
+        .with_output_tokens(9)
+        .with_input_token_details(
+            InputTokenDetails::default()
+                .with_text_tokens(0)
+                .with_audio_tokens(17),
+        );
     assert_eq!(
         transcriptions,
-        [TranscriptionRecord {
-            identity: Identity::new("tenant-openai"),
-            provider: "openai".into(),
-            model: "gpt-realtime".into(),
-            request_id: "req-replay-openai".into(),
-            session_id: session.map(str::to_owned),
-            item_id: Some("item_CQx0YtfDz0l3dWd4GvNr8".into()),
-            usage: TranscriptionUsage::Tokens(transcription.clone()),
-        }]
+        [transcription_record(
+            "openai",
+            session,
+            "item_CQx0YtfDz0l3dWd4GvNr8",
+            TranscriptionUsage::Tokens(transcription.clone()),
+        )]
     );
     assert_eq!(
         summary,
@@ -404,26 +422,28 @@ async fn openai_ga_session() {
             session,
             Expected {
                 responses: 2,
-                usage: Usage {
-                    total_tokens: Some(665),
-                    input_tokens: Some(413),
-                    output_tokens: Some(252),
-                    input_token_details: Some(InputTokenDetails {
-                        text_tokens: Some(271),
-                        audio_tokens: Some(142),
-                        image_tokens: Some(0),
-                        cached_tokens: Some(192),
-                        cached_tokens_details: Some(CachedTokenDetails {
-                            text_tokens: Some(128),
-                            audio_tokens: Some(64),
-                            image_tokens: Some(0),
-                        }),
-                    }),
-                    output_token_details: Some(OutputTokenDetails {
-                        text_tokens: Some(63),
-                        audio_tokens: Some(189),
-                    }),
-                },
+                usage: Usage::default()
+                    .with_total_tokens(665)
+                    .with_input_tokens(413)
+                    .with_output_tokens(252)
+                    .with_input_token_details(
+                        InputTokenDetails::default()
+                            .with_text_tokens(271)
+                            .with_audio_tokens(142)
+                            .with_image_tokens(0)
+                            .with_cached_tokens(192)
+                            .with_cached_tokens_details(
+                                CachedTokenDetails::default()
+                                    .with_text_tokens(128)
+                                    .with_audio_tokens(64)
+                                    .with_image_tokens(0)
+                            )
+                    )
+                    .with_output_token_details(
+                        OutputTokenDetails::default()
+                            .with_text_tokens(63)
+                            .with_audio_tokens(189)
+                    ),
                 transcription: TranscriptionTotals {
                     tokens: transcription,
                     seconds: None,
@@ -445,26 +465,26 @@ async fn openai_beta_session() {
     )
     .await;
     let session = Some("sess_BZr3QmV8KcTn2Wd7XsLp1");
-    let response = Usage {
-        total_tokens: Some(209),
-        input_tokens: Some(151),
-        output_tokens: Some(58),
-        input_token_details: Some(InputTokenDetails {
-            text_tokens: Some(131),
-            audio_tokens: Some(20),
-            image_tokens: None,
-            cached_tokens: Some(0),
-            cached_tokens_details: Some(CachedTokenDetails {
-                text_tokens: Some(0),
-                audio_tokens: Some(0),
-                image_tokens: None,
-            }),
-        }),
-        output_token_details: Some(OutputTokenDetails {
-            text_tokens: Some(14),
-            audio_tokens: Some(44),
-        }),
-    };
+    let response = Usage::default()
+        .with_total_tokens(209)
+        .with_input_tokens(151)
+        .with_output_tokens(58)
+        .with_input_token_details(
+            InputTokenDetails::default()
+                .with_text_tokens(131)
+                .with_audio_tokens(20)
+                .with_cached_tokens(0)
+                .with_cached_tokens_details(
+                    CachedTokenDetails::default()
+                        .with_text_tokens(0)
+                        .with_audio_tokens(0),
+                ),
+        )
+        .with_output_token_details(
+            OutputTokenDetails::default()
+                .with_text_tokens(14)
+                .with_audio_tokens(44),
+        );
     assert_eq!(
         usage,
         [record(
@@ -499,26 +519,28 @@ async fn azure_session() {
     let (usage, transcriptions, summary) =
         replay("azure", "gpt-realtime", fixture("azure.events")).await;
     let session = Some("sess_CRb7Jd2Hq9Xw4Lm1TzVf8");
-    let response = Usage {
-        total_tokens: Some(187),
-        input_tokens: Some(125),
-        output_tokens: Some(62),
-        input_token_details: Some(InputTokenDetails {
-            text_tokens: Some(110),
-            audio_tokens: Some(15),
-            image_tokens: Some(0),
-            cached_tokens: Some(0),
-            cached_tokens_details: Some(CachedTokenDetails {
-                text_tokens: Some(0),
-                audio_tokens: Some(0),
-                image_tokens: Some(0),
-            }),
-        }),
-        output_token_details: Some(OutputTokenDetails {
-            text_tokens: Some(17),
-            audio_tokens: Some(45),
-        }),
-    };
+    let response = Usage::default()
+        .with_total_tokens(187)
+        .with_input_tokens(125)
+        .with_output_tokens(62)
+        .with_input_token_details(
+            InputTokenDetails::default()
+                .with_text_tokens(110)
+                .with_audio_tokens(15)
+                .with_image_tokens(0)
+                .with_cached_tokens(0)
+                .with_cached_tokens_details(
+                    CachedTokenDetails::default()
+                        .with_text_tokens(0)
+                        .with_audio_tokens(0)
+                        .with_image_tokens(0),
+                ),
+        )
+        .with_output_token_details(
+            OutputTokenDetails::default()
+                .with_text_tokens(17)
+                .with_audio_tokens(45),
+        );
     assert_eq!(
         usage,
         [record(
@@ -531,15 +553,12 @@ async fn azure_session() {
     );
     assert_eq!(
         transcriptions,
-        [TranscriptionRecord {
-            identity: Identity::new("tenant-azure"),
-            provider: "azure".into(),
-            model: "gpt-realtime".into(),
-            request_id: "req-replay-azure".into(),
-            session_id: session.map(str::to_owned),
-            item_id: Some("item_CRb7KfW3Ns8Pq2Yd6HmLx".into()),
-            usage: TranscriptionUsage::Duration { seconds: 0.3 },
-        }]
+        [transcription_record(
+            "azure",
+            session,
+            "item_CRb7KfW3Ns8Pq2Yd6HmLx",
+            TranscriptionUsage::Duration { seconds: 0.3 },
+        )]
     );
     assert_eq!(
         summary,
@@ -570,20 +589,20 @@ async fn bailian_session_with_the_plural_spelling() {
     )
     .await;
     let session = Some("sess_Ov7GOXoNXhNjlxXtOGKQS");
-    let response = Usage {
-        total_tokens: Some(377),
-        input_tokens: Some(336),
-        output_tokens: Some(41),
-        input_token_details: Some(InputTokenDetails {
-            text_tokens: Some(228),
-            audio_tokens: Some(108),
-            ..Default::default()
-        }),
-        output_token_details: Some(OutputTokenDetails {
-            text_tokens: Some(9),
-            audio_tokens: Some(32),
-        }),
-    };
+    let response = Usage::default()
+        .with_total_tokens(377)
+        .with_input_tokens(336)
+        .with_output_tokens(41)
+        .with_input_token_details(
+            InputTokenDetails::default()
+                .with_text_tokens(228)
+                .with_audio_tokens(108),
+        )
+        .with_output_token_details(
+            OutputTokenDetails::default()
+                .with_text_tokens(9)
+                .with_audio_tokens(32),
+        );
     assert_eq!(
         usage,
         [record(
@@ -616,20 +635,20 @@ async fn zai_session() {
     let (usage, transcriptions, summary) =
         replay("zai", "glm-realtime", fixture("zai.events")).await;
     let session = Some("sessd3658fb09efc5026dd639e7505a1ea92");
-    let response = Usage {
-        total_tokens: Some(150),
-        input_tokens: Some(50),
-        output_tokens: Some(100),
-        input_token_details: Some(InputTokenDetails {
-            text_tokens: Some(30),
-            audio_tokens: Some(20),
-            ..Default::default()
-        }),
-        output_token_details: Some(OutputTokenDetails {
-            text_tokens: Some(80),
-            audio_tokens: Some(20),
-        }),
-    };
+    let response = Usage::default()
+        .with_total_tokens(150)
+        .with_input_tokens(50)
+        .with_output_tokens(100)
+        .with_input_token_details(
+            InputTokenDetails::default()
+                .with_text_tokens(30)
+                .with_audio_tokens(20),
+        )
+        .with_output_token_details(
+            OutputTokenDetails::default()
+                .with_text_tokens(80)
+                .with_audio_tokens(20),
+        );
     assert_eq!(
         usage,
         [record(
@@ -703,26 +722,28 @@ fn ga_response_done() -> (String, Usage) {
             _ => None,
         })
         .unwrap();
-    let usage = Usage {
-        total_tokens: Some(253),
-        input_tokens: Some(132),
-        output_tokens: Some(121),
-        input_token_details: Some(InputTokenDetails {
-            text_tokens: Some(119),
-            audio_tokens: Some(13),
-            image_tokens: Some(0),
-            cached_tokens: Some(0),
-            cached_tokens_details: Some(CachedTokenDetails {
-                text_tokens: Some(0),
-                audio_tokens: Some(0),
-                image_tokens: Some(0),
-            }),
-        }),
-        output_token_details: Some(OutputTokenDetails {
-            text_tokens: Some(30),
-            audio_tokens: Some(91),
-        }),
-    };
+    let usage = Usage::default()
+        .with_total_tokens(253)
+        .with_input_tokens(132)
+        .with_output_tokens(121)
+        .with_input_token_details(
+            InputTokenDetails::default()
+                .with_text_tokens(119)
+                .with_audio_tokens(13)
+                .with_image_tokens(0)
+                .with_cached_tokens(0)
+                .with_cached_tokens_details(
+                    CachedTokenDetails::default()
+                        .with_text_tokens(0)
+                        .with_audio_tokens(0)
+                        .with_image_tokens(0),
+                ),
+        )
+        .with_output_token_details(
+            OutputTokenDetails::default()
+                .with_text_tokens(30)
+                .with_audio_tokens(91),
+        );
     (line, usage)
 }
 
@@ -805,10 +826,7 @@ async fn client_vanishing_mid_stream_still_gives_a_summary() {
     assert_eq!(summary.input_audio_bytes, 24_000);
     assert_eq!(
         summary.client_to_upstream,
-        Traffic {
-            messages: 2,
-            bytes: 2 * append.len() as u64
-        }
+        Traffic::new(2, 2 * append.len() as u64)
     );
     assert_eq!(summary.end.closed_by, ClosedBy::Client);
     assert_eq!(summary.end.code, 1006);
@@ -845,12 +863,7 @@ async fn a_session_the_gateway_ends_gives_a_summary() {
     let (_, _, summary) = observed.session().await;
     assert_eq!(
         summary.end,
-        SessionEnd {
-            closed_by: ClosedBy::Gateway,
-            code: 1008,
-            reason: "idle timeout".into(),
-            error: None,
-        }
+        SessionEnd::new(ClosedBy::Gateway, 1008).with_reason("idle timeout")
     );
     assert_eq!(summary.upstream_to_client.messages, 1);
     assert_eq!(summary.responses, 0);
@@ -903,26 +916,67 @@ fn append_event(audio: &str) -> String {
     format!(r#"{{"type":"input_audio_buffer.append","audio":"{audio}"}}"#)
 }
 
-/// Sends `events` from a client, then closes; returns the summary.
-async fn appended(events: &[String]) -> SessionSummary {
-    let upstream = MockUpstream::with_script(|mut session: UpstreamSession| async move {
+/// An upstream that answers each `session.update` as OpenAI does: with
+/// `session.updated` when it accepts the input format (PCM at 24 kHz,
+/// G.711), with an `error` event otherwise.
+async fn confirming_upstream() -> MockUpstream {
+    MockUpstream::with_script(|mut session: UpstreamSession| async move {
         session.session_created().await;
-        while session.recv().await.is_some() {}
+        while let Some(message) = session.recv().await {
+            let event: serde_json::Value =
+                serde_json::from_slice(&message.into_data()).unwrap_or_default();
+            if event["type"] != "session.update" {
+                continue;
+            }
+            let update = &event["session"];
+            let accepted = match update.pointer("/audio/input/format") {
+                Some(format) => match format["type"].as_str() {
+                    Some("audio/pcm") => format.get("rate").is_none_or(|rate| rate == 24_000),
+                    Some("audio/pcmu" | "audio/pcma") => true,
+                    _ => false,
+                },
+                None => matches!(
+                    update["input_audio_format"].as_str(),
+                    Some("pcm16" | "g711_ulaw" | "g711_alaw")
+                ),
+            };
+            let reply = if accepted {
+                serde_json::json!({"type": "session.updated", "session": update})
+            } else {
+                serde_json::json!({"type": "error", "error": {
+                    "type": "invalid_request_error",
+                    "code": "invalid_value",
+                    "message": "Invalid value for the input audio format.",
+                }})
+            };
+            session.send_json(&reply).await;
+        }
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Sends `events` from a client (after each `session.update`, it waits for
+/// the upstream's answer, which it returns), then closes; returns the
+/// answers and the summary.
+async fn appended(events: &[String]) -> (Vec<serde_json::Value>, SessionSummary) {
+    let upstream = confirming_upstream().await;
     let (observer, mut observed) = observer();
     let gateway = serve_axum(RealtimeLayer::new(openai(&upstream)).observer(observer)).await;
     let mut client = open(&gateway, "openai/gpt-realtime").await;
     next_event(&mut client).await;
+    let mut answers = Vec::new();
     for event in events {
         send_text(&mut client, event).await;
+        if event.contains(r#""type":"session.update""#) {
+            answers.push(next_event(&mut client).await);
+        }
     }
     client.close(None).await.unwrap();
     while let Some(Ok(_)) = client.next().await {}
     let (_, _, summary) = observed.session().await;
     assert_eq!(upstream.received().len(), events.len());
-    summary
+    (answers, summary)
 }
 
 #[test]
@@ -941,13 +995,13 @@ async fn input_audio_seconds_from_pcm16_appends() {
         .iter()
         .map(|&size| append_event(&base64(&vec![7u8; size])))
         .collect();
-    let summary = appended(&events).await;
+    let (_, summary) = appended(&events).await;
     assert_eq!(summary.input_audio_bytes, 96_000);
     assert_eq!(summary.input_audio_seconds, 2.0);
 }
 
 #[tokio::test]
-async fn input_audio_seconds_from_g711_appends() {
+async fn input_audio_seconds_follow_formats_the_upstream_confirms() {
     let second = append_event(&base64(&[0xd5; 8_000]));
     let events = vec![
         // Beta spelling, A-law: one second.
@@ -961,9 +1015,41 @@ async fn input_audio_seconds_from_g711_appends() {
         r#"{"type":"session.update","session":{"input_audio_format":"pcm16"}}"#.to_owned(),
         second,
     ];
-    let summary = appended(&events).await;
+    let (answers, summary) = appended(&events).await;
+    let kinds: Vec<_> = answers
+        .iter()
+        .map(|answer| answer["type"].clone())
+        .collect();
+    assert_eq!(kinds, ["session.updated"; 3]);
     assert_eq!(summary.input_audio_bytes, 24_000);
     assert!((summary.input_audio_seconds - (2.0 + 1.0 / 6.0)).abs() < 1e-9);
+}
+
+/// A client cannot make its audio count as shorter by asking for a format
+/// the upstream refuses: it counts at the rate the upstream confirmed.
+#[tokio::test]
+async fn a_refused_format_does_not_bend_input_audio_seconds() {
+    let second = append_event(&base64(&vec![7u8; 48_000]));
+    let events = vec![
+        second.clone(),
+        r#"{"type":"session.update","session":{"audio":{"input":{"format":{"type":"audio/pcm","rate":4000000000}}}}}"#
+            .to_owned(),
+        second.clone(),
+        r#"{"type":"session.update","session":{"audio":{"input":{"format":{"type":"audio/opus"}}}}}"#
+            .to_owned(),
+        second.clone(),
+        r#"{"type":"session.update","session":{"input_audio_format":"pcm16","audio":{"input":{"format":{"type":"audio/pcm","rate":1}}}}}"#
+            .to_owned(),
+        second,
+    ];
+    let (answers, summary) = appended(&events).await;
+    let kinds: Vec<_> = answers
+        .iter()
+        .map(|answer| answer["type"].clone())
+        .collect();
+    assert_eq!(kinds, ["error"; 3]);
+    assert_eq!(summary.input_audio_bytes, 4 * 48_000);
+    assert_eq!(summary.input_audio_seconds, 4.0);
 }
 
 #[tokio::test]
@@ -991,7 +1077,8 @@ async fn input_audio_seconds_from_dashscope_pcm16_at_16_khz() {
     let gateway = serve_axum(RealtimeLayer::new(providers).observer(observer)).await;
     let mut client = open(&gateway, "bailian/qwen-omni-turbo-realtime").await;
     next_event(&mut client).await;
-    // Before and after a `session.update` that names `pcm` (the newer spelling).
+    // Before and after a client's `session.update` that names `pcm` (the
+    // newer spelling), which the upstream does not answer: still 16 kHz.
     send_text(&mut client, &append_event(&base64(&vec![1u8; 32_000]))).await;
     send_text(
         &mut client,
@@ -1329,7 +1416,8 @@ async fn metrics_of_sessions_and_refusals() {
     );
     let tokens = |kind: &str| {
         value(&format!(
-            "realtime_tokens_total{{kind={kind},model=gpt-realtime,provider=openai}}"
+            // No allow-list: the model the client named is not a label value.
+            "realtime_tokens_total{{kind={kind},model=other,provider=openai}}"
         ))
     };
     // Two responses in the replay, the first of them again in the cut-off session.
@@ -1382,5 +1470,63 @@ async fn metrics_of_sessions_and_refusals() {
             !key.contains("sess_") && !key.contains("req") && !key.contains(PROVIDER_KEY),
             "{key}"
         );
+    }
+}
+
+/// Client-chosen model names never become label values: without an
+/// allow-list the `model` label is `other`; with one, models outside it are
+/// refused before anything is dialled.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn metrics_model_label_is_bounded() {
+    let recorded = metrics_recorder::Recorded::default();
+    let _guard = metrics::set_default_local_recorder(&recorded);
+    let upstream = vanishing_upstream().await;
+    let open_list = serve_axum(RealtimeLayer::new(openai(&upstream))).await;
+    let allow_listed = serve_axum(RealtimeLayer::new(
+        openai(&upstream).allow_models("openai", ["gpt-realtime"]),
+    ))
+    .await;
+    for (gateway, model) in [
+        (&open_list, "openai/client-chosen-1"),
+        (&open_list, "openai/client-chosen-2"),
+        (&allow_listed, "openai/gpt-realtime"),
+    ] {
+        let mut client = open(gateway, model).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(PROMPTLY, client.next()).await {}
+    }
+    let (status, _, body) = refused(&allow_listed.url("?model=openai/client-chosen-3"), &[]).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &serde_json::json!("model_not_allowed"))
+    );
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |_| recorded
+                .value("realtime_sessions_active{provider=openai}")
+                == Some(0.0))
+            .await
+    );
+    assert_eq!(
+        upstream.connections(),
+        3,
+        "the refused model was not dialled"
+    );
+
+    let value = |key: &str| recorded.value(key);
+    assert_eq!(
+        value("realtime_tokens_total{kind=input,model=other,provider=openai}"),
+        Some(2.0 * 132.0)
+    );
+    assert_eq!(
+        value("realtime_tokens_total{kind=input,model=gpt-realtime,provider=openai}"),
+        Some(132.0)
+    );
+    assert_eq!(
+        value("realtime_refusals_total{code=model_not_allowed}"),
+        Some(1.0)
+    );
+    for key in recorded.keys() {
+        assert!(!key.contains("client-chosen"), "{key}");
     }
 }

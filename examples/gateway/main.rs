@@ -49,6 +49,7 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use http::StatusCode;
 use tower::ServiceBuilder;
+use tower_http::ServiceBuilderExt;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_realtime::testing::MockUpstream;
 use tower_realtime::{Providers, RealtimeLayer, ShutdownHandle};
@@ -155,6 +156,8 @@ async fn run(options: Options) -> io::Result<()> {
             REALTIME_PATH,
             options.sessions_per_minute,
         ))
+        // The layers outside answer with axum's body, as everything inside them must.
+        .map_response_body(axum::body::Body::new)
         .layer(realtime)
         .service(router);
 

@@ -22,6 +22,8 @@ Environment:
                               is on every usage log line); neither set: no auth
   OPENAI_API_KEY, AZURE_API_KEY, XAI_API_KEY, BAILIAN_API_KEY, ZAI_API_KEY, REALTIME_PROVIDERS, ...
                               real providers next to the demo (see the README, Providers)
+  OPENAI_MODELS, ... (PREFIX_MODELS)
+                              the models clients may ask each provider for, comma-separated
   SSL_CERT_FILE, SSL_CERT_DIR  CA certificates (PEM) to trust for wss:// upstreams instead of the
                               system's, e.g. a private CA of a self-hosted upstream; the bundled
                               Mozilla roots are trusted too

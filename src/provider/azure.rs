@@ -3,6 +3,7 @@
 use url::Url;
 
 use super::auth::Auth;
+use super::base_url::refuse_clear_text_key;
 use super::session_query::{Intents, append_session};
 use super::{
     ConfigError, Keys, Provider, Target, TargetError, TargetFuture, TargetRequest, ready,
@@ -62,8 +63,11 @@ impl Azure {
     /// The resource at `base`, authenticated with `keys` in an `api-key` header.
     /// Fails on a base URL that is not `https`, `http`, `wss` or `ws`, or has a query.
     pub fn new(base: &str, keys: impl Into<Keys>) -> Result<Self, ConfigError> {
+        let root = resource_root(base)?;
+        // Azure is reached over TLS; a plain URL is a typo or a local mock.
+        refuse_clear_text_key(&root, None)?;
         Ok(Self {
-            root: resource_root(base)?,
+            root,
             auth: Auth::Header(Auth::API_KEY, keys.into()),
             api_version: None,
         })

@@ -56,6 +56,14 @@ impl Bailian {
     pub fn base_url(self, base: &str) -> Result<Self, ConfigError> {
         Ok(Self(self.0.with_base(base)?))
     }
+
+    /// Allows the key to travel in clear text, over a plain (`http`/`ws`)
+    /// base URL to a host other than loopback; without it, such a base URL
+    /// is refused. Call it before [`Bailian::base_url`].
+    #[must_use]
+    pub fn allow_insecure_transport(self) -> Self {
+        Self(self.0.allow_insecure_transport())
+    }
 }
 
 impl Provider for Bailian {

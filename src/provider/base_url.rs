@@ -88,9 +88,70 @@ pub fn websocket_base_url(base: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
+/// Refuses a base URL that would carry a key in clear text: plain `ws` to a
+/// host other than loopback (`localhost`, `127.0.0.0/8`, `::1`). `opt_in`
+/// says how to allow it anyway, if it can be.
+pub(crate) fn refuse_clear_text_key(url: &Url, opt_in: Option<&str>) -> Result<(), ConfigError> {
+    if url.scheme() != "ws" || is_loopback(url) {
+        return Ok(());
+    }
+    let host = url.host_str().unwrap_or_default();
+    let allow = opt_in
+        .map(|opt_in| format!(", or allow it explicitly with {opt_in}"))
+        .unwrap_or_default();
+    Err(ConfigError::new(format!(
+        "a key would travel in clear text to `{host}` (plain http/ws to a host other than \
+         loopback); use https{allow}"
+    )))
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.to_canonical().is_loopback(),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_in_clear_text_only_to_loopback() {
+        for allowed in [
+            "https://api.openai.com/v1",
+            "wss://10.0.0.5/v1",
+            "http://127.0.0.1:8000/v1",
+            "http://127.1.2.3/v1",
+            "ws://localhost:9000",
+            "http://[::1]:8000",
+            "http://[::ffff:127.0.0.1]:8000",
+        ] {
+            let url = websocket_base_url(allowed).unwrap();
+            assert!(refuse_clear_text_key(&url, None).is_ok(), "{allowed}");
+        }
+        for refused in [
+            "http://10.0.0.5:8000/v1",
+            "ws://gpu.internal/v1",
+            "http://localhost.example.com",
+            "http://[2001:db8::1]",
+            "http://0.0.0.0:8000",
+        ] {
+            let url = websocket_base_url(refused).unwrap();
+            let error = refuse_clear_text_key(&url, Some("`x`")).unwrap_err();
+            assert!(
+                error.to_string().contains("clear text"),
+                "{refused}: {error}"
+            );
+            assert!(
+                error
+                    .to_string()
+                    .ends_with("use https, or allow it explicitly with `x`")
+            );
+        }
+    }
 
     #[test]
     fn maps_schemes_and_trims_slashes() {

@@ -5,6 +5,7 @@ use http::HeaderValue;
 use url::Url;
 
 use super::auth::Auth;
+use super::base_url::refuse_clear_text_key;
 use super::session_query::{Intents, append_session};
 use super::{
     ConfigError, Keys, Provider, Target, TargetError, TargetFuture, TargetRequest, ready,
@@ -17,7 +18,10 @@ use super::{
 /// The base URL is what the endpoint's OpenAI SDK users would configure
 /// (`http://127.0.0.1:8000/v1` for a local vLLM); `/realtime` is appended to
 /// its path. `https`/`wss` bases are dialled over TLS, `http`/`ws` in plain.
-/// Sessions with an `?intent=` are refused with 400 `unsupported_intent`.
+/// A key is refused on a plain base to a host other than loopback (it would
+/// travel in clear text) unless [`Compatible::allow_insecure_transport`]
+/// came first. Sessions with an `?intent=` are refused with 400
+/// `unsupported_intent`.
 ///
 /// # Example
 ///
@@ -30,7 +34,8 @@ use super::{
 /// let local = Compatible::new("http://127.0.0.1:8000/v1").unwrap();
 /// let lab = Compatible::new("https://realtime.lab.example/v1")
 ///     .unwrap()
-///     .bearer(Secret::new("sk-lab"));
+///     .bearer(Secret::new("sk-lab"))
+///     .unwrap();
 /// let providers = Providers::new().with("local", local.clone()).with("lab", lab);
 /// assert_eq!(providers.names().collect::<Vec<_>>(), ["lab", "local"]);
 ///
@@ -47,6 +52,10 @@ pub struct Compatible {
     auth: Auth,
     intents: Intents,
     openai_beta: bool,
+    /// Keys may travel in clear text to a host other than loopback.
+    insecure_transport: bool,
+    /// 16-bit PCM input rates the endpoint accepts besides 24 kHz.
+    pcm_input_rates: Vec<u32>,
 }
 
 /// Where the realtime endpoint sits relative to the base URL.
@@ -68,23 +77,54 @@ impl Compatible {
             auth: Auth::None,
             intents: Intents::None,
             openai_beta: false,
+            insecure_transport: false,
+            pcm_input_rates: Vec::new(),
         })
     }
 
     /// Authenticates with `Authorization: Bearer KEY`, rotating through `keys`
-    /// one session at a time.
-    #[must_use]
-    pub fn bearer(mut self, keys: impl Into<Keys>) -> Self {
+    /// one session at a time. Fails on a plain (`http`/`ws`) base URL to a
+    /// host other than loopback, unless [`Compatible::allow_insecure_transport`]
+    /// came first.
+    pub fn bearer(mut self, keys: impl Into<Keys>) -> Result<Self, ConfigError> {
         self.auth = Auth::Bearer(keys.into());
-        self
+        self.check_transport()
     }
 
     /// Authenticates with an `api-key: KEY` header (as Azure does), rotating
-    /// through `keys` one session at a time.
-    #[must_use]
-    pub fn api_key(mut self, keys: impl Into<Keys>) -> Self {
+    /// through `keys` one session at a time. Fails like [`Compatible::bearer`].
+    pub fn api_key(mut self, keys: impl Into<Keys>) -> Result<Self, ConfigError> {
         self.auth = Auth::Header(Auth::API_KEY, keys.into());
+        self.check_transport()
+    }
+
+    /// Allows keys to travel in clear text: over a plain (`http`/`ws`) base
+    /// URL to a host other than loopback, such as a self-hosted upstream on
+    /// a private network. Call it before the key or base URL is set.
+    ///
+    /// ```
+    /// use tower_realtime::provider::Compatible;
+    /// use tower_realtime::Secret;
+    ///
+    /// let lan = Compatible::new("http://10.0.0.5:8000/v1").unwrap();
+    /// let error = lan.clone().bearer(Secret::new("sk-lan")).unwrap_err();
+    /// assert!(error.to_string().contains("clear text"));
+    /// assert!(!error.to_string().contains("sk-lan"));
+    /// let allowed = lan.allow_insecure_transport().bearer(Secret::new("sk-lan"));
+    /// assert!(allowed.is_ok());
+    /// ```
+    #[must_use]
+    pub fn allow_insecure_transport(mut self) -> Self {
+        self.insecure_transport = true;
         self
+    }
+
+    /// Refuses a key that would travel in clear text, unless allowed.
+    fn check_transport(self) -> Result<Self, ConfigError> {
+        if !self.insecure_transport && !matches!(self.auth, Auth::None) {
+            refuse_clear_text_key(&self.base, Some("`allow_insecure_transport()`"))?;
+        }
+        Ok(self)
     }
 
     /// Sends `OpenAI-Beta: realtime=v1` upstream, for endpoints that still
@@ -96,18 +136,41 @@ impl Compatible {
         self
     }
 
+    /// Declares the 16-bit PCM input rates the endpoint accepts besides
+    /// 24 kHz, for usage accounting: a rate the endpoint confirms in
+    /// `session.updated` counts only when it is one of these (see
+    /// [`Target::pcm_input_rates`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use tower_realtime::provider::{Compatible, Provider, TargetRequest};
+    ///
+    /// let local = Compatible::new("http://127.0.0.1:8000/v1").unwrap().pcm_input_rates([16_000]);
+    /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
+    /// let target = local.target(&TargetRequest::new("local", "m", None, &parts)).await.unwrap();
+    /// assert!(target.supports_pcm_input_rate(16_000));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn pcm_input_rates(mut self, rates: impl IntoIterator<Item = u32>) -> Self {
+        self.pcm_input_rates.extend(rates);
+        self
+    }
+
     /// A built-in provider: its default base URL, authenticated with
     /// `Authorization: Bearer` and `keys`.
     pub(crate) fn preset(default_base: &'static str, keys: impl Into<Keys>) -> Self {
         Self::new(default_base)
-            .expect("default base URLs are valid")
-            .bearer(keys)
+            .and_then(|preset| preset.bearer(keys))
+            .expect("default base URLs are valid and secure")
     }
 
-    /// Replaces the base URL, keeping everything else.
+    /// Replaces the base URL, keeping everything else; fails like
+    /// [`Compatible::bearer`].
     pub(crate) fn with_base(mut self, base: &str) -> Result<Self, ConfigError> {
         self.base = websocket_base_url(base)?;
-        Ok(self)
+        self.check_transport()
     }
 
     /// Serves the realtime endpoint at `path` on the base URL's host,
@@ -144,7 +207,7 @@ impl Compatible {
             RealtimePath::Pinned(path) => url.set_path(path),
         }
         append_session(&mut url, request, "model", self.intents)?;
-        let mut target = Target::new(url);
+        let mut target = Target::new(url).pcm_input_rates(self.pcm_input_rates.iter().copied());
         if self.openai_beta {
             target = target.header(
                 http::HeaderName::from_static("openai-beta"),

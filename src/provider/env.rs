@@ -3,8 +3,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::base_url::refuse_clear_text_key;
 use super::registry::is_valid_name;
-use super::{Azure, Bailian, Compatible, ConfigError, Keys, OpenAi, Provider, Providers, Xai, Zai};
+use super::{
+    Azure, Bailian, Compatible, ConfigError, Keys, OpenAi, Provider, Providers, Xai, Zai,
+    websocket_base_url,
+};
 use crate::secret::Secret;
 
 /// The names of extra OpenAI-compatible providers, comma-separated.
@@ -56,6 +60,13 @@ impl Providers {
     ///
     /// - More keys for one provider go in `KEY_2`, `KEY_3`, … (e.g.
     ///   `OPENAI_API_KEY_2`); sessions take them in turn (see [`Keys`]).
+    /// - `PREFIX_MODELS=gpt-realtime,gpt-realtime-mini` limits the models
+    ///   clients may ask the provider for ([`Providers::allow_models`]), for
+    ///   every prefix above (`OPENAI_MODELS`, `BAILIAN_MODELS` or
+    ///   `DASHSCOPE_MODELS`, …) and every extra provider (`NAME_MODELS`).
+    /// - A key is refused on a plain `http`/`ws` base URL to a host other
+    ///   than loopback unless `PREFIX_ALLOW_INSECURE_TRANSPORT=true` (not
+    ///   for Azure).
     /// - `REALTIME_PROVIDERS=vllm,local` adds OpenAI-compatible providers
     ///   ([`Compatible`]), each with `NAME_BASE_URL` (required),
     ///   `NAME_API_KEY` (and `NAME_API_KEY_2`, …) and `NAME_AUTH` (`bearer`,
@@ -141,6 +152,34 @@ impl Vars {
             .filter(|entry| !entry.is_empty())
     }
 
+    /// The models of `PREFIX_MODELS`, empty when unset.
+    fn models(&self, prefix: &str) -> Vec<&str> {
+        self.list(&format!("{prefix}_MODELS")).collect()
+    }
+
+    /// Whether `PREFIX_ALLOW_INSECURE_TRANSPORT` is `true` (or `1`, `yes`).
+    fn allows_insecure_transport(&self, prefix: &str) -> Result<bool, ConfigError> {
+        let name = format!("{prefix}_ALLOW_INSECURE_TRANSPORT");
+        match self.get(&name) {
+            None => Ok(false),
+            Some(value)
+                if ["true", "1", "yes"]
+                    .iter()
+                    .any(|v| value.eq_ignore_ascii_case(v)) =>
+            {
+                Ok(true)
+            }
+            Some(value)
+                if ["false", "0", "no"]
+                    .iter()
+                    .any(|v| value.eq_ignore_ascii_case(v)) =>
+            {
+                Ok(false)
+            }
+            Some(_) => Err(ConfigError::new(format!("{name} must be true or false"))),
+        }
+    }
+
     /// `PREFIX_API_KEY`, then `PREFIX_API_KEY_2`, `PREFIX_API_KEY_3`, … in
     /// numeric order; `None` when none is set.
     fn keys(&self, prefix: &str) -> Result<Option<Keys>, ConfigError> {
@@ -200,7 +239,15 @@ const BUILT_IN: [BuiltIn; 5] = [
     BuiltIn {
         names: &["openai"],
         key_prefixes: &["OPENAI"],
-        build: |vars, keys| based(vars, "OPENAI_BASE_URL", OpenAi::new(keys), OpenAi::base_url),
+        build: |vars, keys| {
+            based(
+                vars,
+                "OPENAI",
+                OpenAi::new(keys),
+                OpenAi::allow_insecure_transport,
+                OpenAi::base_url,
+            )
+        },
     },
     BuiltIn {
         names: &["azure"],
@@ -210,7 +257,15 @@ const BUILT_IN: [BuiltIn; 5] = [
     BuiltIn {
         names: &["xai"],
         key_prefixes: &["XAI"],
-        build: |vars, keys| based(vars, "XAI_BASE_URL", Xai::new(keys), Xai::base_url),
+        build: |vars, keys| {
+            based(
+                vars,
+                "XAI",
+                Xai::new(keys),
+                Xai::allow_insecure_transport,
+                Xai::base_url,
+            )
+        },
     },
     BuiltIn {
         names: &["bailian", "dashscope"],
@@ -218,8 +273,9 @@ const BUILT_IN: [BuiltIn; 5] = [
         build: |vars, keys| {
             based(
                 vars,
-                "BAILIAN_BASE_URL",
+                "BAILIAN",
                 Bailian::new(keys),
+                Bailian::allow_insecure_transport,
                 Bailian::base_url,
             )
         },
@@ -227,7 +283,15 @@ const BUILT_IN: [BuiltIn; 5] = [
     BuiltIn {
         names: &["zai", "zhipu"],
         key_prefixes: &["ZAI"],
-        build: |vars, keys| based(vars, "ZAI_BASE_URL", Zai::new(keys), Zai::base_url),
+        build: |vars, keys| {
+            based(
+                vars,
+                "ZAI",
+                Zai::new(keys),
+                Zai::allow_insecure_transport,
+                Zai::base_url,
+            )
+        },
     },
 ];
 
@@ -245,24 +309,61 @@ impl BuiltIn {
             return Ok(providers);
         };
         let provider = (self.build)(vars, keys)?;
+        let models = self
+            .key_prefixes
+            .iter()
+            .map(|prefix| vars.models(prefix))
+            .find(|models| !models.is_empty());
         for name in self.names {
             providers = providers.with_shared(name, Arc::clone(&provider));
+            if let Some(models) = &models {
+                providers = providers.allow_models(name, models.iter().copied());
+            }
         }
         Ok(providers)
     }
 }
 
-/// `provider`, moved to the base URL in `var` if that is set.
+/// `provider`, moved to the base URL in `PREFIX_BASE_URL` if that is set,
+/// over plain http/ws to a remote host only if
+/// `PREFIX_ALLOW_INSECURE_TRANSPORT` says so.
 fn based<P: Provider>(
     vars: &Vars,
-    var: &str,
+    prefix: &str,
     provider: P,
+    allow_insecure_transport: fn(P) -> P,
     base_url: fn(P, &str) -> Result<P, ConfigError>,
 ) -> Built {
-    Ok(match vars.get(var) {
-        Some(base) => Arc::new(base_url(provider, base).map_err(in_var(var))?),
+    let provider = if vars.allows_insecure_transport(prefix)? {
+        allow_insecure_transport(provider)
+    } else {
+        provider
+    };
+    let var = format!("{prefix}_BASE_URL");
+    Ok(match vars.get(&var) {
+        Some(base) => {
+            refuse_clear_text_key_in(vars, prefix, &var, base)?;
+            Arc::new(base_url(provider, base).map_err(in_var(&var))?)
+        }
         None => Arc::new(provider),
     })
+}
+
+/// Refuses a key on the base URL in `var` (a provider with a key) that would
+/// travel in clear text, unless `PREFIX_ALLOW_INSECURE_TRANSPORT` allows it;
+/// the error names the variables.
+fn refuse_clear_text_key_in(
+    vars: &Vars,
+    prefix: &str,
+    var: &str,
+    base: &str,
+) -> Result<(), ConfigError> {
+    if vars.allows_insecure_transport(prefix)? {
+        return Ok(());
+    }
+    let url = websocket_base_url(base).map_err(in_var(var))?;
+    let opt_in = format!("{prefix}_ALLOW_INSECURE_TRANSPORT=true");
+    refuse_clear_text_key(&url, Some(&opt_in)).map_err(in_var(var))
 }
 
 fn azure(vars: &Vars, keys: Keys) -> Built {
@@ -311,6 +412,10 @@ fn register_compatible(vars: &Vars, mut providers: Providers) -> Result<Provider
             )));
         }
         providers = providers.with(&name, compatible(vars, &prefix)?);
+        let models = vars.models(&prefix);
+        if !models.is_empty() {
+            providers = providers.allow_models(&name, models);
+        }
     }
     Ok(providers)
 }
@@ -323,7 +428,10 @@ fn compatible(vars: &Vars, prefix: &str) -> Result<Compatible, ConfigError> {
             "{base_var} is required for a provider listed in {PROVIDERS}"
         ))
     })?;
-    let provider = Compatible::new(base).map_err(in_var(&base_var))?;
+    let mut provider = Compatible::new(base).map_err(in_var(&base_var))?;
+    if vars.allows_insecure_transport(prefix)? {
+        provider = provider.allow_insecure_transport();
+    }
     let keys = vars.keys(prefix)?;
     let auth_var = format!("{prefix}_AUTH");
     let style = match vars.get(&auth_var) {
@@ -338,9 +446,12 @@ fn compatible(vars: &Vars, prefix: &str) -> Result<Compatible, ConfigError> {
             )));
         }
     };
+    if style != AuthStyle::None && keys.is_some() {
+        refuse_clear_text_key_in(vars, prefix, &base_var, base)?;
+    }
     match (style, keys) {
-        (AuthStyle::Bearer, Some(keys)) => Ok(provider.bearer(keys)),
-        (AuthStyle::ApiKey, Some(keys)) => Ok(provider.api_key(keys)),
+        (AuthStyle::Bearer, Some(keys)) => provider.bearer(keys).map_err(in_var(&base_var)),
+        (AuthStyle::ApiKey, Some(keys)) => provider.api_key(keys).map_err(in_var(&base_var)),
         (AuthStyle::None, None) => Ok(provider),
         (AuthStyle::Bearer | AuthStyle::ApiKey, None) => Err(ConfigError::new(format!(
             "{auth_var} asks for a key but {prefix}_API_KEY is not set"

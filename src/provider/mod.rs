@@ -45,6 +45,7 @@ mod base_url;
 mod compatible;
 mod env;
 mod keys;
+mod map_target;
 mod openai;
 mod registry;
 mod session_query;
@@ -57,6 +58,7 @@ pub use bailian::Bailian;
 pub use base_url::{ConfigError, websocket_base_url};
 pub use compatible::Compatible;
 pub use keys::Keys;
+pub use map_target::{MapTarget, map_target};
 pub use openai::OpenAi;
 pub use registry::Providers;
 pub use target::{Target, TargetError, TargetRequest};
@@ -81,7 +83,8 @@ pub type TargetFuture<'a> = Pin<Box<dyn Future<Output = Result<Target, TargetErr
 ///
 /// The trait is object-safe; the layer keeps providers as `Arc<dyn Provider>`.
 /// Closures `Fn(&TargetRequest<'_>) -> Result<Target, TargetError>` implement
-/// it, and [`async_fn`] wraps closures that return a future.
+/// it, [`async_fn`] wraps closures that return a future, and [`map_target`]
+/// adjusts the target of another provider.
 ///
 /// # Example
 ///

@@ -46,6 +46,14 @@ impl OpenAi {
         Ok(Self(self.0.with_base(base)?))
     }
 
+    /// Allows the key to travel in clear text, over a plain (`http`/`ws`)
+    /// base URL to a host other than loopback; without it, such a base URL
+    /// is refused. Call it before [`OpenAi::base_url`].
+    #[must_use]
+    pub fn allow_insecure_transport(self) -> Self {
+        Self(self.0.allow_insecure_transport())
+    }
+
     /// Sends `OpenAI-Beta: realtime=v1`, for an endpoint that still speaks
     /// the beta protocol. OpenAI's GA endpoint rejects it: leave it off there.
     ///

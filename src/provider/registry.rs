@@ -1,16 +1,18 @@
 //! The set of providers a layer routes to, by name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
 use super::Provider;
 
-/// Named providers, an optional default for unprefixed models, and model aliases.
+/// Named providers, an optional default for unprefixed models, model
+/// aliases and model allow-lists.
 ///
 /// A client selects `?model=NAME/MODEL`; `NAME` is looked up here without
 /// regard to ASCII case. An unprefixed model first goes through the alias
-/// table, then to the default provider.
+/// table, then to the default provider. A provider with an allow-list
+/// ([`Providers::allow_models`]) opens sessions for those models only.
 ///
 /// # Example
 ///
@@ -29,6 +31,8 @@ pub struct Providers {
     by_name: BTreeMap<String, Arc<dyn Provider>>,
     aliases: BTreeMap<String, String>,
     default: Option<String>,
+    /// The models each provider may be asked for, by provider name.
+    allowed: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Providers {
@@ -76,6 +80,59 @@ impl Providers {
         self
     }
 
+    /// Lets clients ask the provider `name` for these models only (the
+    /// upstream model, after aliases; compared exactly). Any other is
+    /// refused with 400 `model_not_allowed` before anything is dialled.
+    /// Calling it again for the same provider adds models.
+    ///
+    /// Without an allow-list a provider is asked for any model a client
+    /// names: every name costs a dial with the provider's key, and the
+    /// `metrics` feature then labels token counts with the provider only
+    /// (`model="other"`), so that clients cannot grow the label set.
+    ///
+    /// ```
+    /// use tower_realtime::provider::OpenAi;
+    /// use tower_realtime::{Providers, Secret};
+    ///
+    /// let providers = Providers::new()
+    ///     .with("openai", OpenAi::new(Secret::new("sk-123")))
+    ///     .allow_models("openai", ["gpt-realtime", "gpt-realtime-mini"]);
+    /// let allowed: Vec<&str> = providers.allowed_models("openai").unwrap().collect();
+    /// assert_eq!(allowed, ["gpt-realtime", "gpt-realtime-mini"]);
+    /// ```
+    #[must_use]
+    pub fn allow_models<I>(mut self, name: &str, models: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.allowed
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .extend(models.into_iter().map(Into::into));
+        self
+    }
+
+    /// The models the provider `name` is limited to (sorted), or `None`
+    /// when it has no allow-list.
+    pub fn allowed_models(&self, name: &str) -> Option<impl Iterator<Item = &str>> {
+        self.allowed
+            .get(&name.to_ascii_lowercase())
+            .map(|models| models.iter().map(String::as_str))
+    }
+
+    /// Whether the provider `name` has an allow-list.
+    pub(crate) fn has_allow_list(&self, name: &str) -> bool {
+        self.allowed.contains_key(name)
+    }
+
+    /// Whether clients may ask the provider `name` (lower case) for `model`.
+    pub(crate) fn allows(&self, name: &str, model: &str) -> bool {
+        self.allowed
+            .get(name)
+            .is_none_or(|models| models.contains(model))
+    }
+
     /// The registered names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.by_name.keys().map(String::as_str)
@@ -108,6 +165,7 @@ impl fmt::Debug for Providers {
             .field("names", &self.by_name.keys().collect::<Vec<_>>())
             .field("aliases", &self.aliases)
             .field("default", &self.default)
+            .field("allowed", &self.allowed)
             .finish()
     }
 }

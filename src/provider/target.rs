@@ -139,6 +139,8 @@ pub struct Target {
     subprotocols: Vec<String>,
     secrets: Vec<Secret>,
     pcm_input_rate: u32,
+    /// Further 16-bit PCM input rates the upstream accepts.
+    pcm_input_rates: Vec<u32>,
 }
 
 impl Target {
@@ -150,6 +152,7 @@ impl Target {
             subprotocols: Vec::new(),
             secrets: Vec::new(),
             pcm_input_rate: OPENAI_PCM_INPUT_RATE,
+            pcm_input_rates: Vec::new(),
         }
     }
 
@@ -176,6 +179,61 @@ impl Target {
             Err(_) => tracing::warn!(header = %name, "credential is not a valid header value"),
         }
         self.secrets.push(key.clone());
+        self
+    }
+
+    /// Authenticates with the key in the URL query, as `name=KEY`, for
+    /// upstreams that take it there. Like the credential headers, the key is
+    /// a secret of this target: `Debug` and every error or log line about
+    /// the upstream show `***` instead (in its raw and percent-encoded forms).
+    ///
+    /// ```
+    /// use tower_realtime::provider::Target;
+    /// use tower_realtime::Secret;
+    /// use url::Url;
+    ///
+    /// let key = Secret::new("AIza-123/456");
+    /// let target = Target::new(Url::parse("wss://example.com/live").unwrap()).query_secret("key", &key);
+    /// assert_eq!(target.url().query(), Some("key=AIza-123%2F456"));
+    /// let printed = format!("{target:?}");
+    /// assert!(!printed.contains("AIza-123") && printed.contains("key=***"), "{printed}");
+    /// ```
+    #[must_use]
+    pub fn query_secret(mut self, name: &str, key: &Secret) -> Self {
+        self.url.query_pairs_mut().append_pair(name, key.expose());
+        self.redact(key)
+    }
+
+    /// Treats `secret` as a secret of this target, in its raw and
+    /// percent-encoded forms: `Debug` and every error or log line about the
+    /// upstream show `***` instead. Credentials set with [`Target::bearer`],
+    /// [`Target::api_key`] and [`Target::query_secret`] are already; use it
+    /// for a secret the provider put elsewhere (a path segment, a header
+    /// set with [`Target::header`]).
+    ///
+    /// ```
+    /// use http::header::{HeaderName, HeaderValue};
+    /// use tower_realtime::provider::Target;
+    /// use tower_realtime::Secret;
+    /// use url::Url;
+    ///
+    /// let token = Secret::new("tok-123");
+    /// let target = Target::new(Url::parse("wss://example.com/live").unwrap())
+    ///     .header(HeaderName::from_static("x-token"), HeaderValue::from_static("tok-123"))
+    ///     .redact(&token);
+    /// assert!(!format!("{target:?}").contains("tok-123"));
+    /// ```
+    #[must_use]
+    pub fn redact(mut self, secret: &Secret) -> Self {
+        let value = secret.expose();
+        let query_encoded: String =
+            url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        for form in [query_encoded, path_encoded(value)] {
+            if form != value && !self.secrets.iter().any(|known| known.expose() == form) {
+                self.secrets.push(Secret::new(form));
+            }
+        }
+        self.secrets.push(secret.clone());
         self
     }
 
@@ -226,6 +284,48 @@ impl Target {
         self.pcm_input_rate
     }
 
+    /// Declares further sample rates this upstream accepts for 16-bit PCM
+    /// input, besides the [default](Target::pcm_input_rate) one.
+    ///
+    /// Usage accounting learns the input format only from what the upstream
+    /// confirms (`session.created`, `session.updated`), never from what the
+    /// client asks for, and believes a confirmed PCM rate only when it is one
+    /// of these or the default: an upstream that merely echoes a client's
+    /// setting cannot bend the count either. Nothing is sent upstream.
+    ///
+    /// ```
+    /// use tower_realtime::provider::Target;
+    /// use url::Url;
+    ///
+    /// let target = Target::new(Url::parse("wss://example.com/realtime").unwrap())
+    ///     .pcm_input_rates([16_000, 48_000]);
+    /// assert!(target.supports_pcm_input_rate(24_000)); // the default
+    /// assert!(target.supports_pcm_input_rate(16_000));
+    /// assert!(!target.supports_pcm_input_rate(4_000_000_000));
+    /// ```
+    #[must_use]
+    pub fn pcm_input_rates(mut self, rates: impl IntoIterator<Item = u32>) -> Self {
+        self.pcm_input_rates.extend(rates);
+        self
+    }
+
+    /// Whether this upstream accepts 16-bit PCM input at `rate`; see
+    /// [`Target::pcm_input_rates`].
+    pub fn supports_pcm_input_rate(&self, rate: u32) -> bool {
+        rate == self.pcm_input_rate || self.pcm_input_rates.contains(&rate)
+    }
+
+    /// Every 16-bit PCM input rate this upstream accepts, the default first.
+    pub(crate) fn supported_pcm_input_rates(&self) -> Vec<u32> {
+        let mut rates = vec![self.pcm_input_rate];
+        rates.extend(
+            self.pcm_input_rates
+                .iter()
+                .filter(|rate| **rate != self.pcm_input_rate),
+        );
+        rates
+    }
+
     /// The subprotocols offered upstream.
     pub fn subprotocols(&self) -> &[String] {
         &self.subprotocols
@@ -239,6 +339,15 @@ impl Target {
     pub(crate) fn into_parts(self) -> (Url, HeaderMap, Vec<String>, Vec<Secret>) {
         (self.url, self.headers, self.subprotocols, self.secrets)
     }
+}
+
+/// `value` percent-encoded as one URL path segment.
+fn path_encoded(value: &str) -> String {
+    let mut url = Url::parse("ws://host/").expect("a valid URL");
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.clear().push(value);
+    }
+    url.path().trim_start_matches('/').to_owned()
 }
 
 impl fmt::Debug for Target {
@@ -405,5 +514,17 @@ mod tests {
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn secrets_are_hidden_in_every_encoding() {
+        let key = Secret::new("k y+/SECRET?");
+        let mut url = Url::parse("wss://example.com/live").unwrap();
+        url.path_segments_mut().unwrap().push(key.expose());
+        let target = Target::new(url).query_secret("key", &key);
+        let printed = format!("{target:?}");
+        assert!(!printed.contains("SECRET"), "{printed}");
+        assert!(target.url().as_str().contains("SECRET"));
+        assert_eq!(target.secrets().len(), 3);
     }
 }

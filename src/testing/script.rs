@@ -19,6 +19,7 @@ use super::session::UpstreamSession;
 /// assert!(matches!(refuse, Handshake::Reject { .. }));
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Handshake {
     /// Switch protocols and run the script.
     Accept,

@@ -20,13 +20,13 @@ pub(crate) fn from_status(response: &UpstreamResponse, secrets: &[Secret]) -> Re
         None => prefix,
     };
     let rejection = match status.as_u16() {
+        // What the upstream says about the gateway's key is for the
+        // operator (it is logged below), not for clients.
         401 | 403 => Rejection::new(
             StatusCode::BAD_GATEWAY,
             ErrorType::Upstream,
             "upstream_auth_failed",
-            said(format!(
-                "the upstream provider rejected the gateway's credentials ({status})"
-            )),
+            format!("the upstream provider rejected the gateway's credentials ({status})"),
         ),
         404 => Rejection::new(
             StatusCode::NOT_FOUND,
@@ -70,6 +70,7 @@ pub(crate) fn from_status(response: &UpstreamResponse, secrets: &[Secret]) -> Re
     tracing::warn!(
         status = status.as_u16(),
         code = &*rejection.code,
+        detail = detail.as_deref().unwrap_or_default(),
         "upstream refused the session"
     );
     rejection
@@ -123,8 +124,18 @@ fn upstream_message(body: &[u8], secrets: &[Secret]) -> Option<String> {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let cleaned = redact(cleaned.trim(), secrets);
+    let cleaned = mask_partial_keys(&redact(cleaned.trim(), secrets));
     (!cleaned.is_empty()).then(|| truncate(&cleaned))
+}
+
+/// Replaces words that look like a partly masked key (`sk-abc****wxyz`, as
+/// providers print a refused key) with `***`: what is left of it is not
+/// anyone's business either.
+fn mask_partial_keys(text: &str) -> String {
+    text.split(' ')
+        .map(|word| if word.contains("***") { "***" } else { word })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn truncate(text: &str) -> String {
@@ -175,15 +186,13 @@ mod tests {
 
     #[test]
     fn passes_on_the_message_without_secrets() {
-        let body = r#"{"error":{"message":"Incorrect API key provided: sk-secret.\nCheck it","type":"invalid_request_error"}}"#;
+        let body = r#"{"error":{"message":"Bad request for sk-secret.\nCheck it","type":"invalid_request_error"}}"#;
         let rejection = from_status(
-            &response(401, body, &[("retry-after", "3")]),
+            &response(400, body, &[("retry-after", "3")]),
             &[Secret::new("sk-secret")],
         );
         assert!(
-            rejection
-                .message
-                .contains("Incorrect API key provided: ***. Check it"),
+            rejection.message.contains("Bad request for *** Check it"),
             "{}",
             rejection.message
         );
@@ -196,5 +205,32 @@ mod tests {
         let long = "x".repeat(5000);
         let truncated = from_status(&response(500, &long, &[]), &[]);
         assert!(truncated.message.len() < 700);
+    }
+
+    #[test]
+    fn credential_refusals_get_a_fixed_message() {
+        let body = r#"{"error":{"message":"Incorrect API key provided: sk-proj-****************wxyz. You can find your API key at https://platform.openai.com/account/api-keys.","code":"invalid_api_key"}}"#;
+        for status in [401, 403] {
+            let rejection = from_status(&response(status, body, &[]), &[]);
+            assert_eq!(
+                rejection.message,
+                format!(
+                    "the upstream provider rejected the gateway's credentials ({})",
+                    StatusCode::from_u16(status).unwrap()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn partly_masked_keys_are_masked_whole() {
+        let detail = upstream_message(
+            br#"{"error":{"message":"Incorrect API key provided: sk-proj-****wxyz. See docs."}}"#,
+            &[],
+        );
+        assert_eq!(
+            detail.as_deref(),
+            Some("Incorrect API key provided: *** See docs.")
+        );
     }
 }

@@ -2,11 +2,9 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Client headers forwarded upstream unless configured otherwise.
-///
-/// Not `OpenAI-Safety-Identifier`: OpenAI attributes abuse to the end user it
-/// names, so it comes from the admitted identity (a provider sets it on its
-/// target), never from what a client claims.
+/// Client headers forwarded upstream unless configured otherwise. Not
+/// `OpenAI-Safety-Identifier`: whom abuse reports point at is the
+/// application's to say, from its own identity of the user, not the client's.
 pub(crate) const DEFAULT_FORWARDED: [HeaderName; 3] = [
     header::USER_AGENT,
     HeaderName::from_static("traceparent"),

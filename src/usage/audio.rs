@@ -2,8 +2,9 @@
 //!
 //! An append carries base64 audio; its decoded size follows from the length
 //! of the base64 text, so nothing is decoded. The duration follows from the
-//! decoded size and the session's input format, which the meter learns from
-//! `session.created`, the client's `session.update` and `session.updated`.
+//! decoded size and the session's input format, which the meter learns only
+//! from what the upstream confirms (`session.created`, `session.updated`):
+//! a client's `session.update` may be refused, so it changes nothing.
 
 use serde_json::Value;
 
@@ -26,31 +27,34 @@ impl AudioFormat {
 
     /// The input format a session object declares: `Some(Some(format))`
     /// when it names a known one, `Some(None)` when it names one whose
-    /// duration cannot be computed, `None` when it says nothing about it.
+    /// duration cannot be computed, `None` when it says nothing about it, or
+    /// names a PCM rate that is not one of `pcm_rates` (the rates the
+    /// upstream accepts; the first is its default).
     ///
     /// Reads the GA shape (`audio.input.format` = `{"type":"audio/pcm","rate":24000}`,
     /// `{"type":"audio/pcmu"}`, `{"type":"audio/pcma"}`) and the beta one
     /// (`input_audio_format` = `"pcm16"` or DashScope's `"pcm"`, `"g711_ulaw"`,
-    /// `"g711_alaw"`). PCM without a rate is at `pcm_rate`, the upstream's own
-    /// default (24 kHz for OpenAI, 16 kHz for DashScope).
-    pub(crate) fn declared_by(session: &Value, pcm_rate: u32) -> Option<Option<AudioFormat>> {
+    /// `"g711_alaw"`). PCM without a rate is at the upstream's own default
+    /// (24 kHz for OpenAI, 16 kHz for DashScope).
+    pub(crate) fn declared_by(session: &Value, pcm_rates: &[u32]) -> Option<Option<AudioFormat>> {
+        let default = pcm_rates.first().copied()?;
         if let Some(format) = session.pointer("/audio/input/format") {
             let rate = format.get("rate").and_then(Value::as_u64);
-            return Some(match format.get("type").and_then(Value::as_str) {
+            return match format.get("type").and_then(Value::as_str) {
                 Some("audio/pcm") => match rate {
-                    None => Some(AudioFormat::Pcm16 { rate: pcm_rate }),
-                    Some(rate) => u32::try_from(rate)
-                        .ok()
-                        .filter(|rate| *rate > 0)
-                        .map(|rate| AudioFormat::Pcm16 { rate }),
+                    None => Some(Some(AudioFormat::Pcm16 { rate: default })),
+                    Some(rate) => pcm_rates
+                        .iter()
+                        .find(|supported| u64::from(**supported) == rate)
+                        .map(|&rate| Some(AudioFormat::Pcm16 { rate })),
                 },
-                Some("audio/pcmu" | "audio/pcma") => Some(AudioFormat::G711),
-                _ => None,
-            });
+                Some("audio/pcmu" | "audio/pcma") => Some(Some(AudioFormat::G711)),
+                _ => Some(None),
+            };
         }
         let format = session.get("input_audio_format")?;
         Some(match format.as_str() {
-            Some("pcm16" | "pcm") => Some(AudioFormat::Pcm16 { rate: pcm_rate }),
+            Some("pcm16" | "pcm") => Some(AudioFormat::Pcm16 { rate: default }),
             Some("g711_ulaw" | "g711_alaw") => Some(AudioFormat::G711),
             _ => None,
         })
@@ -142,7 +146,7 @@ mod tests {
 
     #[test]
     fn formats_in_both_shapes() {
-        let declared = |session| AudioFormat::declared_by(&session, 24_000);
+        let declared = |session| AudioFormat::declared_by(&session, &[24_000, 16_000]);
         let pcm = |rate| Some(Some(AudioFormat::Pcm16 { rate }));
         assert_eq!(
             declared(json!({"audio":{"input":{"format":{"type":"audio/pcm","rate":24000}}}})),
@@ -168,10 +172,13 @@ mod tests {
             declared(json!({"audio":{"input":{"format":{"type":"audio/opus"}}}})),
             Some(None)
         );
-        assert_eq!(
-            declared(json!({"audio":{"input":{"format":{"type":"audio/pcm","rate":0}}}})),
-            Some(None)
-        );
+        // Rates the upstream does not accept are not believed.
+        for rate in [0, 8_000, 4_000_000_000_u64, u64::MAX] {
+            assert_eq!(
+                declared(json!({"audio":{"input":{"format":{"type":"audio/pcm","rate":rate}}}})),
+                None
+            );
+        }
         assert_eq!(declared(json!({"input_audio_format":"pcm16"})), pcm(24_000));
         assert_eq!(
             declared(json!({"input_audio_format":"g711_ulaw"})),
@@ -183,7 +190,7 @@ mod tests {
         );
         assert_eq!(declared(json!({"input_audio_format":"wav"})), Some(None));
         // DashScope: `pcm16` and `pcm` are 16 kHz there.
-        let dashscope = |session| AudioFormat::declared_by(&session, 16_000);
+        let dashscope = |session| AudioFormat::declared_by(&session, &[16_000]);
         assert_eq!(
             dashscope(json!({"input_audio_format":"pcm16"})),
             pcm(16_000)

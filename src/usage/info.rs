@@ -30,10 +30,15 @@ pub struct SessionInfo {
     pub(crate) provider: String,
     /// The model without the provider prefix.
     pub(crate) model: String,
+    /// The `model` label of metrics (bounded: see `Route::model_label`).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) model_label: String,
     /// The request id echoed to the client.
     pub(crate) request_id: String,
     /// The sample rate the upstream assumes for 16-bit PCM input that names none.
     pub(crate) pcm_input_rate: u32,
+    /// Every 16-bit PCM input rate the upstream accepts (the default among them).
+    pub(crate) pcm_input_rates: Vec<u32>,
     /// How long dialling the upstream took.
     pub(crate) connect_time: Duration,
     /// When the session opened, on the wall clock.

@@ -3,8 +3,15 @@
 //! Every message is classified by its top-level `type` with the scanner;
 //! only the few events that carry usage or session settings are parsed:
 //! `response.done`, `conversation.item.input_audio_transcription.completed`,
-//! `session.created`, `session.updated` and the client's `session.update`.
-//! Of an `input_audio_buffer.append`, only the length of `audio` is read.
+//! `session.created` and `session.updated`. Of an
+//! `input_audio_buffer.append`, only the length of `audio` is read.
+//!
+//! The input audio format is what the upstream confirms, never what the
+//! client asks for: an upstream refuses a `session.update` it does not
+//! accept (with an `error` event), and a client must not be able to make
+//! its audio count as shorter than it is. Audio appended between a
+//! client's format change and the upstream's `session.updated` counts in
+//! the format before it.
 
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -19,7 +26,6 @@ use super::transcription::{TranscriptionTotals, TranscriptionUsage};
 use crate::relay::Tap;
 
 const APPEND: &[u8] = b"input_audio_buffer.append";
-const SESSION_UPDATE: &[u8] = b"session.update";
 const RESPONSE_DONE: &[u8] = b"response.done";
 const TRANSCRIPTION_COMPLETED: &[u8] = b"conversation.item.input_audio_transcription.completed";
 const SESSION_CREATED: &[u8] = b"session.created";
@@ -92,19 +98,9 @@ impl<'a> Meter<'a> {
                 _ => {}
             }
         }
-        match kind {
-            Some(APPEND) => {
-                if let Some(audio) = audio {
-                    self.audio
-                        .append(base64_decoded_len(audio.ascii_len(), audio.raw));
-                }
-            }
-            Some(SESSION_UPDATE) => {
-                if let Some(event) = self.parse(json) {
-                    self.learn_format(&event);
-                }
-            }
-            _ => {}
+        if let (Some(APPEND), Some(audio)) = (kind, audio) {
+            self.audio
+                .append(base64_decoded_len(audio.ascii_len(), audio.raw));
         }
     }
 
@@ -135,9 +131,10 @@ impl<'a> Meter<'a> {
         serde_json::from_slice(json).ok()
     }
 
-    /// Takes the input format from the event's `session`, if it names one.
+    /// Takes the input format from the upstream's `session`, if it names one
+    /// the upstream supports.
     fn learn_format(&mut self, event: &Value) {
-        let declared = |session| AudioFormat::declared_by(session, self.info.pcm_input_rate);
+        let declared = |session| AudioFormat::declared_by(session, &self.info.pcm_input_rates);
         if let Some(format) = event.get("session").and_then(declared) {
             self.audio.set_format(format);
         }
@@ -242,8 +239,10 @@ mod tests {
         SessionInfo {
             identity: crate::Identity::new("alice"),
             pcm_input_rate: 24_000,
+            pcm_input_rates: vec![24_000, 16_000],
             provider: "openai".into(),
             model: "gpt-realtime".into(),
+            model_label: "other".into(),
             request_id: "req_1".into(),
             connect_time: Duration::ZERO,
             started_at: SystemTime::now(),
@@ -342,26 +341,51 @@ mod tests {
     }
 
     #[test]
-    fn the_input_format_follows_the_session() {
+    fn the_input_format_follows_the_upstream_only() {
         let info = info();
         let mut meter = Meter::new(&info, None);
         let second_of_pcm16 = append(&"A".repeat(64_000));
         meter.client_event(second_of_pcm16.as_bytes());
-        meter.client_event(
-            json!({"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}})
+        // The client's wish changes nothing, nor is it parsed.
+        for format in [
+            json!({"type": "audio/pcm", "rate": 4_000_000_000_u64}),
+            json!({"type": "audio/opus"}),
+            json!({"type": "audio/pcmu"}),
+        ] {
+            meter.client_event(
+                json!({"type": "session.update", "session": {"audio": {"input": {"format": format}}}})
+                    .to_string()
+                    .as_bytes(),
+            );
+        }
+        assert_eq!(meter.parsed, 0);
+        meter.client_event(second_of_pcm16.as_bytes());
+        // The upstream confirms G.711: 10 668 characters are 8 001 bytes.
+        meter.upstream_event(
+            json!({"type": "session.updated", "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}})
                 .to_string()
                 .as_bytes(),
         );
-        // 10 668 characters: 8 001 bytes of G.711.
         meter.client_event(append(&"A".repeat(10_668)).as_bytes());
+        // A rate the upstream does not support is not believed, even from it.
         meter.upstream_event(
-            json!({"type": "session.updated", "session": {"input_audio_format": "pcm16"}})
+            json!({"type": "session.updated", "session": {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 1}}}}})
+                .to_string()
+                .as_bytes(),
+        );
+        meter.client_event(append(&"A".repeat(10_668)).as_bytes());
+        // A supported one is: 16 kHz.
+        meter.upstream_event(
+            json!({"type": "session.updated", "session": {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 16_000}}}}})
                 .to_string()
                 .as_bytes(),
         );
         meter.client_event(second_of_pcm16.as_bytes());
         let totals = meter.finish();
-        assert_eq!(totals.input_audio_bytes, 48_000 + 8_001 + 48_000);
-        assert_eq!(totals.input_audio_seconds, 2.0 + 8_001.0 / 8_000.0);
+        assert_eq!(totals.input_audio_bytes, 3 * 48_000 + 2 * 8_001);
+        assert_eq!(
+            totals.input_audio_seconds,
+            2.0 + 2.0 * 8_001.0 / 8_000.0 + 1.5
+        );
     }
 }

@@ -28,8 +28,14 @@
 //! looked at. With one, each message is classified by its top-level `type`
 //! without parsing it; audio deltas and appends, most of the traffic, are
 //! never parsed (of an append only the length of its base64 `audio` is
-//! read). Only `response.done`, transcription results, `session.created`,
-//! `session.updated` and the client's `session.update` are parsed.
+//! read). Only `response.done`, transcription results, `session.created`
+//! and `session.updated` are parsed.
+//!
+//! Input audio seconds follow the input format the upstream confirms
+//! (`session.created`, `session.updated`) at a sample rate the provider
+//! accepts ([`Target::pcm_input_rates`](crate::provider::Target::pcm_input_rates)),
+//! never the client's `session.update`, which the upstream may refuse: a
+//! client cannot make its audio count as shorter than it is.
 //!
 //! # Tracing
 //!
@@ -64,8 +70,11 @@
 //!
 //! `closed_by` and `side` are `client`, `upstream` or `gateway`. Token
 //! counts come from the provider; input audio is counted from append sizes.
-//! `model` is the model the client asked for, which the upstream accepted;
-//! with an upstream that accepts any model name, clients choose its values.
+//! `model` is the upstream model when clients cannot choose it freely: the
+//! provider has an allow-list ([`Providers::allow_models`](crate::Providers::allow_models),
+//! `PREFIX_MODELS`) or the client named an alias. Otherwise it is `other`,
+//! so that clients cannot grow the set of label values. Observers see the
+//! model itself in every record.
 //!
 //! # Example
 //!

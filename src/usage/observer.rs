@@ -98,18 +98,14 @@ pub enum Observation<'a> {
 /// use tower_realtime::Identity;
 /// use tower_realtime::usage::{Usage, UsageRecord};
 ///
-/// let record = UsageRecord {
-///     identity: Identity::new("alice"),
-///     provider: "openai".into(),
-///     model: "gpt-realtime".into(),
-///     request_id: "req_1".into(),
-///     session_id: Some("sess_1".into()),
-///     response_id: Some("resp_1".into()),
-///     usage: Usage { total_tokens: Some(253), ..Usage::default() },
-/// };
+/// let mut record = UsageRecord::new("openai", "gpt-realtime", "req_1", Usage::default().with_total_tokens(253));
+/// record.response_id = Some("resp_1".into());
+/// record.identity = Identity::new("alice");
 /// assert_eq!(record.usage.total_tokens, Some(253));
+/// assert_eq!(record.session_id, None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UsageRecord {
     /// Who the session belongs to: the identity to bill.
     pub identity: Identity,
@@ -138,18 +134,18 @@ pub struct UsageRecord {
 /// use tower_realtime::Identity;
 /// use tower_realtime::usage::{TranscriptionRecord, TranscriptionUsage};
 ///
-/// let record = TranscriptionRecord {
-///     identity: Identity::new("alice"),
-///     provider: "azure".into(),
-///     model: "gpt-realtime".into(),
-///     request_id: "req_1".into(),
-///     session_id: None,
-///     item_id: Some("item_1".into()),
-///     usage: TranscriptionUsage::Duration { seconds: 2.4 },
-/// };
+/// let mut record = TranscriptionRecord::new(
+///     "azure",
+///     "gpt-realtime",
+///     "req_1",
+///     TranscriptionUsage::Duration { seconds: 2.4 },
+/// );
+/// record.item_id = Some("item_1".into());
+/// record.identity = Identity::new("alice");
 /// assert!(matches!(record.usage, TranscriptionUsage::Duration { .. }));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TranscriptionRecord {
     /// Who the session belongs to: the identity to bill.
     pub identity: Identity,
@@ -165,4 +161,48 @@ pub struct TranscriptionRecord {
     pub item_id: Option<String>,
     /// What the transcription cost.
     pub usage: TranscriptionUsage,
+}
+
+impl UsageRecord {
+    /// The usage of a response in the session `request_id` of `provider`
+    /// and `model`, without session or response id, of an
+    /// [anonymous](Identity::anonymous) session.
+    pub fn new(
+        provider: impl Into<String>,
+        model: impl Into<String>,
+        request_id: impl Into<String>,
+        usage: Usage,
+    ) -> Self {
+        Self {
+            identity: Identity::anonymous(),
+            provider: provider.into(),
+            model: model.into(),
+            request_id: request_id.into(),
+            session_id: None,
+            response_id: None,
+            usage,
+        }
+    }
+}
+
+impl TranscriptionRecord {
+    /// The usage of a transcription in the session `request_id` of
+    /// `provider` and `model`, without session or item id, of an
+    /// [anonymous](Identity::anonymous) session.
+    pub fn new(
+        provider: impl Into<String>,
+        model: impl Into<String>,
+        request_id: impl Into<String>,
+        usage: TranscriptionUsage,
+    ) -> Self {
+        Self {
+            identity: Identity::anonymous(),
+            provider: provider.into(),
+            model: model.into(),
+            request_id: request_id.into(),
+            session_id: None,
+            item_id: None,
+            usage,
+        }
+    }
 }

@@ -22,6 +22,7 @@ use crate::outcome::SessionEnd;
 /// # let _ = billable_minutes;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SessionSummary {
     /// Who the session belonged to, as the admission hook decided.
     pub identity: Identity,
@@ -54,9 +55,11 @@ pub struct SessionSummary {
     pub transcription: TranscriptionTotals,
     /// Seconds of audio the client appended with `input_audio_buffer.append`,
     /// counted from payload sizes and the session's input format (pcm16 at
-    /// the provider's rate, 24 kHz or DashScope's 16 kHz, unless the session
-    /// says otherwise; G.711 at 8 kHz). Audio in
-    /// a format of unknown rate is not counted here (see `input_audio_bytes`).
+    /// the provider's rate, 24 kHz or DashScope's 16 kHz, unless the upstream
+    /// confirms another rate it accepts; G.711 at 8 kHz). Only the upstream's
+    /// `session.created`/`session.updated` change the format, never the
+    /// client's `session.update`. Audio in a format of unknown rate is not
+    /// counted here (see `input_audio_bytes`).
     pub input_audio_seconds: f64,
     /// Decoded bytes of audio the client appended, in any format.
     pub input_audio_bytes: u64,
@@ -71,13 +74,63 @@ pub struct SessionSummary {
 /// ```
 /// use tower_realtime::usage::Traffic;
 ///
-/// let traffic = Traffic { messages: 2, bytes: 1_024 };
-/// assert_eq!(traffic, Traffic { messages: 2, bytes: 1_024 });
+/// let traffic = Traffic::new(2, 1_024);
+/// assert_eq!((traffic.messages, traffic.bytes), (2, 1_024));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Traffic {
     /// Text and binary messages relayed.
     pub messages: u64,
     /// Their payload bytes.
     pub bytes: u64,
+}
+
+impl Traffic {
+    /// `messages` messages of `bytes` payload bytes in all.
+    pub const fn new(messages: u64, bytes: u64) -> Self {
+        Self { messages, bytes }
+    }
+}
+
+impl SessionSummary {
+    /// A summary of a session of `provider` and `model` that ended with
+    /// `end`, with nothing counted, opened at the Unix epoch and lasting no
+    /// time: a start for the summaries an observer's tests feed it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_realtime::usage::SessionSummary;
+    /// use tower_realtime::{ClosedBy, SessionEnd};
+    ///
+    /// let mut summary = SessionSummary::new("xai", "grok-voice", "req_1", SessionEnd::new(ClosedBy::Client, 1000));
+    /// summary.duration = Duration::from_secs(90);
+    /// summary.input_audio_seconds = 42.0;
+    /// assert_eq!(summary.usage.total_tokens, None);
+    /// ```
+    pub fn new(
+        provider: impl Into<String>,
+        model: impl Into<String>,
+        request_id: impl Into<String>,
+        end: SessionEnd,
+    ) -> Self {
+        Self {
+            identity: Identity::anonymous(),
+            provider: provider.into(),
+            model: model.into(),
+            request_id: request_id.into(),
+            session_id: None,
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::ZERO,
+            upstream_connect_time: Duration::ZERO,
+            client_to_upstream: Traffic::default(),
+            upstream_to_client: Traffic::default(),
+            responses: 0,
+            usage: Usage::default(),
+            transcription: TranscriptionTotals::default(),
+            input_audio_seconds: 0.0,
+            input_audio_bytes: 0,
+            end,
+        }
+    }
 }

@@ -138,7 +138,7 @@ fn count_tokens(info: &SessionInfo, kind: &'static str, count: Option<u64>) {
         metrics::counter!(
             TOKENS,
             "provider" => info.provider.clone(),
-            "model" => info.model.clone(),
+            "model" => info.model_label.clone(),
             "kind" => kind
         )
         .increment(count);

@@ -21,18 +21,17 @@ use serde_json::{Map, Value};
 /// use tower_realtime::usage::{InputTokenDetails, Usage};
 ///
 /// let mut total = Usage::default();
-/// total += &Usage { input_tokens: Some(100), output_tokens: Some(20), ..Usage::default() };
-/// total += &Usage {
-///     input_tokens: Some(50),
-///     input_token_details: Some(InputTokenDetails { cached_tokens: Some(40), ..Default::default() }),
-///     ..Usage::default()
-/// };
+/// total += &Usage::default().with_input_tokens(100).with_output_tokens(20);
+/// total += &Usage::default()
+///     .with_input_tokens(50)
+///     .with_input_token_details(InputTokenDetails::default().with_cached_tokens(40));
 /// assert_eq!(total.input_tokens, Some(150));
 /// assert_eq!(total.output_tokens, Some(20));
 /// assert_eq!(total.total_tokens, None);
 /// assert_eq!(total.input_token_details.unwrap().cached_tokens, Some(40));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Usage {
     /// Input and output tokens together.
     pub total_tokens: Option<u64>,
@@ -53,15 +52,14 @@ pub struct Usage {
 /// ```
 /// use tower_realtime::usage::{CachedTokenDetails, InputTokenDetails};
 ///
-/// let details = InputTokenDetails {
-///     text_tokens: Some(120),
-///     cached_tokens: Some(64),
-///     cached_tokens_details: Some(CachedTokenDetails { text_tokens: Some(64), ..Default::default() }),
-///     ..Default::default()
-/// };
+/// let details = InputTokenDetails::default()
+///     .with_text_tokens(120)
+///     .with_cached_tokens(64)
+///     .with_cached_tokens_details(CachedTokenDetails::default().with_text_tokens(64));
 /// assert_eq!(details.audio_tokens, None);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InputTokenDetails {
     /// Text tokens.
     pub text_tokens: Option<u64>,
@@ -82,10 +80,11 @@ pub struct InputTokenDetails {
 /// ```
 /// use tower_realtime::usage::CachedTokenDetails;
 ///
-/// let cached = CachedTokenDetails { audio_tokens: Some(8), ..Default::default() };
+/// let cached = CachedTokenDetails::default().with_audio_tokens(8);
 /// assert_eq!(cached.text_tokens, None);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CachedTokenDetails {
     /// Cached text tokens.
     pub text_tokens: Option<u64>,
@@ -102,15 +101,81 @@ pub struct CachedTokenDetails {
 /// ```
 /// use tower_realtime::usage::OutputTokenDetails;
 ///
-/// let output = OutputTokenDetails { text_tokens: Some(30), audio_tokens: Some(91) };
+/// let output = OutputTokenDetails::default().with_text_tokens(30).with_audio_tokens(91);
 /// assert_eq!(output.audio_tokens, Some(91));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OutputTokenDetails {
     /// Text tokens.
     pub text_tokens: Option<u64>,
     /// Audio tokens.
     pub audio_tokens: Option<u64>,
+}
+
+/// `with_FIELD(value)` setters that set `Some(value)`, for building values
+/// of `#[non_exhaustive]` types field by field.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $type:ty;)*) => {
+        $(
+            $(#[$doc])*
+            #[must_use]
+            pub fn $name(mut self, value: $type) -> Self {
+                self.$field = Some(value);
+                self
+            }
+        )*
+    };
+}
+
+impl Usage {
+    setters! {
+        /// Sets `total_tokens`.
+        with_total_tokens: total_tokens: u64;
+        /// Sets `input_tokens`.
+        with_input_tokens: input_tokens: u64;
+        /// Sets `output_tokens`.
+        with_output_tokens: output_tokens: u64;
+        /// Sets `input_token_details`.
+        with_input_token_details: input_token_details: InputTokenDetails;
+        /// Sets `output_token_details`.
+        with_output_token_details: output_token_details: OutputTokenDetails;
+    }
+}
+
+impl InputTokenDetails {
+    setters! {
+        /// Sets `text_tokens`.
+        with_text_tokens: text_tokens: u64;
+        /// Sets `audio_tokens`.
+        with_audio_tokens: audio_tokens: u64;
+        /// Sets `image_tokens`.
+        with_image_tokens: image_tokens: u64;
+        /// Sets `cached_tokens`.
+        with_cached_tokens: cached_tokens: u64;
+        /// Sets `cached_tokens_details`.
+        with_cached_tokens_details: cached_tokens_details: CachedTokenDetails;
+    }
+}
+
+impl CachedTokenDetails {
+    setters! {
+        /// Sets `text_tokens`.
+        with_text_tokens: text_tokens: u64;
+        /// Sets `audio_tokens`.
+        with_audio_tokens: audio_tokens: u64;
+        /// Sets `image_tokens`.
+        with_image_tokens: image_tokens: u64;
+    }
+}
+
+impl OutputTokenDetails {
+    setters! {
+        /// Sets `text_tokens`.
+        with_text_tokens: text_tokens: u64;
+        /// Sets `audio_tokens`.
+        with_audio_tokens: audio_tokens: u64;
+    }
 }
 
 impl Usage {

@@ -16,10 +16,11 @@ use super::tokens::Usage;
 /// use tower_realtime::usage::{TranscriptionUsage, Usage};
 ///
 /// let billed = TranscriptionUsage::Duration { seconds: 2.4 };
-/// let tokens = TranscriptionUsage::Tokens(Usage { total_tokens: Some(26), ..Usage::default() });
+/// let tokens = TranscriptionUsage::Tokens(Usage::default().with_total_tokens(26));
 /// assert_ne!(billed, tokens);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum TranscriptionUsage {
     /// Billed by tokens.
     Tokens(Usage),
@@ -52,7 +53,7 @@ impl TranscriptionUsage {
 ///
 /// let mut totals = TranscriptionTotals::default();
 /// totals.add(&TranscriptionUsage::Duration { seconds: 1.5 });
-/// totals.add(&TranscriptionUsage::Tokens(Usage { input_tokens: Some(17), ..Usage::default() }));
+/// totals.add(&TranscriptionUsage::Tokens(Usage::default().with_input_tokens(17)));
 /// assert_eq!(totals.seconds, Some(1.5));
 /// assert_eq!(totals.tokens.input_tokens, Some(17));
 /// ```

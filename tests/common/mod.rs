@@ -87,18 +87,7 @@ pub async fn serve_router(layer: RealtimeLayer, router: Router) -> Gateway {
 /// Serves `RealtimeLayer` wrapping `router` with `axum::serve`, with the
 /// admission decision the layer has (or has not).
 pub async fn serve_as_configured(layer: RealtimeLayer, router: Router) -> Gateway {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = layer.layer(router);
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
-        )
-        .await
-        .unwrap();
-    });
-    Gateway { addr, task }
+    stack::serve_service(layer.layer(router)).await
 }
 
 /// Serves `RealtimeLayer` wrapping [`app`] with a hyper-util server that

@@ -3,21 +3,29 @@
 use std::convert::Infallible;
 
 use axum::extract::Request;
-use axum::response::Response;
+use bytes::Bytes;
+use http::Response;
 use tokio::net::TcpListener;
-use tower::Service;
+use tower::{Service, ServiceBuilder};
+use tower_http::ServiceBuilderExt;
 
 use super::Gateway;
 
 /// Serves `service` (a whole stack, e.g. auth layers around a
-/// `RealtimeService`) with `axum::serve`.
-pub async fn serve_service<S>(service: S) -> Gateway
+/// `RealtimeService`) with `axum::serve`, whatever its body type.
+pub async fn serve_service<S, B>(service: S) -> Gateway
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // `axum::serve` takes responses with axum's body.
+    let service = ServiceBuilder::new()
+        .map_response_body(axum::body::Body::new)
+        .service(service);
     let task = tokio::spawn(async move {
         axum::serve(
             listener,
