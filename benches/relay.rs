@@ -4,9 +4,13 @@
 //! ```sh
 //! cargo bench --bench relay                    # the whole table, ~15 s of measuring
 //! cargo bench --bench relay -- --quick         # a tenth of the work
-//! cargo bench --bench relay -- --only=echo,flood,setup,memory
+//! cargo bench --bench relay -- --only=echo,flood,setup,first,paced,memory
+//! cargo bench --bench relay -- --paths=layer,axum,example
 //! cargo bench --bench relay -- --no-pin        # no CPU placement
 //! ```
+//!
+//! The `example` column runs the gateway example's release build
+//! (`cargo build --release --all-features --example gateway`), as it ships.
 //!
 //! `cargo test --benches` runs it quick, as a smoke test.
 //!

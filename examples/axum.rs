@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tower_realtime::RealtimeLayer;
 
 #[path = "support/providers.rs"]
@@ -30,19 +31,23 @@ async fn main() -> std::io::Result<()> {
     // `_echo` serves as long as the server runs.
     let (providers, model, _echo) = support::from_env_or_echo().await?;
 
+    let realtime = RealtimeLayer::new(providers).allow_unauthenticated();
     // `Router::layer` wraps every route and the fallback: `/v1/realtime` needs
     // no route of its own. No client authentication: this example serves
     // loopback only; real deployments set an admission hook instead (see
     // `examples/gateway`).
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .layer(RealtimeLayer::new(providers).allow_unauthenticated());
+        .layer(realtime.clone());
 
     let addr: SocketAddr = std::env::var("LISTEN")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
         .parse()
         .expect("LISTEN address");
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    // No Nagle and bounded buffers on client sockets: `axum::serve` sets neither.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await?
+        .tap_io(move |tcp| realtime.tune_client_socket(tcp));
     println!("listening on http://{addr}");
     println!("try: websocat \"ws://{addr}/v1/realtime?model={model}\"");
     axum::serve(listener, app).await

@@ -46,9 +46,8 @@ async fn main() -> std::io::Result<()> {
     });
     // No client authentication: this example serves loopback only. Real
     // deployments set an admission hook instead (see `examples/gateway`).
-    let service = RealtimeLayer::new(providers)
-        .allow_unauthenticated()
-        .layer(fallback);
+    let realtime = RealtimeLayer::new(providers).allow_unauthenticated();
+    let service = realtime.layer(fallback);
 
     let addr: SocketAddr = std::env::var("LISTEN")
         .unwrap_or_else(|_| "127.0.0.1:3001".into())
@@ -59,7 +58,9 @@ async fn main() -> std::io::Result<()> {
     println!("try: websocat \"ws://{addr}/v1/realtime?model={model}\"");
     loop {
         let (stream, _) = listener.accept().await?;
-        let _ = stream.set_nodelay(true);
+        // No Nagle, bounded buffers: hyper-util's auto builder hides the
+        // socket from the layer, so it is tuned here.
+        realtime.tune_client_socket(&stream);
         let service = TowerToHyperService::new(service.clone());
         tokio::spawn(async move {
             let mut builder = auto::Builder::new(TokioExecutor::new());

@@ -64,7 +64,7 @@ async fn open<B: From<Bytes>>(
     let route = route::resolve(parts.uri.query(), &config.providers)?;
     span.record("provider", route.provider_name.as_str());
     span.record("model", route.model.as_str());
-    let permit = config.sessions.try_open(config.max_sessions)?;
+    let mut permit = config.sessions.try_open(config.max_sessions)?;
 
     let request = TargetRequest::new(
         &route.provider_name,
@@ -110,6 +110,7 @@ async fn open<B: From<Bytes>>(
         started: Instant::now(),
     };
     telemetry::upstream_connected(&info);
+    permit.connected();
     if let Err(refusal) = config.sessions.refuse_if_shutting_down() {
         // Shutdown began while dialling: the upstream learns why it is left.
         let mut upstream = upstream;

@@ -15,9 +15,10 @@ use crate::provider::Providers;
 use crate::relay::RelayConfig;
 use crate::service::RealtimeService;
 use crate::sessions::{Sessions, ShutdownHandle};
+use crate::socket_options::SocketOptions;
 use crate::upstream::headers::{DEFAULT_FORWARDED, is_forwardable};
 use crate::upstream::{Dialer, tls};
-use crate::usage::Observer;
+use crate::usage::{Isolated, Observer};
 
 /// Everything a [`RealtimeService`] needs, shared by all its clones.
 #[derive(Clone)]
@@ -51,10 +52,12 @@ pub(crate) struct Config {
 /// | [`max_message_size`](Self::max_message_size) / [`max_frame_size`](Self::max_frame_size) | 16 MiB, then close `1009` |
 /// | [`read_buffer_size`](Self::read_buffer_size) | 4 KiB per socket |
 /// | [`write_buffer_size`](Self::write_buffer_size) | 16 KiB per socket |
-/// | [`keepalive`](Self::keepalive) | ping every 30 s, dead after 2 unanswered |
+/// | [`keepalive`](Self::keepalive) / [`keepalive_misses`](Self::keepalive_misses) | ping a peer silent for 3 s, dead after 2 unanswered pings (or 9 s of unacknowledged writes) |
 /// | [`idle_timeout`](Self::idle_timeout) | none |
 /// | [`max_session_duration`](Self::max_session_duration) | none |
 /// | [`close_timeout`](Self::close_timeout) | 5 s |
+/// | [`client_socket_buffers`](Self::client_socket_buffers) | 64 KiB receive, 64 KiB send |
+/// | [`upstream_notsent_lowat`](Self::upstream_notsent_lowat) | 16 KiB |
 /// | [`max_sessions`](Self::max_sessions) | unlimited |
 /// | [`origins`](Self::origins) | any origin |
 /// | [`forward_header`](Self::forward_header) | `User-Agent`, `traceparent`, `tracestate` (and `X-Request-Id`) |
@@ -94,6 +97,10 @@ impl RealtimeLayer {
     pub const DEFAULT_PATH: &'static str = "/v1/realtime";
     /// The default limit on one message or frame: OpenAI caps one audio append at 15 MiB.
     pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
+    /// The default keepalive interval.
+    pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(3);
+    /// The default number of unanswered keepalive pings after which a peer is dead.
+    pub const DEFAULT_KEEPALIVE_MISSES: u32 = 2;
 
     /// A layer that routes sessions to `providers`, with the defaults above.
     pub fn new(providers: Providers) -> Self {
@@ -111,9 +118,19 @@ impl RealtimeLayer {
                     tls: tls::default_config(),
                     timeout: Duration::from_secs(10),
                     websocket,
+                    sockets: SocketOptions {
+                        client_recv_buffer: Some(64 << 10),
+                        client_send_buffer: Some(64 << 10),
+                        upstream_notsent_lowat: Some(16 << 10),
+                        user_timeout: user_timeout(
+                            Some(Self::DEFAULT_KEEPALIVE),
+                            Self::DEFAULT_KEEPALIVE_MISSES,
+                        ),
+                    },
                 },
                 relay: RelayConfig {
-                    keepalive: Some(Duration::from_secs(30)),
+                    keepalive: Some(Self::DEFAULT_KEEPALIVE),
+                    keepalive_misses: Self::DEFAULT_KEEPALIVE_MISSES,
                     idle_timeout: None,
                     max_duration: None,
                     close_timeout: Duration::from_secs(5),
@@ -182,16 +199,105 @@ impl RealtimeLayer {
 
     /// How many bytes of outgoing frames a socket gathers before it writes;
     /// messages that arrive together are written together either way.
+    /// Values from `usize::MAX - 1` up are taken as `usize::MAX - 1`.
     pub fn write_buffer_size(self, bytes: usize) -> Self {
+        // tungstenite requires the write buffer to stay below its maximum,
+        // which the layer pins at `usize::MAX`.
+        let bytes = bytes.min(usize::MAX - 1);
         self.edit(|config| config.dialer.websocket.write_buffer_size = bytes)
     }
 
-    /// Pings each peer that has been silent for `interval`; a peer that
-    /// answers none of two pings is considered dead, and the other side is
-    /// closed with `1011` (client dead) or `1014` (upstream dead). `None`
-    /// turns keepalive off.
+    /// Pings each peer that has been silent for `interval` (checked every
+    /// `interval`); a peer that answers none of
+    /// [`keepalive_misses`](Self::keepalive_misses) pings is dead: at most
+    /// `interval` × (misses + 2) after its last frame. Then the client gets an `error` event
+    /// (`upstream_connection_lost`) and close `1011` "upstream connection
+    /// lost", or the upstream gets `1011` "client connection lost".
+    ///
+    /// A peer is not judged while the relay's writes to it wait for room
+    /// (a slow listener's pong waits behind its audio). Such writes are
+    /// judged by the kernel instead: data unacknowledged for `interval` ×
+    /// (misses + 1) ends the session the same way (`TCP_USER_TIMEOUT`, on
+    /// Linux, on the upstream socket and on the client's when the layer can
+    /// reach it; Linux also ends a connection whose peer keeps its receive
+    /// window shut that long: a client that reads nothing at all). With the
+    /// defaults a dead provider is found within 12 s when the session is
+    /// idle, about 9 s when the client is sending. `None` turns keepalive
+    /// off (and the user timeout with it).
     pub fn keepalive(self, interval: Option<Duration>) -> Self {
-        self.edit(|config| config.relay.keepalive = interval)
+        self.edit(|config| {
+            config.relay.keepalive = interval;
+            config.dialer.sockets.user_timeout =
+                user_timeout(interval, config.relay.keepalive_misses);
+        })
+    }
+
+    /// How many keepalive pings in a row a peer may leave unanswered before
+    /// it is dead (at least 1). Default: 2.
+    pub fn keepalive_misses(self, misses: u32) -> Self {
+        let misses = misses.max(1);
+        self.edit(|config| {
+            config.relay.keepalive_misses = misses;
+            config.dialer.sockets.user_timeout = user_timeout(config.relay.keepalive, misses);
+        })
+    }
+
+    /// `SO_RCVBUF` and `SO_SNDBUF` of the client's TCP socket: how much the
+    /// kernel queues between the client and the relay in each direction
+    /// (Linux doubles the values for its bookkeeping). Small buffers let the
+    /// relay's backpressure reach a client that sends faster than its
+    /// provider takes, within a fraction of a second of audio, instead of
+    /// seconds queued in the gateway's kernel. `None` keeps the kernel's
+    /// autotuning. Default: 64 KiB each.
+    ///
+    /// Set where the layer reaches the socket (see
+    /// [`tune_client_socket`](Self::tune_client_socket) for `axum::serve`).
+    pub fn client_socket_buffers(self, recv: Option<usize>, send: Option<usize>) -> Self {
+        self.edit(|config| {
+            config.dialer.sockets.client_recv_buffer = recv;
+            config.dialer.sockets.client_send_buffer = send;
+        })
+    }
+
+    /// Sets the client-side socket options of this layer on a connection
+    /// the server accepted: `TCP_NODELAY`, the
+    /// [`client_socket_buffers`](Self::client_socket_buffers) and the
+    /// keepalive's `TCP_USER_TIMEOUT`.
+    ///
+    /// The layer sets them itself when the upgraded connection is hyper's
+    /// `TokioIo<TcpStream>` (hyper's own `http1` connection
+    /// builder). `axum::serve` and hyper-util's `auto::Builder` wrap the
+    /// socket in a type of their own that the layer cannot reach: call this
+    /// where they accept, or Nagle's algorithm adds up to 40 ms to small
+    /// events (a client's first answer, audio deltas).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use axum::serve::ListenerExt;
+    /// use tower_realtime::{Providers, RealtimeLayer};
+    ///
+    /// # async fn run() -> std::io::Result<()> {
+    /// let layer = RealtimeLayer::new(Providers::new());
+    /// let tuning = layer.clone();
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080")
+    ///     .await?
+    ///     .tap_io(move |tcp| tuning.tune_client_socket(tcp));
+    /// let app = axum::Router::new().layer(layer);
+    /// axum::serve(listener, app).await
+    /// # }
+    /// ```
+    pub fn tune_client_socket(&self, tcp: &tokio::net::TcpStream) {
+        self.config.dialer.sockets.tune_client(tcp);
+    }
+
+    /// `TCP_NOTSENT_LOWAT` of upstream sockets (Linux): once this many bytes
+    /// wait unsent, the relay stops writing to the provider, and so stops
+    /// reading the client. Keeps a slow provider link from queueing seconds
+    /// of audio in the gateway's send buffer. `None` leaves the kernel's
+    /// default. Default: 16 KiB.
+    pub fn upstream_notsent_lowat(self, bytes: Option<usize>) -> Self {
+        self.edit(|config| config.dialer.sockets.upstream_notsent_lowat = bytes)
     }
 
     /// Closes a session after `timeout` without a message in either
@@ -281,7 +387,7 @@ impl RealtimeLayer {
     /// # drop(layer);
     /// ```
     pub fn observer(self, observer: impl Observer) -> Self {
-        let observer: Arc<dyn Observer> = Arc::new(observer);
+        let observer: Arc<dyn Observer> = Arc::new(Isolated(observer));
         self.edit(|config| config.observer = Some(observer))
     }
 
@@ -338,6 +444,14 @@ impl RealtimeLayer {
     }
 }
 
+/// How long written data may stay unacknowledged: the keepalive's budget,
+/// `interval` × (misses + 1).
+fn user_timeout(keepalive: Option<Duration>, misses: u32) -> Option<Duration> {
+    keepalive
+        .filter(|interval| !interval.is_zero())
+        .map(|interval| interval.saturating_mul(misses.saturating_add(1)))
+}
+
 impl<S> Layer<S> for RealtimeLayer {
     type Service = RealtimeService<S>;
 
@@ -355,6 +469,7 @@ impl std::fmt::Debug for RealtimeLayer {
             .field("connect_timeout", &config.dialer.timeout)
             .field("websocket", &config.dialer.websocket)
             .field("relay", &config.relay)
+            .field("sockets", &config.dialer.sockets)
             .field("max_sessions", &config.max_sessions)
             .field("origins", &config.origins)
             .field("forward_headers", &config.forward_headers)

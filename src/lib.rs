@@ -5,6 +5,7 @@
 mod accept;
 pub mod admission;
 mod body;
+mod client_io;
 mod error;
 mod handshake;
 mod layer;
@@ -19,6 +20,7 @@ mod secret;
 mod service;
 mod session;
 mod sessions;
+mod socket_options;
 mod split_frames;
 mod subprotocol_token;
 #[cfg(feature = "test-util")]

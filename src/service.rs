@@ -63,6 +63,20 @@ use crate::layer::Config;
 /// waits for it (HTTP/1.1 upgrades are detached and it does not): end
 /// sessions with a [`ShutdownHandle`](crate::ShutdownHandle) first.
 ///
+/// # The client's socket
+///
+/// Realtime events are small and bursty, so the client's TCP socket needs
+/// `TCP_NODELAY` (else Nagle's algorithm and the client's delayed ACK add
+/// up to 40 ms to some answers), and small buffers keep the relay's
+/// backpressure close to the client. The layer sets both itself when hyper
+/// hands over the upgraded connection as `TokioIo<TcpStream>` (hyper's own
+/// `http1` connection builder; over HTTP/2 a session is a stream, not a
+/// socket). hyper-util's `auto::Builder` and `axum::serve` wrap the socket
+/// first: call
+/// [`RealtimeLayer::tune_client_socket`](crate::RealtimeLayer::tune_client_socket)
+/// where they accept, as below. Behind a TLS acceptor, tune the TCP stream
+/// before the handshake the same way.
+///
 /// # Example
 ///
 /// A plain hyper server, for HTTP/1.1 and HTTP/2 (also cleartext h2c):
@@ -80,11 +94,13 @@ use crate::layer::Config;
 /// let not_found = service_fn(|_request: http::Request<hyper::body::Incoming>| async {
 ///     Ok::<_, Infallible>(http::Response::builder().status(404).body(Full::<bytes::Bytes>::default()).unwrap())
 /// });
-/// let service = tower::Layer::layer(&RealtimeLayer::new(Providers::new()), not_found);
+/// let layer = RealtimeLayer::new(Providers::new());
+/// let service = tower::Layer::layer(&layer, not_found);
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 /// loop {
 ///     let (stream, _) = listener.accept().await?;
-///     let _ = stream.set_nodelay(true);
+///     // No Nagle, bounded buffers: the auto builder hides the socket from the layer.
+///     layer.tune_client_socket(&stream);
 ///     let service = TowerToHyperService::new(service.clone());
 ///     tokio::spawn(async move {
 ///         let mut builder = auto::Builder::new(TokioExecutor::new());

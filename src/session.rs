@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
+use crate::client_io::ClientIo;
 use crate::layer::Config;
 use crate::outcome::{ClosedBy, SessionEnd};
 use crate::relay;
@@ -49,12 +49,20 @@ impl Session {
             observer.observe(Observation::SessionStart(&info));
         }
         let websocket = config.dialer.websocket;
-        let mut client = match on_upgrade.await {
-            Ok(upgraded) => {
-                let io = SplitFrames::new(TokioIo::new(upgraded), &[], websocket.max_frame_size);
+        // Bounded: something outside the layer may keep the `101` from
+        // being written, while this task holds an upstream and a slot.
+        let upgraded = tokio::time::timeout(config.dialer.timeout, on_upgrade).await;
+        let mut client = match upgraded {
+            Ok(Ok(upgraded)) => {
+                let (io, read) = ClientIo::new(upgraded, &config.dialer.sockets);
+                let io = SplitFrames::new(io, &read, websocket.max_frame_size);
                 WebSocketStream::from_raw_socket(io, Role::Server, Some(websocket)).await
             }
-            Err(error) => {
+            failed => {
+                let error = match failed {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => format!("no upgraded connection within {:?}", config.dialer.timeout),
+                };
                 let close = CloseFrame {
                     code: CloseCode::Error,
                     reason: "client upgrade failed".into(),

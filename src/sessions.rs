@@ -12,7 +12,10 @@ use crate::error::{ErrorType, Rejection};
 /// Counts the sessions of one layer and tells them when to shut down.
 #[derive(Debug)]
 pub(crate) struct Sessions {
+    /// Admitted and not ended: what `max_sessions` limits.
     active: AtomicUsize,
+    /// Of those, the ones still dialling their upstream.
+    dialling: AtomicUsize,
     shutdown: watch::Sender<bool>,
     drained: Notify,
 }
@@ -21,6 +24,7 @@ impl Sessions {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             active: AtomicUsize::new(0),
+            dialling: AtomicUsize::new(0),
             shutdown: watch::Sender::new(false),
             drained: Notify::new(),
         })
@@ -47,8 +51,10 @@ impl Sessions {
             )
             .retry_after(1));
         }
+        self.dialling.fetch_add(1, Ordering::AcqRel);
         Ok(SessionPermit {
             sessions: Arc::clone(self),
+            dialling: true,
         })
     }
 
@@ -73,16 +79,31 @@ impl Sessions {
     fn active(&self) -> usize {
         self.active.load(Ordering::Acquire)
     }
+
+    fn dialling(&self) -> usize {
+        self.dialling.load(Ordering::Acquire)
+    }
 }
 
-/// A live session's place in the count; dropping it frees the place.
+/// A session's place in the count; dropping it frees the place.
 #[derive(Debug)]
 pub(crate) struct SessionPermit {
     sessions: Arc<Sessions>,
+    dialling: bool,
+}
+
+impl SessionPermit {
+    /// The session's upstream is connected: it no longer counts as dialling.
+    pub(crate) fn connected(&mut self) {
+        if std::mem::take(&mut self.dialling) {
+            self.sessions.dialling.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl Drop for SessionPermit {
     fn drop(&mut self) {
+        self.connected();
         if self.sessions.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.sessions.drained.notify_waiters();
         }
@@ -127,9 +148,25 @@ impl ShutdownHandle {
         Self { sessions }
     }
 
-    /// How many sessions are live.
+    /// How many sessions are admitted and not ended: the ones still
+    /// dialling their upstream and the live ones. This is what
+    /// [`max_sessions`](crate::RealtimeLayer::max_sessions) limits.
     pub fn active_sessions(&self) -> usize {
         self.sessions.active()
+    }
+
+    /// How many sessions are still dialling their upstream (no `101` yet).
+    pub fn dialling_sessions(&self) -> usize {
+        self.sessions.dialling()
+    }
+
+    /// How many sessions have their upstream connected: the active ones
+    /// that are no longer dialling.
+    pub fn live_sessions(&self) -> usize {
+        // Read in this order, so that a session moving from dialling to
+        // live in between is counted at most once, never below zero.
+        let dialling = self.sessions.dialling();
+        self.sessions.active().saturating_sub(dialling)
     }
 
     /// Whether shutdown has begun.
@@ -170,11 +207,15 @@ mod tests {
     async fn limit_and_drain() {
         let sessions = Sessions::new();
         let handle = ShutdownHandle::new(Arc::clone(&sessions));
-        let first = sessions.try_open(Some(1)).unwrap();
+        let mut first = sessions.try_open(Some(1)).unwrap();
         let refused = sessions.try_open(Some(1)).unwrap_err();
         assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(refused.header("retry-after").unwrap(), "1");
         assert_eq!(handle.active_sessions(), 1);
+        assert_eq!((handle.dialling_sessions(), handle.live_sessions()), (1, 0));
+        first.connected();
+        first.connected();
+        assert_eq!((handle.dialling_sessions(), handle.live_sessions()), (0, 1));
 
         let mut signal = sessions.subscribe();
         let waiter = tokio::spawn({
@@ -189,5 +230,32 @@ mod tests {
         drop(first);
         assert!(waiter.await.unwrap());
         assert_eq!(handle.active_sessions(), 0);
+    }
+
+    #[test]
+    fn a_permit_dropped_while_dialling_leaves_no_count() {
+        let sessions = Sessions::new();
+        let handle = ShutdownHandle::new(Arc::clone(&sessions));
+        let dialling = sessions.try_open(None).unwrap();
+        let mut live = sessions.try_open(None).unwrap();
+        live.connected();
+        assert_eq!(
+            (
+                handle.active_sessions(),
+                handle.dialling_sessions(),
+                handle.live_sessions()
+            ),
+            (2, 1, 1)
+        );
+        drop(dialling);
+        drop(live);
+        assert_eq!(
+            (
+                handle.active_sessions(),
+                handle.dialling_sessions(),
+                handle.live_sessions()
+            ),
+            (0, 0, 0)
+        );
     }
 }

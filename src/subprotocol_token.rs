@@ -3,11 +3,12 @@
 use std::task::{Context, Poll};
 
 use http::Request;
-use http::header::{AUTHORIZATION, HeaderValue};
+use http::header::{AUTHORIZATION, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::admission::subprotocol_token;
+use crate::handshake::is_websocket_request;
 
 /// Lets your auth layer see a browser's gateway token.
 ///
@@ -20,6 +21,11 @@ use crate::admission::subprotocol_token;
 /// nor the subprotocol token is ever forwarded upstream or echoed back by
 /// [`RealtimeLayer`](crate::RealtimeLayer).
 ///
+/// It acts on WebSocket upgrades only (HTTP/1.1 `Upgrade: websocket`, or an
+/// HTTP/2 extended `CONNECT`); other requests pass untouched. On an upgrade
+/// that carries a token, the `Sec-WebSocket-Protocol` values are marked
+/// sensitive too, so that inner layers that log headers (tower-http's
+/// `TraceLayer`, `SetSensitiveRequestHeadersLayer`) do not print the token.
 /// An auth layer outside `RealtimeLayer` is what this is for (the realtime
 /// layer then needs [`allow_unauthenticated`](crate::RealtimeLayer::allow_unauthenticated)).
 /// An [admission hook](crate::admission) needs no such help:
@@ -47,6 +53,7 @@ use crate::admission::subprotocol_token;
 ///         Ok::<_, std::convert::Infallible>(Response::new(String::new()))
 ///     }));
 /// let browser = Request::get("/v1/realtime")
+///     .header("upgrade", "websocket")
 ///     .header("sec-websocket-protocol", "realtime, openai-insecure-api-key.gateway-token")
 ///     .body(String::new())
 ///     .unwrap();
@@ -92,10 +99,20 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if !request.headers().contains_key(AUTHORIZATION)
+        if is_websocket_request(&request)
             && let Some(bearer) = bearer_from_subprotocols(request.headers())
         {
-            request.headers_mut().insert(AUTHORIZATION, bearer);
+            let headers = request.headers_mut();
+            if let http::header::Entry::Occupied(mut protocols) =
+                headers.entry(SEC_WEBSOCKET_PROTOCOL)
+            {
+                protocols
+                    .iter_mut()
+                    .for_each(|value| value.set_sensitive(true));
+            }
+            if !headers.contains_key(AUTHORIZATION) {
+                headers.insert(AUTHORIZATION, bearer);
+            }
         }
         self.inner.call(request)
     }
@@ -134,6 +151,7 @@ mod tests {
     async fn lifted(protocols: &str, authorization: Option<&str>) -> Option<String> {
         let mut request = Request::new(());
         let headers = request.headers_mut();
+        headers.insert("upgrade", HeaderValue::from_static("websocket"));
         headers.insert(
             "sec-websocket-protocol",
             HeaderValue::from_str(protocols).unwrap(),
@@ -178,6 +196,60 @@ mod tests {
                 "{protocols}"
             );
         }
+    }
+
+    fn through_the_layer(request: Request<()>) -> Request<()> {
+        let mut service = SubprotocolTokenLayer::new().layer(Identity);
+        let seen = service.call(request);
+        futures_util::FutureExt::now_or_never(seen)
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn only_websocket_upgrades_are_touched() {
+        let plain = Request::get("/anything")
+            .header("sec-websocket-protocol", "openai-insecure-api-key.t")
+            .body(())
+            .unwrap();
+        let seen = through_the_layer(plain);
+        assert!(!seen.headers().contains_key(AUTHORIZATION));
+        assert!(!seen.headers()["sec-websocket-protocol"].is_sensitive());
+
+        let mut http2 = Request::connect("/v1/realtime")
+            .version(http::Version::HTTP_2)
+            .header("sec-websocket-protocol", "openai-insecure-api-key.t")
+            .body(())
+            .unwrap();
+        http2
+            .extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        assert_eq!(
+            through_the_layer(http2).headers()[AUTHORIZATION],
+            "Bearer t"
+        );
+    }
+
+    #[test]
+    fn the_token_headers_are_sensitive() {
+        let upgrade = Request::get("/v1/realtime")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-protocol", "realtime")
+            .header("sec-websocket-protocol", "openai-insecure-api-key.t")
+            .body(())
+            .unwrap();
+        let seen = through_the_layer(upgrade);
+        assert!(seen.headers()[AUTHORIZATION].is_sensitive());
+        for value in seen.headers().get_all("sec-websocket-protocol") {
+            assert!(value.is_sensitive());
+        }
+        // An upgrade without a token keeps its headers as they were.
+        let upgrade = Request::get("/v1/realtime")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-protocol", "realtime")
+            .body(())
+            .unwrap();
+        assert!(!through_the_layer(upgrade).headers()["sec-websocket-protocol"].is_sensitive());
     }
 
     #[test]

@@ -179,11 +179,12 @@ async fn a_client_that_does_not_read_holds_the_upstream_back() {
     // message it completed; the write buffer is slack for framing.
     let relay_bound = 2 * FRAME + READ_BUFFER + WRITE_BUFFER;
 
-    // Wait until the flood stalls: nothing moves for 20 looks in a row.
+    // Wait until the flood stalls: nothing moves for 20 looks in a row, 2 s
+    // (a pause of the machine longer than that could fake a stall).
     let mut last = snapshot();
     let mut still = 0;
     while still < 20 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let now = snapshot();
         assert!(
             now.written <= kernel_bound + relay_bound,
@@ -227,17 +228,38 @@ async fn keepalive_does_not_blame_an_upstream_held_back_by_a_slow_client() {
     let upstream = MockUpstream::with_script(FloodingUpstream(Arc::clone(&flood)))
         .await
         .unwrap();
-    let interval = Duration::from_millis(100);
+    let interval = Duration::from_millis(500);
     let gateway = serve_axum(RealtimeLayer::new(openai(&upstream)).keepalive(Some(interval))).await;
     let mut client =
         RawClient::connect(gateway.addr, "/v1/realtime?model=openai/gpt-realtime").await;
-    // Twenty keepalive intervals of talking without reading.
-    for n in 0..40 {
+    // Ten keepalive intervals of talking without reading.
+    for n in 0..20 {
         client
             .frame(0x81, format!("audio chunk {n}").as_bytes(), true)
             .await;
         tokio::time::sleep(interval / 2).await;
     }
+    flood.stop.store(true, Ordering::SeqCst);
+    read_the_whole_flood(&mut client, &flood).await;
+}
+
+#[tokio::test]
+async fn keepalive_does_not_blame_a_client_that_listens_slowly() {
+    // The client neither reads nor talks for ten keepalive intervals while
+    // the upstream streams: the ping for it would wait behind the stream.
+    // (`serve_axum` leaves the client socket untuned, so this is the
+    // keepalive alone: with `TCP_USER_TIMEOUT` on it, the kernel ends a
+    // session whose client reads nothing for the keepalive budget.)
+    let flood = Arc::new(Flood::default());
+    let upstream = MockUpstream::with_script(FloodingUpstream(Arc::clone(&flood)))
+        .await
+        .unwrap();
+    let interval = Duration::from_millis(300);
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream)).keepalive(Some(interval))).await;
+    let mut client =
+        RawClient::connect(gateway.addr, "/v1/realtime?model=openai/gpt-realtime").await;
+    tokio::time::sleep(interval * 10).await;
+    assert!(upstream.closes().is_empty(), "{:?}", upstream.closes());
     flood.stop.store(true, Ordering::SeqCst);
     read_the_whole_flood(&mut client, &flood).await;
 }

@@ -60,7 +60,7 @@ async fn without_a_key_it_serves_the_demo_and_ordinary_routes() {
     assert_eq!(status, 200);
     assert_eq!(
         serde_json::from_str::<Value>(&health).unwrap(),
-        json!({"status": "ok", "sessions": 0})
+        json!({"status": "ok", "sessions": 0, "dialling": 0})
     );
     let (status, page) = get(&example, "/").await;
     assert_eq!(status, 200);
@@ -272,6 +272,7 @@ fn flags_are_checked() {
     let help = String::from_utf8_lossy(&help.stdout);
     for item in [
         "--listen ADDR",
+        "--keepalive SECS",
         "GATEWAY_API_KEY ",
         "GATEWAY_API_KEYS",
         "alice:KEY1,bob:KEY2",
@@ -281,6 +282,8 @@ fn flags_are_checked() {
 
     for args in [
         &["--listen", "nowhere"][..],
+        &["--keepalive", "soon"],
+        &["--keepalive", "-1"],
         &["--sessions-per-minute", "0"],
         &["--bogus"],
         &["--listen"],
@@ -320,4 +323,22 @@ fn flags_are_checked() {
         assert!(stderr.contains(complaint), "{keys}: {stderr}");
         assert!(!stderr.contains("sekret"), "a key in: {stderr}");
     }
+}
+
+#[tokio::test]
+async fn keepalive_follows_its_flag() {
+    let example = gateway(&["--keepalive", "0.3"], None);
+    // A client that never answers pings is dropped after two of them.
+    let mut client = RawClient::connect(example.addr, "/v1/realtime?model=demo/realtime").await;
+    let mut pings = 0;
+    let ended = tokio::time::timeout(PROMPTLY, async {
+        while let Some(frame) = client.read_frame().await {
+            if frame.opcode == 9 {
+                pings += 1;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the gateway ends the session in time");
+    assert!((1..=3).contains(&pings), "{pings} pings");
 }

@@ -108,7 +108,7 @@ async fn run(gateway: &Gateway, kind: Kind) {
         Kind::UpstreamHangsUp => {
             let mut client = RawClient::connect(gateway.addr, &target("openai/hangup")).await;
             let close = client.read_close().await;
-            assert_eq!(close.close_code(), Some(1014));
+            assert_eq!(close.close_code(), Some(1011));
             client.frame(0x88, &close.payload[..2], true).await;
             assert_eq!(client.read_frame().await, None);
         }

@@ -241,3 +241,88 @@ async fn an_upstream_dialled_while_shutdown_begins_is_closed_with_1001() {
     assert_eq!(close.reason, "gateway shutting down");
     assert_eq!(handle.active_sessions(), 0);
 }
+
+#[tokio::test]
+async fn an_upgrade_that_never_completes_releases_the_upstream_and_the_slot() {
+    let upstream = MockUpstream::echo().await.unwrap();
+    let layer = RealtimeLayer::new(openai(&upstream))
+        .connect_timeout(Duration::from_secs(1))
+        .allow_unauthenticated();
+    let sessions = layer.shutdown_handle();
+    // An outer layer turns the `101` into a `200`: hyper never upgrades, and
+    // keeps the connection open for the next request.
+    let service = tower::ServiceBuilder::new()
+        .map_response(|mut response: http::Response<_>| {
+            if response.status() == 101 {
+                *response.status_mut() = http::StatusCode::OK;
+            }
+            response
+        })
+        .service(tower::Layer::layer(&layer, app()));
+    let gateway = common::stack::serve_service(service).await;
+    let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, upgrade_request(TARGET, "").as_bytes())
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = tokio::io::AsyncReadExt::read(&mut stream, &mut head)
+        .await
+        .unwrap();
+    assert_eq!(status_of(&String::from_utf8_lossy(&head[..n])), 200);
+
+    // The upstream is closed with 1011 and the slot freed, while the client
+    // connection stays open.
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |u| !u.closes().is_empty())
+            .await
+    );
+    let close = upstream.closes()[0].clone().expect("a close code");
+    assert_eq!(close.code, CloseCode::Error);
+    assert_eq!(close.reason, "client upgrade failed");
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |_| sessions.active_sessions() == 0)
+            .await
+    );
+    drop(stream);
+}
+
+#[tokio::test]
+async fn sessions_still_dialling_are_counted_apart_from_live_ones() {
+    let stalling = MockUpstream::builder()
+        .handshake(tower_realtime::testing::Handshake::Stall)
+        .start()
+        .await
+        .unwrap();
+    let layer = RealtimeLayer::new(openai(&stalling)).connect_timeout(Duration::from_secs(5));
+    let sessions = layer.shutdown_handle();
+    let gateway = serve_axum(layer).await;
+    let dialling = tokio::spawn({
+        let url = gateway.url("?model=openai/gpt-realtime");
+        async move { refused(&url, &[]).await.0 }
+    });
+    assert!(
+        stalling
+            .wait_until(PROMPTLY, |_| sessions.dialling_sessions() == 1)
+            .await
+    );
+    assert_eq!(sessions.live_sessions(), 0);
+    assert_eq!(sessions.active_sessions(), 1);
+    assert_eq!(dialling.await.unwrap(), 504);
+    assert_eq!(
+        (sessions.dialling_sessions(), sessions.active_sessions()),
+        (0, 0)
+    );
+
+    let upstream = MockUpstream::echo().await.unwrap();
+    let layer = RealtimeLayer::new(openai(&upstream));
+    let sessions = layer.shutdown_handle();
+    let gateway = serve_axum(layer).await;
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    next_event(&mut client).await;
+    assert_eq!(
+        (sessions.dialling_sessions(), sessions.live_sessions()),
+        (0, 1)
+    );
+}

@@ -312,7 +312,7 @@ async fn upstream_that_never_answers_is_a_504() {
         .start()
         .await
         .unwrap();
-    let layer = RealtimeLayer::new(openai(&upstream)).connect_timeout(Duration::from_millis(300));
+    let layer = RealtimeLayer::new(openai(&upstream)).connect_timeout(Duration::from_secs(2));
     let gateway = serve_axum(layer).await;
     let (status, _, body) = refused(&gateway.url("?model=openai/gpt-realtime"), &[]).await;
     assert_eq!(status, 504);

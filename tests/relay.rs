@@ -120,7 +120,7 @@ async fn close_without_code_is_mirrored_without_code() {
 }
 
 #[tokio::test]
-async fn vanished_upstream_closes_the_client_with_1014() {
+async fn vanished_upstream_gives_the_client_an_error_event_and_1011() {
     let upstream = MockUpstream::with_script(|mut session: UpstreamSession| async move {
         session.session_created().await;
         // Read one message, then vanish without a close frame.
@@ -130,25 +130,28 @@ async fn vanished_upstream_closes_the_client_with_1014() {
     .await
     .unwrap();
     let gateway = serve_axum(RealtimeLayer::new(openai(&upstream))).await;
-    let mut client =
-        RawClient::connect(gateway.addr, "/v1/realtime?model=openai/gpt-realtime").await;
-    let created = client.read_frame().await.unwrap();
-    assert!(String::from_utf8_lossy(&created.payload).contains("session.created"));
-    client.frame(0x81, b"hello", true).await;
-    let close = client.read_close().await;
-    assert_eq!(close.close_code(), Some(1014));
-    assert!(String::from_utf8_lossy(&close.payload[2..]).contains("upstream connection lost"));
+    // A tungstenite client: it sees the code and the reason as they were sent.
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    send_text(&mut client, "hello").await;
+    let event = expect_upstream_lost(&mut client).await;
+    assert!(
+        event["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("without a close frame"),
+        "{event}"
+    );
 }
 
 #[tokio::test]
-async fn crashed_upstream_closes_the_client_with_1014() {
+async fn crashed_upstream_gives_the_client_an_error_event_and_1011() {
     let upstream = MockUpstream::echo().await.unwrap();
     let gateway = serve_axum(RealtimeLayer::new(openai(&upstream))).await;
-    let mut client =
-        RawClient::connect(gateway.addr, "/v1/realtime?model=openai/gpt-realtime").await;
-    client.read_frame().await.unwrap();
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    next_event(&mut client).await;
     upstream.abort_sessions();
-    assert_eq!(client.read_close().await.close_code(), Some(1014));
+    expect_upstream_lost(&mut client).await;
 }
 
 #[tokio::test]

@@ -141,7 +141,7 @@ async fn sessions_that_end_in_every_way_leak_no_key() {
     read_all(&mut client, &mut seen).await;
 
     // The gateway ends sessions: idle timeout, then shutdown.
-    let layer = RealtimeLayer::new(openai(&upstream)).idle_timeout(Duration::from_millis(200));
+    let layer = RealtimeLayer::new(openai(&upstream)).idle_timeout(Duration::from_secs(1));
     let shutdown = layer.shutdown_handle();
     let gateway = authenticated(layer).await;
     let (mut client, head) =
@@ -194,7 +194,7 @@ async fn refusal(handshake: Handshake) -> String {
         .start()
         .await
         .unwrap();
-    let layer = RealtimeLayer::new(openai(&upstream)).connect_timeout(Duration::from_millis(300));
+    let layer = RealtimeLayer::new(openai(&upstream)).connect_timeout(Duration::from_secs(2));
     let gateway = authenticated(layer).await;
     raw_http(
         gateway.addr,

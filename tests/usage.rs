@@ -777,7 +777,7 @@ async fn upstream_vanishing_mid_stream_still_gives_a_summary() {
     assert_eq!(next_event(&mut client).await["type"], "response.done");
     next_data(&mut client).await;
     next_data(&mut client).await;
-    // The client is closed (with 1014, see tests/relay.rs).
+    // The client is closed (with 1011, see tests/relay.rs).
     while let Ok(Some(Ok(_))) = tokio::time::timeout(PROMPTLY, client.next()).await {}
 
     let (usage, _, summary) = observed.session().await;
@@ -847,7 +847,7 @@ async fn a_session_the_gateway_ends_gives_a_summary() {
     let upstream = MockUpstream::echo().await.unwrap();
     let (observer, mut observed) = observer();
     let layer = RealtimeLayer::new(openai(&upstream))
-        .idle_timeout(Duration::from_millis(200))
+        .idle_timeout(Duration::from_secs(1))
         .observer(observer);
     let gateway = serve_axum(layer).await;
     let mut client = open(&gateway, "openai/gpt-realtime").await;
@@ -868,6 +868,49 @@ async fn a_session_the_gateway_ends_gives_a_summary() {
     assert_eq!(summary.upstream_to_client.messages, 1);
     assert_eq!(summary.responses, 0);
     assert_eq!(summary.usage, Usage::default());
+}
+
+#[tokio::test]
+async fn a_panicking_observer_does_not_end_the_session() {
+    let (done, _) = ga_response_done();
+    let upstream = MockUpstream::with_script(move |mut session: UpstreamSession| {
+        let done = done.clone();
+        async move {
+            session.session_created().await;
+            session.send(Message::text(done)).await;
+            while let Some(message) = session.recv().await {
+                session.send(message).await;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let (sender, mut summaries) = mpsc::unbounded_channel();
+    let observer = move |observation: Observation<'_>| match observation {
+        Observation::Usage(_) => panic!("a bug in the billing code"),
+        Observation::SessionEnd(summary) => {
+            let _ = sender.send(summary.clone());
+        }
+        _ => {}
+    };
+    let gateway = serve_axum(RealtimeLayer::new(openai(&upstream)).observer(observer)).await;
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    assert_eq!(next_event(&mut client).await["type"], "response.done");
+    // The session goes on after the panic ...
+    send_text(&mut client, "still here").await;
+    assert_eq!(next_data(&mut client).await, Message::text("still here"));
+    client.close(None).await.unwrap();
+    while let Some(Ok(_)) = client.next().await {}
+    // ... and its summary is still reported.
+    let summary = tokio::time::timeout(PROMPTLY, summaries.recv())
+        .await
+        .expect("a summary in time")
+        .expect("the observer is alive");
+    assert_eq!(summary.responses, 1);
+    assert_eq!(summary.end.closed_by, ClosedBy::Client);
+    assert_eq!(summary.end.code, 1005, "a close frame without a code");
+    assert_eq!(summary.client_to_upstream.messages, 1);
 }
 
 #[tokio::test]

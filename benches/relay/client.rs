@@ -26,6 +26,60 @@ pub(crate) async fn open(url: &str) -> (Session, Duration) {
     (session, start.elapsed())
 }
 
+/// Connects to `url` and sends `event` right after the handshake, before
+/// the upstream's first event arrives, as a client that starts talking at
+/// once does; returns the session and how long the echo took from the send.
+pub(crate) async fn open_and_ask(url: &str, event: &Utf8Bytes) -> (Session, Duration) {
+    let (mut session, _) = connect_async_with_config(url, Some(peer::config()), true)
+        .await
+        .unwrap_or_else(|error| panic!("connect to {url}: {error}"));
+    let start = Instant::now();
+    session
+        .send(Message::Text(event.clone()))
+        .await
+        .expect("send the first event");
+    // The upstream's `session.created` (400 B) comes first, then the echo.
+    while next_data(&mut session).await.len() != event.len() {}
+    (session, start.elapsed())
+}
+
+/// Asks the upstream for `count` events of `size` bytes, one every
+/// `interval`; returns how long each took from the upstream's send to its
+/// arrival here.
+pub(crate) async fn paced(
+    session: &mut Session,
+    count: usize,
+    size: usize,
+    interval: Duration,
+) -> Vec<Duration> {
+    let ask = format!("{} {count} {size} {}", peer::PACED, interval.as_millis());
+    session
+        .send(Message::text(ask))
+        .await
+        .expect("ask for paced events");
+    let mut delays = Vec::with_capacity(count);
+    for _ in 0..count {
+        let event = next_data(session).await;
+        let arrived = peer::monotonic_ns();
+        let sent = peer::sent_at(event.to_text().expect("a text event")).expect("a stamped event");
+        delays.push(Duration::from_nanos(arrived.saturating_sub(sent)));
+    }
+    delays
+}
+
+/// Paced events on every session at once: the delays of all of them.
+pub(crate) async fn paced_together(
+    sessions: &mut [Session],
+    count: usize,
+    size: usize,
+    interval: Duration,
+) -> Vec<Duration> {
+    let each = sessions
+        .iter_mut()
+        .map(|session| paced(session, count, size, interval));
+    join_all(each).await.into_iter().flatten().collect()
+}
+
 /// Opens `count` sessions, at most `parallel` handshakes at a time.
 pub(crate) async fn open_many(url: &str, count: usize, parallel: usize) -> Vec<Session> {
     let gate = Arc::new(Semaphore::new(parallel));

@@ -1,5 +1,5 @@
-//! The gateway under test: `RealtimeLayer` in a hyper server, one process per
-//! variant, relaying to the scripted upstream.
+//! The gateway under test: `RealtimeLayer` in a hyper or axum server, one
+//! process per variant, relaying to the scripted upstream.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,24 +18,55 @@ use tower_realtime::{Providers, RealtimeLayer, Secret};
 
 use crate::process;
 
-/// One way of building the layer; each is measured against the direct path.
+/// One way of building the layer and serving it; each is measured against
+/// the direct path.
 pub(crate) struct Variant {
     /// The column title.
     pub(crate) name: &'static str,
     /// Builds the layer around the bench's providers.
     pub(crate) layer: fn(Providers) -> RealtimeLayer,
+    /// The server around it.
+    pub(crate) server: Server,
+}
+
+/// How a variant serves its layer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Server {
+    /// hyper-util's `auto::Builder`, accepted sockets tuned with
+    /// `RealtimeLayer::tune_client_socket`.
+    Hyper,
+    /// hyper-util's `auto::Builder`, accepted sockets with `TCP_NODELAY` only.
+    HyperNodelay,
+    /// Plain `axum::serve`, which sets no socket option: Nagle stays on.
+    Axum,
 }
 
 /// The layers measured. A variant is one more entry, e.g. the usage tap:
-/// `Variant { name: "layer+tap", layer: |p| RealtimeLayer::new(p).observer(...) }`.
+/// `Variant { name: "layer+tap", layer: |p| RealtimeLayer::new(p).observer(...), server: Server::Hyper }`.
 pub(crate) const VARIANTS: &[Variant] = &[
     Variant {
         name: "layer",
         layer: RealtimeLayer::new,
+        server: Server::Hyper,
     },
     Variant {
         name: "tap",
         layer: |providers| RealtimeLayer::new(providers).observer(|_: Observation<'_>| {}),
+        server: Server::Hyper,
+    },
+    Variant {
+        name: "untuned",
+        layer: |providers| {
+            RealtimeLayer::new(providers)
+                .client_socket_buffers(None, None)
+                .upstream_notsent_lowat(None)
+        },
+        server: Server::HyperNodelay,
+    },
+    Variant {
+        name: "axum",
+        layer: RealtimeLayer::new,
+        server: Server::Axum,
     },
 ];
 
@@ -63,15 +94,19 @@ async fn serve(variant: &Variant, upstream: SocketAddr) {
     let provider = OpenAi::new(Secret::new("sk-bench"))
         .base_url(&format!("http://{upstream}/v1"))
         .expect("a loopback base URL");
-    let layer = (variant.layer)(Providers::new().with(PROVIDER, provider));
+    let layer = (variant.layer)(Providers::new().with(PROVIDER, provider)).allow_unauthenticated();
     let not_found = service_fn(|_: http::Request<hyper::body::Incoming>| async {
         let mut response = http::Response::new(Full::new(Bytes::new()));
         *response.status_mut() = http::StatusCode::NOT_FOUND;
         Ok::<_, Infallible>(response)
     });
-    let service = layer.allow_unauthenticated().layer(not_found);
+    let tuning = layer.clone();
+    let service = layer.layer(not_found);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     process::announce(listener.local_addr().expect("local address"));
+    if variant.server == Server::Axum {
+        return serve_axum(tuning, listener).await;
+    }
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -81,7 +116,12 @@ async fn serve(variant: &Variant, upstream: SocketAddr) {
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        match variant.server {
+            Server::Hyper => tuning.tune_client_socket(&stream),
+            _ => {
+                let _ = stream.set_nodelay(true);
+            }
+        }
         let service = TowerToHyperService::new(service.clone());
         tokio::spawn(async move {
             let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -91,4 +131,12 @@ async fn serve(variant: &Variant, upstream: SocketAddr) {
                 .await;
         });
     }
+}
+
+/// `layer` around a router that answers 404, served by plain `axum::serve`.
+async fn serve_axum(layer: RealtimeLayer, listener: TcpListener) {
+    let router = axum::Router::new()
+        .fallback(|| async { http::StatusCode::NOT_FOUND })
+        .layer(layer);
+    axum::serve(listener, router).await.expect("axum serves");
 }

@@ -13,6 +13,44 @@ pub(crate) fn config() -> WebSocketConfig {
 /// A text message asking the upstream to flood: `bench.flood COUNT SIZE`.
 pub(crate) const FLOOD: &str = "bench.flood";
 
+/// A text message asking the upstream for paced events:
+/// `bench.paced COUNT SIZE INTERVAL_MS`, each stamped with its send time.
+pub(crate) const PACED: &str = "bench.paced";
+
+/// The time on the machine's monotonic clock, in nanoseconds: comparable
+/// between the bench's processes.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is valid and writable for the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// An audio delta of `size` bytes stamped with the time it is sent:
+/// `{"type":"response.output_audio.delta","sent":NS,"delta":"AAAA..."}`.
+pub(crate) fn stamped_delta(size: usize) -> Utf8Bytes {
+    let head = format!(
+        r#"{{"type":"response.output_audio.delta","sent":{},"delta":""#,
+        monotonic_ns()
+    );
+    let tail = r#""}"#;
+    let padding = size.saturating_sub(head.len() + tail.len());
+    let mut event = String::with_capacity(size);
+    event.push_str(&head);
+    event.extend(std::iter::repeat_n('A', padding));
+    event.push_str(tail);
+    event.into()
+}
+
+/// The send time of a [`stamped_delta`].
+pub(crate) fn sent_at(event: &str) -> Option<u64> {
+    let rest = &event[event.find(r#""sent":"#)? + 7..];
+    rest[..rest.find(',')?].parse().ok()
+}
+
 /// The first event of every upstream session.
 pub(crate) fn greeting() -> Utf8Bytes {
     event("session.created", 400)

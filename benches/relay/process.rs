@@ -19,7 +19,13 @@ pub(crate) struct Process {
     /// Where it listens.
     pub(crate) addr: SocketAddr,
     wrapped: bool,
+    /// Stopped with a kill (it does not watch its stdin).
+    kill: bool,
 }
+
+/// Where the gateway example's release build is looked for, if not next to
+/// the bench (`target/release/examples/gateway`).
+pub(crate) const GATEWAY_EXAMPLE: &str = "RELAY_BENCH_GATEWAY_EXAMPLE";
 
 impl Process {
     /// Starts this binary with `args` and waits for its announcement.
@@ -60,7 +66,66 @@ impl Process {
             pid: pid.parse().expect("a pid"),
             addr: addr.parse().expect("a socket address"),
             wrapped,
+            kill: false,
         }
+    }
+
+    /// Starts the gateway example as it ships (`axum::serve`, its middleware
+    /// and logging; logs discarded), with the bench's upstream as its
+    /// `openai` provider and limits out of the way. `None` when it is not
+    /// built (`cargo build --release --example gateway`).
+    pub(crate) fn spawn_gateway_example(upstream: SocketAddr) -> Option<Process> {
+        let path = std::env::var_os(GATEWAY_EXAMPLE)
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                let exe = std::env::current_exe().ok()?;
+                Some(exe.parent()?.parent()?.join("examples").join("gateway"))
+            })
+            .filter(|path| path.is_file())?;
+        let mut child = Command::new(&path)
+            .args(["--listen", "127.0.0.1:0", "--no-demo"])
+            .args([
+                "--sessions-per-minute",
+                "1000000000",
+                "--max-sessions",
+                "1000000",
+            ])
+            .env("OPENAI_API_KEY", "sk-bench")
+            .env("OPENAI_BASE_URL", format!("http://{upstream}/v1"))
+            .env_remove("GATEWAY_API_KEY")
+            .env_remove("REALTIME_PROVIDERS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("start {}: {error}", path.display()));
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            let read = stdout
+                .read_line(&mut line)
+                .expect("read the example's banner");
+            assert!(read > 0, "the gateway example exited before listening");
+            if let Some(url) = line.trim().strip_prefix("listening") {
+                let url = url.trim();
+                break url
+                    .strip_prefix("http://")
+                    .unwrap_or(url)
+                    .parse()
+                    .expect("an address");
+            }
+        };
+        // Keep reading its stdout, so that it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Some(Process {
+            pid: child.id(),
+            child,
+            stdin: None,
+            addr,
+            wrapped: false,
+            kill: true,
+        })
     }
 
     /// Resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
@@ -83,6 +148,11 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         drop(self.stdin.take());
+        if self.kill {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            return;
+        }
         // Profilers write their output at exit: give them time.
         let patience = if self.wrapped {
             Duration::from_secs(600)

@@ -15,15 +15,17 @@ use crate::report::{Kind, Report, Target, ratio};
 pub(crate) struct Options {
     /// A tenth of the work (for profiling and smoke tests).
     quick: bool,
-    /// Only these workloads (`echo`, `flood`, `setup`, `memory`).
+    /// Only these workloads (`echo`, `flood`, `setup`, `first`, `paced`, `memory`).
     only: Option<Vec<String>>,
+    /// Only these paths besides the direct one (gateway variants, `example`).
+    paths: Option<Vec<String>>,
     /// Leave CPU placement to the scheduler.
     no_pin: bool,
 }
 
 impl Options {
-    /// `--quick`, `--no-pin` and `--only=echo,flood,setup,memory`; without
-    /// `--bench`, always quick.
+    /// `--quick`, `--no-pin`, `--only=echo,flood,setup,first,paced,memory`
+    /// and `--paths=layer,example`; without `--bench`, always quick.
     pub(crate) fn from_args(args: &[String]) -> Self {
         Self {
             // `cargo bench` passes `--bench`; `cargo test --benches` does
@@ -34,7 +36,17 @@ impl Options {
                 .iter()
                 .find_map(|a| a.strip_prefix("--only="))
                 .map(|list| list.split(',').map(str::to_owned).collect()),
+            paths: args
+                .iter()
+                .find_map(|a| a.strip_prefix("--paths="))
+                .map(|list| list.split(',').map(str::to_owned).collect()),
         }
+    }
+
+    fn wants_path(&self, name: &str) -> bool {
+        self.paths
+            .as_ref()
+            .is_none_or(|paths| paths.iter().any(|p| p == name))
     }
 
     fn wants(&self, workload: &str) -> bool {
@@ -58,6 +70,10 @@ struct Scale {
     idle: [usize; 2],
     big_sessions: usize,
     big_size: usize,
+    first_repeats: usize,
+    first_sessions: usize,
+    paced_repeats: usize,
+    paced_sessions: usize,
 }
 
 impl Scale {
@@ -75,6 +91,10 @@ impl Scale {
             idle: [1_000, 5_000],
             big_sessions: 100,
             big_size: 1 << 20,
+            first_repeats: 3,
+            first_sessions: 100,
+            paced_repeats: 5,
+            paced_sessions: 10,
         };
         if !quick {
             return full;
@@ -88,6 +108,9 @@ impl Scale {
             setups: full.setups / 10,
             idle: [100, 500],
             big_sessions: 10,
+            first_repeats: 1,
+            first_sessions: 10,
+            paced_repeats: 1,
             ..full
         }
     }
@@ -146,6 +169,8 @@ struct Path {
     name: String,
     url: String,
     gateway: Option<Process>,
+    /// The variant a gateway of the bench's own runs.
+    variant: Option<&'static Variant>,
 }
 
 impl Path {
@@ -154,16 +179,32 @@ impl Path {
             name: "direct".into(),
             url: format!("ws://{upstream}/v1/realtime?model=any"),
             gateway: None,
+            variant: None,
         }
     }
 
-    fn through(variant: &Variant, upstream: SocketAddr, placement: Placement) -> Self {
+    fn through(variant: &'static Variant, upstream: SocketAddr, placement: Placement) -> Self {
         let gateway = start_gateway(variant, upstream, placement);
         Self {
             name: variant.name.into(),
             url: gateway_url(&gateway),
             gateway: Some(gateway),
+            variant: Some(variant),
         }
+    }
+
+    /// The gateway example as it ships, if it is built.
+    fn example(upstream: SocketAddr) -> Option<Self> {
+        let gateway = Process::spawn_gateway_example(upstream)?;
+        Some(Self {
+            name: "example".into(),
+            url: format!(
+                "ws://{}/v1/realtime?model=openai/gpt-realtime",
+                gateway.addr
+            ),
+            gateway: Some(gateway),
+            variant: None,
+        })
     }
 
     /// The gateway's CPU time so far (none for the direct path).
@@ -282,8 +323,19 @@ pub(crate) fn main(options: &Options) {
     paths.extend(
         VARIANTS
             .iter()
+            .filter(|v| options.wants_path(v.name))
             .map(|v| Path::through(v, upstream.addr, placement)),
     );
+    if options.wants_path("example") {
+        match Path::example(upstream.addr) {
+            Some(path) => paths.push(path),
+            None => eprintln!(
+                "no `example` column: build it with `cargo build --release --example gateway` \
+                 (or set {})",
+                process::GATEWAY_EXAMPLE
+            ),
+        }
+    }
 
     println!("{}", header(&scale, options.quick, placement));
     let started = Instant::now();
@@ -304,9 +356,15 @@ pub(crate) fn main(options: &Options) {
         if options.wants("setup") {
             setup(&paths, &upstream, &scale, &mut report, &mut findings).await;
         }
+        if options.wants("first") {
+            first_answer(&paths, &upstream, &scale, &mut report).await;
+        }
+        if options.wants("paced") {
+            paced(&paths, &upstream, &scale, &mut report).await;
+        }
         if options.wants("memory") {
             let at = (upstream.addr, placement);
-            memory(at, &scale, fd_limit, &mut report, &mut findings).await;
+            memory(&paths, at, &scale, fd_limit, &mut report, &mut findings).await;
         }
     });
     for (path, found) in paths.iter().zip(&findings).skip(1) {
@@ -323,6 +381,9 @@ fn header(scale: &Scale, quick: bool, placement: Placement) -> String {
         "tower-realtime {} relay benchmark{}: {cores} cores, Linux {}, loopback\n\
          direct: client -> upstream; {}: client -> gateway (RealtimeLayer in hyper, \
          multi-threaded tokio) -> upstream\n\
+         layer, tap: hyper-util, sockets tuned by the layer; untuned: hyper-util, TCP_NODELAY \
+         only, kernel-sized buffers; axum: plain axum::serve (Nagle on); example: the gateway \
+         example's release binary as it ships (axum::serve, its listener tuned, logs discarded)\n\
          {}\n\
          each workload runs {} times per path, the paths taking turns; \
          ratio = gateway / direct, added = gateway - direct\n",
@@ -531,9 +592,87 @@ async fn setup(
     progress("session setup", started);
 }
 
+/// Sessions that talk at once: connect, send the first event right after
+/// the handshake, wait for its echo, close; one session after the other.
+async fn first_answer(paths: &[Path], upstream: &Process, scale: &Scale, report: &mut Report) {
+    let started = Instant::now();
+    let event = peer::event("input_audio_buffer.append", 200);
+    for path in paths {
+        for _ in 0..scale.warmup / 20 {
+            client::close(client::open_and_ask(&path.url, &event).await.0).await;
+        }
+    }
+    let mut samples = vec![Vec::new(); paths.len()];
+    let mut elapsed = vec![Duration::ZERO; paths.len()];
+    let mut cpu = CpuUse::new(paths.len());
+    for repeat in 0..scale.first_repeats {
+        for (i, path) in in_turn(paths, repeat) {
+            let sample = &mut samples[i];
+            let sessions = async {
+                let turn = Instant::now();
+                for _ in 0..scale.first_sessions {
+                    let (session, took) = client::open_and_ask(&path.url, &event).await;
+                    sample.push(took);
+                    client::close(session).await;
+                }
+                turn.elapsed()
+            };
+            elapsed[i] += cpu.measure(i, path, upstream, sessions).await;
+        }
+    }
+    report.title(format!(
+        "connect + first round trip, {} sequential sessions: the first 200 B event sent right \
+         after the handshake, time until its echo",
+        scale.first_sessions
+    ));
+    report.percentiles(&mut samples);
+    let sessions = scale.first_sessions * scale.first_repeats;
+    report.row(
+        "sessions (connect, first answer, close)",
+        Kind::Rate("session/s"),
+        elapsed
+            .iter()
+            .map(|e| Some(sessions as f64 / e.as_secs_f64()))
+            .collect(),
+    );
+    progress("connect + first round trip", started);
+}
+
+/// A live answer: 50 audio deltas of 200 B, one every 20 ms, on several
+/// sessions at once; the delay of each from the upstream's send to the
+/// client (the `added` column is what the gateway adds per delta).
+async fn paced(paths: &[Path], upstream: &Process, scale: &Scale, report: &mut Report) {
+    const DELTAS: usize = 50;
+    const SIZE: usize = 200;
+    const EVERY: Duration = Duration::from_millis(20);
+    let started = Instant::now();
+    let mut samples = vec![Vec::new(); paths.len()];
+    let mut cpu = CpuUse::new(paths.len());
+    for repeat in 0..scale.paced_repeats {
+        for (i, path) in in_turn(paths, repeat) {
+            // Fresh sessions each turn: sessions left unread between turns
+            // would miss the gateway's keepalive pings.
+            let mut sessions = client::open_many(&path.url, scale.paced_sessions, 8).await;
+            let deltas = client::paced_together(&mut sessions, DELTAS, SIZE, EVERY);
+            samples[i].extend(cpu.measure(i, path, upstream, deltas).await);
+            for session in sessions {
+                client::close(session).await;
+            }
+        }
+    }
+    report.title(format!(
+        "paced deltas, {} sessions x {DELTAS} events of {SIZE} B every 20 ms: delay from the \
+         upstream's send to the client",
+        scale.paced_sessions
+    ));
+    report.percentiles(&mut samples);
+    progress("paced deltas", started);
+}
+
 /// Resident memory of fresh gateway processes holding idle sessions, and
 /// after one big message each way.
 async fn memory(
+    paths: &[Path],
     (upstream, placement): (SocketAddr, Placement),
     scale: &Scale,
     fd_limit: u64,
@@ -544,13 +683,15 @@ async fn memory(
     // Each relayed session holds two sockets in the gateway.
     let affordable = usize::try_from(fd_limit.saturating_sub(200) / 2).unwrap_or(usize::MAX);
     let idle = scale.idle.map(|n| n.min(affordable));
-    let columns = VARIANTS.len() + 1;
+    let columns = paths.len();
     let mut base = vec![None; columns];
     let mut at = vec![vec![None; columns]; idle.len()];
     let mut total = vec![None; columns];
     let mut big = vec![None; columns];
-    for (index, variant) in VARIANTS.iter().enumerate() {
-        let column = index + 1;
+    for (column, path) in paths.iter().enumerate() {
+        let Some(variant) = path.variant else {
+            continue;
+        };
         let gateway = warm_gateway(variant, upstream, placement).await;
         let url = gateway_url(&gateway);
         let baseline = gateway.rss_kib();

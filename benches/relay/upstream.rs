@@ -3,7 +3,9 @@
 //!
 //! Every session starts with a `session.created` event, then echoes each text
 //! and binary message, except `bench.flood COUNT SIZE`, which it answers with
-//! COUNT events of SIZE bytes written as fast as the socket takes them.
+//! COUNT events of SIZE bytes written as fast as the socket takes them, and
+//! `bench.paced COUNT SIZE INTERVAL_MS`, which it answers with COUNT events
+//! of SIZE bytes, one every INTERVAL_MS, each stamped with its send time.
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -44,6 +46,24 @@ async fn session(stream: TcpStream) {
         return;
     }
     while let Some(Ok(message)) = socket.next().await {
+        if let Message::Text(text) = &message
+            && let Some((count, size, interval)) =
+                text.strip_prefix(peer::PACED).and_then(parse_paced)
+        {
+            for n in 0..count {
+                if n > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(interval)).await;
+                }
+                if socket
+                    .send(Message::Text(peer::stamped_delta(size)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            continue;
+        }
         let flood = match &message {
             Message::Text(text) => text.strip_prefix(peer::FLOOD).and_then(parse_flood),
             _ => None,
@@ -78,4 +98,12 @@ fn parse_flood(arguments: &str) -> Option<(usize, usize)> {
         (Some(Ok(count)), Some(Ok(size))) => Some((count, size)),
         _ => None,
     }
+}
+
+fn parse_paced(arguments: &str) -> Option<(usize, usize, u64)> {
+    let mut numbers = arguments.split_whitespace();
+    let count = numbers.next()?.parse().ok()?;
+    let size = numbers.next()?.parse().ok()?;
+    let interval = numbers.next()?.parse().ok()?;
+    Some((count, size, interval))
 }

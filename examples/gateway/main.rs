@@ -47,6 +47,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
+use axum::serve::{Listener, ListenerExt};
 use http::StatusCode;
 use tower::ServiceBuilder;
 use tower_http::ServiceBuilderExt;
@@ -121,6 +122,7 @@ async fn run(options: Options) -> io::Result<()> {
 
     let realtime = RealtimeLayer::new(providers)
         .max_sessions(options.max_sessions)
+        .keepalive(options.keepalive)
         .observer(usage_log::log);
     // A deliberate choice either way: without one, the layer refuses every session.
     let keys = (!options.api_keys.is_empty()).then(|| GatewayKeys::new(&options.api_keys));
@@ -129,6 +131,7 @@ async fn run(options: Options) -> io::Result<()> {
         None => realtime.allow_unauthenticated(),
     };
     let sessions = realtime.shutdown_handle();
+    let tuning = realtime.clone();
 
     let models = provider_names
         .iter()
@@ -161,7 +164,10 @@ async fn run(options: Options) -> io::Result<()> {
         .layer(realtime)
         .service(router);
 
-    let listener = tokio::net::TcpListener::bind(options.listen).await?;
+    // No Nagle and bounded buffers on client sockets: `axum::serve` sets neither.
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await?
+        .tap_io(move |tcp| tuning.tune_client_socket(tcp));
     let addr = listener.local_addr()?;
     print_banner(addr, &options, &provider_names, demo.as_ref());
 
@@ -175,8 +181,9 @@ async fn run(options: Options) -> io::Result<()> {
     Ok(())
 }
 
-/// `200 {"status":"ok","sessions":N}`, or `503` once shutdown has begun, so
-/// that load balancers stop sending new clients.
+/// `200 {"status":"ok","sessions":N,"dialling":M}` (live sessions, and
+/// sessions still dialling their provider), or `503` once shutdown has
+/// begun, so that load balancers stop sending new clients.
 async fn healthz(
     axum::extract::State(sessions): axum::extract::State<ShutdownHandle>,
 ) -> impl IntoResponse {
@@ -185,7 +192,11 @@ async fn healthz(
     } else {
         (StatusCode::OK, "ok")
     };
-    let body = serde_json::json!({"status": state, "sessions": sessions.active_sessions()});
+    let body = serde_json::json!({
+        "status": state,
+        "sessions": sessions.live_sessions(),
+        "dialling": sessions.dialling_sessions(),
+    });
     (status, Json(body))
 }
 

@@ -1,6 +1,7 @@
 //! Command-line flags and environment of the gateway example.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 pub const USAGE: &str = "\
 A realtime gateway with a built-in demo provider and a browser console.
@@ -11,6 +12,8 @@ Options:
   --listen ADDR               address to listen on (default 127.0.0.1:8080; port 0 picks a free one)
   --sessions-per-minute N     new sessions each client IP may open per minute (default 30)
   --max-sessions N            live sessions at most (default 100)
+  --keepalive SECS            ping a silent peer after SECS seconds; two unanswered pings end the
+                              session (default 3; 0 turns keepalive off)
   --no-demo                   do not start the demo provider
   -h, --help                  print this help
 
@@ -38,6 +41,8 @@ pub struct Options {
     pub api_keys: Vec<(String, String)>,
     pub sessions_per_minute: u32,
     pub max_sessions: usize,
+    /// `None`: keepalive is off.
+    pub keepalive: Option<Duration>,
     pub demo: bool,
 }
 
@@ -60,6 +65,7 @@ impl Command {
             api_keys: gateway_keys(api_key, api_keys)?,
             sessions_per_minute: 30,
             max_sessions: 100,
+            keepalive: Some(tower_realtime::RealtimeLayer::DEFAULT_KEEPALIVE),
             demo: true,
         };
         let mut args = args.into_iter();
@@ -73,6 +79,12 @@ impl Command {
                 }
                 "--max-sessions" => {
                     options.max_sessions = parse(&value("--max-sessions")?, "--max-sessions")?;
+                }
+                "--keepalive" => {
+                    let seconds: f64 = parse(&value("--keepalive")?, "--keepalive")?;
+                    let interval = Duration::try_from_secs_f64(seconds)
+                        .map_err(|_| format!("--keepalive: `{seconds}` is not valid"))?;
+                    options.keepalive = (!interval.is_zero()).then_some(interval);
                 }
                 "--no-demo" => options.demo = false,
                 "-h" | "--help" => return Ok(Command::Help),

@@ -11,9 +11,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Utf8Bytes};
 use super::pump::Stop;
 use crate::outcome::{ClosedBy, SessionEnd};
 
-/// Close code 1014, "bad gateway": the upstream went away. (tungstenite has
-/// no name for it; browsers and most client libraries accept it.)
-pub(crate) const BAD_GATEWAY: CloseCode = CloseCode::Reserved(1014);
+/// The close reason a client gets when its upstream went away. The code is
+/// 1011: 1014 ("bad gateway") is registered, but tungstenite-based clients
+/// read it as a protocol error (1002) and lose the reason.
+pub(crate) const UPSTREAM_LOST: &str = "upstream connection lost";
 
 /// One of the two peers of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,11 +137,18 @@ impl Ending {
             },
             Ending::Vanished {
                 side: Side::Upstream,
-                ..
+                detail,
             } => Plan {
-                client: Action::close(BAD_GATEWAY, "upstream connection lost"),
+                client: Action::close(CloseCode::Error, UPSTREAM_LOST),
                 upstream: Action::Drop,
-                client_event: None,
+                client_event: Some(error_event(
+                    "server_error",
+                    "upstream_connection_lost",
+                    format!(
+                        "The connection to the upstream provider was lost ({detail}); \
+                         reconnect to continue."
+                    ),
+                )),
             },
             Ending::Violation { side, code, detail } => {
                 let other_code = if *code == CloseCode::Size {
@@ -274,6 +282,11 @@ fn policy_event(policy: Policy) -> Utf8Bytes {
             "The gateway is shutting down; reconnect to continue.".to_owned(),
         ),
     };
+    error_event(kind, code, message)
+}
+
+/// An OpenAI-shaped `error` event from the gateway.
+fn error_event(kind: &'static str, code: &'static str, message: String) -> Utf8Bytes {
     let event = ErrorEvent {
         kind: "error",
         event_id: format!("event_gateway_{code}"),
@@ -366,13 +379,22 @@ mod tests {
     }
 
     #[test]
-    fn vanished_upstream_is_a_bad_gateway_for_the_client() {
+    fn vanished_upstream_is_an_error_event_then_1011_for_the_client() {
         let plan = Ending::from_stop(Side::Upstream, Stop::SourceFailed(None)).plan();
         assert_eq!(plan.upstream, Action::Drop);
-        match plan.client {
-            Action::Close(Some(frame)) => assert_eq!(frame.code, BAD_GATEWAY),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(plan.client, Action::close(CloseCode::Error, UPSTREAM_LOST));
+        let event: serde_json::Value =
+            serde_json::from_str(&plan.client_event.expect("an error event")).unwrap();
+        assert_eq!(event["type"], "error");
+        assert_eq!(event["error"]["type"], "server_error");
+        assert_eq!(event["error"]["code"], "upstream_connection_lost");
+        assert!(
+            event["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("connection closed without a close frame"),
+            "{event}"
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ use timers::Timers;
 #[derive(Debug, Clone)]
 pub(crate) struct RelayConfig {
     pub(crate) keepalive: Option<Duration>,
+    /// Unanswered keepalive pings after which a peer is dead.
+    pub(crate) keepalive_misses: u32,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) max_duration: Option<Duration>,
     /// How long to wait for close handshakes to finish once a session ends.
@@ -73,6 +75,7 @@ where
     let mut timers = Timers::new(
         Instant::now(),
         config.keepalive,
+        config.keepalive_misses,
         config.idle_timeout,
         config.max_duration,
     );

@@ -7,7 +7,6 @@ use std::time::Duration;
 use http::header::{self, HeaderMap, HeaderValue};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::handshake::client::{Request, generate_key};
@@ -15,11 +14,13 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use url::{Host, Url};
 
 use super::client_handshake::client_handshake;
+use super::connect::{ATTEMPT_DELAY, connect_first, interleave};
 use super::stream::UpstreamStream;
 use super::{failure, tls};
 use crate::error::Rejection;
 use crate::provider::{Target, TargetError};
 use crate::secret::Secret;
+use crate::socket_options::SocketOptions;
 use crate::split_frames::SplitFrames;
 
 /// The socket to the upstream.
@@ -32,6 +33,8 @@ pub(crate) struct Dialer {
     pub(crate) tls: Option<Arc<ClientConfig>>,
     pub(crate) timeout: Duration,
     pub(crate) websocket: WebSocketConfig,
+    /// TCP options of both hops (the client's socket is tuned by the session).
+    pub(crate) sockets: SocketOptions,
 }
 
 impl Dialer {
@@ -77,16 +80,17 @@ impl Dialer {
             Host::Ipv4(ip) => vec![SocketAddr::new(IpAddr::V4(*ip), port)],
             Host::Ipv6(ip) => vec![SocketAddr::new(IpAddr::V6(*ip), port)],
         };
-        let tcp = connect_any(&addresses).await.map_err(|error| {
-            failure::unreachable(
-                "upstream_connect_failed",
-                "could not connect to the upstream",
-                &error,
-                secrets,
-            )
-        })?;
-        // Realtime audio is latency-bound: never wait to coalesce small frames.
-        let _ = tcp.set_nodelay(true);
+        let tcp = connect_first(&interleave(addresses), ATTEMPT_DELAY)
+            .await
+            .map_err(|error| {
+                failure::unreachable(
+                    "upstream_connect_failed",
+                    "could not connect to the upstream",
+                    &error,
+                    secrets,
+                )
+            })?;
+        self.sockets.tune_upstream(&tcp);
 
         let stream = match url.scheme() {
             "wss" => {
@@ -136,19 +140,6 @@ impl Dialer {
             )),
         }
     }
-}
-
-/// Tries each address in turn; returns the last error when none answers.
-async fn connect_any(addresses: &[SocketAddr]) -> std::io::Result<TcpStream> {
-    let mut last_error =
-        std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no addresses");
-    for address in addresses {
-        match TcpStream::connect(address).await {
-            Ok(stream) => return Ok(stream),
-            Err(error) => last_error = error,
-        }
-    }
-    Err(last_error)
 }
 
 /// The upstream handshake request: the WebSocket headers, the forwarded

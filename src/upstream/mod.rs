@@ -2,6 +2,7 @@
 //! dialled, and how failures become responses.
 
 mod client_handshake;
+mod connect;
 mod dial;
 mod failure;
 pub(crate) mod headers;

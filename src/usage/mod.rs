@@ -113,6 +113,7 @@ mod transcription;
 
 pub use info::SessionInfo;
 pub(crate) use meter::{Meter, Metered};
+pub(crate) use observer::Isolated;
 pub use observer::{Observation, Observer, TranscriptionRecord, UsageRecord};
 pub use summary::{SessionSummary, Traffic};
 pub use tokens::{CachedTokenDetails, InputTokenDetails, OutputTokenDetails, Usage};

@@ -18,6 +18,9 @@ use crate::admission::Identity;
 /// one to bill. Keep it quick and never block:
 /// hand the data to a channel or an atomic counter for anything slow.
 ///
+/// A panic in `observe` is caught and logged (ERROR); the session goes on,
+/// and its summary is still reported.
+///
 /// Closures `Fn(Observation<'_>)` are observers.
 ///
 /// # Example
@@ -54,6 +57,26 @@ where
 {
     fn observe(&self, observation: Observation<'_>) {
         self(observation)
+    }
+}
+
+/// An observer whose panics are caught and logged instead of unwinding
+/// through the session's task.
+pub(crate) struct Isolated<O>(pub(crate) O);
+
+impl<O: Observer> Observer for Isolated<O> {
+    fn observe(&self, observation: Observation<'_>) {
+        let observed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.0.observe(observation);
+        }));
+        if let Err(panic) = observed {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("a panic without a message");
+            tracing::error!(panic = message, "the usage observer panicked");
+        }
     }
 }
 

@@ -291,8 +291,8 @@ pub async fn recv_end<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut WebSocketS
 }
 
 /// Reads raw frames off an upgraded stream until a close frame (from the
-/// server, so unmasked); returns its code. For codes tungstenite refuses to
-/// surface (1014).
+/// server, so unmasked); returns its code, whatever tungstenite would make
+/// of it.
 pub async fn raw_close_code(io: &mut TokioIo<Upgraded>) -> u16 {
     let mut buffer = Vec::new();
     loop {

@@ -79,6 +79,52 @@ pub async fn serve_axum(layer: RealtimeLayer) -> Gateway {
     serve_router(layer, app()).await
 }
 
+/// Serves `RealtimeLayer` wrapping [`app`] with `axum::serve`, handing each
+/// accepted socket to `tap` first (as `ListenerExt::tap_io` does).
+pub async fn serve_axum_tapped(
+    layer: RealtimeLayer,
+    tap: impl FnMut(&mut TcpStream) + Send + 'static,
+) -> Gateway {
+    use axum::serve::ListenerExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = app().layer(layer.allow_unauthenticated());
+    let task = tokio::spawn(async move {
+        axum::serve(listener.tap_io(tap), app).await.unwrap();
+    });
+    Gateway { addr, task }
+}
+
+/// Serves `RealtimeLayer` wrapping [`app`] with `axum::serve`, its client
+/// sockets tuned by the layer on the listener (as the README shows).
+pub async fn serve_axum_tuned(layer: RealtimeLayer) -> Gateway {
+    let tuning = layer.clone();
+    serve_axum_tapped(layer, move |tcp: &mut TcpStream| {
+        tuning.tune_client_socket(tcp);
+    })
+    .await
+}
+
+/// Reads the `error` event and the close frame a client gets when its
+/// upstream is lost: close 1011 "upstream connection lost", which every
+/// client library reports as it is.
+pub async fn expect_upstream_lost(client: &mut Client) -> serde_json::Value {
+    let event = next_event(client).await;
+    assert_eq!(event["type"], "error", "{event}");
+    assert_eq!(event["error"]["type"], "server_error", "{event}");
+    assert_eq!(
+        event["error"]["code"], "upstream_connection_lost",
+        "{event}"
+    );
+    let close = close_frame(client).await.expect("a close code");
+    assert_eq!(
+        close.code,
+        tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Error
+    );
+    assert_eq!(close.reason, "upstream connection lost");
+    event
+}
+
 /// Serves `RealtimeLayer` wrapping `router` with `axum::serve`.
 pub async fn serve_router(layer: RealtimeLayer, router: Router) -> Gateway {
     serve_as_configured(layer.allow_unauthenticated(), router).await

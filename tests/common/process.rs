@@ -31,12 +31,25 @@ impl TcpQueues {
     }
 }
 
-/// The queues of the IPv4 TCP socket `local` -> `remote`, from `/proc/net/tcp`.
+/// The queues of the IPv4 TCP socket `local` -> `remote`, from the
+/// `/proc/net/tcp` of this thread's network namespace.
 pub fn tcp_queues(local: SocketAddr, remote: SocketAddr) -> Option<TcpQueues> {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let table = std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap();
+    tcp_queues_in(&table, Some(local), remote)
+}
+
+/// The queues of the socket to `remote` (from `local`, or from anywhere)
+/// in a `/proc/net/tcp` table.
+pub fn tcp_queues_in(
+    table: &str,
+    local: Option<SocketAddr>,
+    remote: SocketAddr,
+) -> Option<TcpQueues> {
     table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        if parse_address(fields[1])? != local || parse_address(fields[2])? != remote {
+        if local.is_some_and(|local| parse_address(fields[1]) != Some(local))
+            || parse_address(fields[2])? != remote
+        {
             return None;
         }
         let (unacked, unread) = fields[4].split_once(':')?;
