@@ -5,6 +5,7 @@
 mod accept;
 pub mod admission;
 mod body;
+pub mod budget;
 mod client_io;
 mod error;
 mod handshake;
@@ -22,6 +23,7 @@ mod session;
 mod sessions;
 mod socket_options;
 mod split_frames;
+pub mod store;
 mod subprotocol_token;
 #[cfg(feature = "test-util")]
 pub mod testing;
