@@ -27,6 +27,7 @@ pub mod store;
 mod subprotocol_token;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod translate;
 mod upstream;
 pub mod usage;
 

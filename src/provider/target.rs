@@ -8,6 +8,7 @@ use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use url::Url;
 
+use super::Protocol;
 use crate::admission::Identity;
 use crate::error::{ErrorType, Rejection, error_status};
 use crate::secret::{Secret, redact};
@@ -139,6 +140,7 @@ pub struct Target {
     subprotocols: Vec<String>,
     secrets: Vec<Secret>,
     pcm_input_rate: u32,
+    protocol: Protocol,
     /// Further 16-bit PCM input rates the upstream accepts.
     pcm_input_rates: Vec<u32>,
 }
@@ -152,6 +154,7 @@ impl Target {
             subprotocols: Vec::new(),
             secrets: Vec::new(),
             pcm_input_rate: OPENAI_PCM_INPUT_RATE,
+            protocol: Protocol::OpenAiRealtime,
             pcm_input_rates: Vec::new(),
         }
     }
@@ -282,6 +285,19 @@ impl Target {
     /// The sample rate of 16-bit PCM input that names none; see [`Target::pcm_input_rate`].
     pub fn default_pcm_input_rate(&self) -> u32 {
         self.pcm_input_rate
+    }
+
+    /// Declares what the upstream speaks (OpenAI's schema unless set); a
+    /// session to an upstream that needs translation runs a translator.
+    #[must_use]
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// What the upstream speaks; see [`Target::protocol`].
+    pub fn upstream_protocol(&self) -> &Protocol {
+        &self.protocol
     }
 
     /// Declares further sample rates this upstream accepts for 16-bit PCM
@@ -434,6 +450,19 @@ impl TargetError {
     pub fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
         self
+    }
+
+    /// The provider cannot serve sessions right now, e.g. while it fetches
+    /// a credential (503).
+    ///
+    /// ```
+    /// use tower_realtime::provider::TargetError;
+    ///
+    /// let error = TargetError::unavailable("token_unavailable", "no access token yet");
+    /// assert_eq!(error.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+    /// ```
+    pub fn unavailable(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
     /// The HTTP status the client receives.

@@ -105,7 +105,7 @@ mod audio;
 mod info;
 mod meter;
 mod observer;
-mod scan;
+pub(crate) mod scan;
 mod summary;
 pub(crate) mod telemetry;
 mod tokens;
