@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{Instrument, Span, field};
 
+use crate::admission::admit;
 use crate::error::{ErrorType, Rejection};
 use crate::handshake::{self, Upgrade};
 use crate::hooks::SessionId;
@@ -31,6 +32,7 @@ pub(crate) async fn accept<B: From<Bytes>>(config: Arc<Config>, parts: Parts) ->
     // INFO, so that the WARN events of a session carry its fields.
     let span = tracing::info_span!(
         "realtime_session",
+        identity = field::Empty,
         provider = field::Empty,
         model = field::Empty,
         request_id = request_id.to_str().unwrap_or_default(),
@@ -58,17 +60,33 @@ async fn open<B: From<Bytes>>(
         handshake::upgrade_required("this connection cannot be upgraded to a WebSocket")
     })?;
     config.origins.check(&parts.headers)?;
+    let identity = admit(&config, &parts).await?;
+    span.record("identity", identity.name());
     let route = route::resolve(parts.uri.query(), &config.providers)?;
     span.record("provider", route.provider_name.as_str());
     span.record("model", route.model.as_str());
     let mut permit = config.sessions.try_open(config.max_sessions)?;
 
-    let target = route.provider.target(&TargetRequest::new(
+    let request = TargetRequest::new(
         &route.provider_name,
         &route.model,
         route.intent.as_deref(),
         &parts,
-    ))?;
+    )
+    .with_identity(&identity);
+    let target = tokio::time::timeout(config.dialer.timeout, route.provider.target(&request))
+        .await
+        .map_err(|_elapsed| {
+            Rejection::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                ErrorType::Server,
+                "provider_timeout",
+                format!(
+                    "the provider did not build the upstream target within {} ms",
+                    config.dialer.timeout.as_millis()
+                ),
+            )
+        })??;
     if target.upstream_protocol().needs_translation() {
         // Never relay OpenAI events to an upstream that speaks another schema.
         return Err(Rejection::new(
@@ -91,6 +109,7 @@ async fn open<B: From<Bytes>>(
         .await?;
     let info = SessionInfo {
         id: SessionId::next(),
+        identity,
         provider: route.provider_name,
         model: route.model,
         model_label: route.model_label,
