@@ -13,15 +13,16 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{Instrument, Span, field};
 
-use crate::error::{ErrorType, Rejection};
+use crate::error::Rejection;
 use crate::handshake::{self, Upgrade};
 use crate::hooks::SessionId;
 use crate::layer::Config;
-use crate::provider::TargetRequest;
+use crate::provider::{Protocol, TargetRequest};
 use crate::request_id::request_id;
 use crate::route;
 use crate::session::Session;
 use crate::upstream::headers::{X_REQUEST_ID, forwarded};
+use crate::upstream::{Redial, Upstream};
 use crate::usage::{SessionInfo, telemetry};
 
 /// Answers a WebSocket upgrade on the realtime path: `101` (or `200` for
@@ -69,30 +70,17 @@ async fn open<B: From<Bytes>>(
         route.intent.as_deref(),
         &parts,
     ))?;
-    if target.upstream_protocol().needs_translation() {
-        // Never relay OpenAI events to an upstream that speaks another schema.
-        return Err(Rejection::new(
-            StatusCode::NOT_IMPLEMENTED,
-            ErrorType::Server,
-            "translation_unavailable",
-            "this provider needs protocol translation, which this relay does not run yet",
-        ));
-    }
+    let protocol = target.upstream_protocol().clone();
     let pcm_input_rate = target.default_pcm_input_rate();
     let pcm_input_rates = target.supported_pcm_input_rates();
     let secrets = target.secrets().to_vec();
     let dialling = Instant::now();
-    let upstream = config
-        .dialer
-        .dial(
-            target,
-            forwarded(&parts.headers, &config.forward_headers, &request_id),
-        )
-        .await?;
+    let forwarded = forwarded(&parts.headers, &config.forward_headers, &request_id);
+    let upstream = config.dialer.dial(target, forwarded.clone()).await?;
     let info = SessionInfo {
         id: SessionId::next(),
-        provider: route.provider_name,
-        model: route.model,
+        provider: route.provider_name.clone(),
+        model: route.model.clone(),
         model_label: route.model_label,
         request_id: request_id.to_str().unwrap_or_default().to_owned(),
         pcm_input_rate,
@@ -114,6 +102,21 @@ async fn open<B: From<Bytes>>(
         return Err(refusal);
     }
 
+    let upstream = match protocol {
+        Protocol::GeminiLive(gemini) => {
+            let redial = Redial {
+                provider: route.provider,
+                provider_name: route.provider_name,
+                model: route.model,
+                intent: route.intent,
+                parts: Redial::request_parts(&parts),
+                dialer: config.dialer.clone(),
+                forwarded,
+            };
+            Upstream::gemini(upstream, gemini, redial)
+        }
+        _ => Upstream::Plain(Box::new(upstream)),
+    };
     let response = switching_protocols(
         upgrade,
         handshake::choose_subprotocol(&parts.headers),
@@ -122,7 +125,7 @@ async fn open<B: From<Bytes>>(
     let session = Session {
         config,
         permit,
-        upstream: Box::new(upstream),
+        upstream,
         on_upgrade,
         info,
         secrets,

@@ -27,6 +27,11 @@ Environment:
                               browser subprotocol openai-insecure-api-key.KEY); unset: no auth
   OPENAI_API_KEY, AZURE_API_KEY, XAI_API_KEY, BAILIAN_API_KEY, ZAI_API_KEY, REALTIME_PROVIDERS, ...
                               real providers next to the demo (see the README, Providers)
+  GEMINI_API_KEY, GEMINI_BASE_URL, GEMINI_API_VERSION
+                              Gemini Live (Gemini API), translated to OpenAI's realtime events
+  VERTEX_PROJECT, VERTEX_LOCATION, GOOGLE_APPLICATION_CREDENTIALS, VERTEX_API_KEY, VERTEX_BASE_URL
+                              Gemini Live on Vertex AI (a service-account key file or an
+                              express-mode key), translated likewise
   OPENAI_MODELS, ... (PREFIX_MODELS)
                               the models clients may ask each provider for, comma-separated
   SSL_CERT_FILE, SSL_CERT_DIR  CA certificates (PEM) to trust for wss:// upstreams instead of the
