@@ -16,7 +16,7 @@ Options:
                               session (default 3; 0 turns keepalive off)
   --deny-event TYPE           refuse client events of this type (exact name, repeatable): they are
                               not forwarded, the client gets an `error` event (event_not_allowed)
-  --no-demo                   do not start the demo provider
+  --no-demo                   do not start the demo providers (demo, gemini-demo)
   -h, --help                  print this help
 
 A client's session.update or response.create that names another model is rewritten to the
