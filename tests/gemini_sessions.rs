@@ -3,13 +3,14 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tower_realtime::provider::Gemini;
+use tower_realtime::provider::{Gemini, Provider, TargetError, TargetRequest};
 use tower_realtime::testing::{GeminiLive, MockUpstream, Step, Trigger};
 use tower_realtime::usage::{Observation, SessionSummary};
 use tower_realtime::{Providers, RealtimeLayer, Secret};
@@ -383,4 +384,35 @@ async fn usage_reaches_the_observer_in_openai_shape() {
     assert_eq!(summary.usage.input_tokens, Some(13));
     assert_eq!(summary.usage.output_tokens, Some(21));
     assert_eq!(summary.usage.total_tokens, Some(34));
+}
+
+#[tokio::test]
+async fn a_failed_resumption_is_an_error_event_and_a_close() {
+    let script = GeminiLive::new()
+        .resumption()
+        .reply(Trigger::AudioChunk(1), [GeminiLive::go_away("10s")]);
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let gemini = Gemini::new(Secret::new(KEY))
+        .base_url(&format!("http://{}", upstream.addr()))
+        .unwrap();
+    // The provider serves the first dial and refuses the resumption's.
+    let calls = AtomicUsize::new(0);
+    let provider = move |request: &TargetRequest<'_>| match calls.fetch_add(1, Ordering::SeqCst) {
+        0 => gemini.target(request),
+        _ => Err(TargetError::unavailable("no_capacity", "no capacity left")),
+    };
+    let gateway = serve_axum(RealtimeLayer::new(
+        Providers::new().with("gemini", provider),
+    ))
+    .await;
+    let mut client = open(&gateway, MODEL).await;
+    send_text(&mut client, &append("AAAA")).await;
+    let (events, close) = read_until(&mut client, |_| false).await;
+    let error = events
+        .iter()
+        .find(|event| event["type"] == "error")
+        .expect("an error event");
+    assert_eq!(error["error"]["code"], "session_resumption_failed");
+    assert_eq!(close, Some(1011));
+    assert_eq!(upstream.connections(), 1, "no second connection");
 }
