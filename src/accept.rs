@@ -2,7 +2,7 @@
 //! `101`, where every "no" is a response.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -13,7 +13,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{Instrument, Span, field};
 
-use crate::error::Rejection;
+use crate::admission::admit;
+use crate::error::{ErrorType, Rejection};
 use crate::handshake::{self, Upgrade};
 use crate::hooks::SessionId;
 use crate::layer::Config;
@@ -32,6 +33,7 @@ pub(crate) async fn accept<B: From<Bytes>>(config: Arc<Config>, parts: Parts) ->
     // INFO, so that the WARN events of a session carry its fields.
     let span = tracing::info_span!(
         "realtime_session",
+        identity = field::Empty,
         provider = field::Empty,
         model = field::Empty,
         request_id = request_id.to_str().unwrap_or_default(),
@@ -59,17 +61,23 @@ async fn open<B: From<Bytes>>(
         handshake::upgrade_required("this connection cannot be upgraded to a WebSocket")
     })?;
     config.origins.check(&parts.headers)?;
+    let identity = admit(&config, &parts).await?;
+    span.record("identity", identity.name());
     let route = route::resolve(parts.uri.query(), &config.providers)?;
     span.record("provider", route.provider_name.as_str());
     span.record("model", route.model.as_str());
     let mut permit = config.sessions.try_open(config.max_sessions)?;
 
-    let target = route.provider.target(&TargetRequest::new(
+    let request = TargetRequest::new(
         &route.provider_name,
         &route.model,
         route.intent.as_deref(),
         &parts,
-    ))?;
+    )
+    .with_identity(&identity);
+    let target = tokio::time::timeout(config.dialer.timeout, route.provider.target(&request))
+        .await
+        .map_err(|_elapsed| provider_timeout(config.dialer.timeout))??;
     let protocol = target.upstream_protocol().clone();
     let pcm_input_rate = target.default_pcm_input_rate();
     let pcm_input_rates = target.supported_pcm_input_rates();
@@ -79,6 +87,7 @@ async fn open<B: From<Bytes>>(
     let upstream = config.dialer.dial(target, forwarded.clone()).await?;
     let info = SessionInfo {
         id: SessionId::next(),
+        identity: identity.clone(),
         provider: route.provider_name.clone(),
         model: route.model.clone(),
         model_label: route.model_label,
@@ -112,6 +121,7 @@ async fn open<B: From<Bytes>>(
                 parts: Redial::request_parts(&parts),
                 dialer: config.dialer.clone(),
                 forwarded,
+                identity,
             };
             Upstream::gemini(upstream, gemini, redial)
         }
@@ -132,6 +142,19 @@ async fn open<B: From<Bytes>>(
     };
     tokio::spawn(session.run().instrument(span.clone()));
     Ok(response)
+}
+
+/// A provider that did not build its target within `timeout`.
+pub(crate) fn provider_timeout(timeout: Duration) -> Rejection {
+    Rejection::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        ErrorType::Server,
+        "provider_timeout",
+        format!(
+            "the provider did not build the upstream target within {} ms",
+            timeout.as_millis()
+        ),
+    )
 }
 
 /// The `101 Switching Protocols` (HTTP/1.1) or `200` (HTTP/2) that opens the session.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tower_realtime::provider::{Gemini, Provider, TargetError, TargetRequest};
+use tower_realtime::provider::{Gemini, Provider, TargetError, TargetFuture, TargetRequest};
 use tower_realtime::testing::{GeminiLive, MockUpstream, Step, Trigger};
 use tower_realtime::usage::{Observation, SessionSummary};
 use tower_realtime::{Providers, RealtimeLayer, Secret};
@@ -386,6 +386,24 @@ async fn usage_reaches_the_observer_in_openai_shape() {
     assert_eq!(summary.usage.total_tokens, Some(34));
 }
 
+/// A provider whose first target is Gemini's and whose next ones are refused.
+struct RefusesResumption {
+    gemini: Gemini,
+    calls: AtomicUsize,
+}
+
+impl Provider for RefusesResumption {
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        match self.calls.fetch_add(1, Ordering::SeqCst) {
+            0 => self.gemini.target(request),
+            _ => Box::pin(std::future::ready(Err(TargetError::unavailable(
+                "no_capacity",
+                "no capacity left",
+            )))),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_failed_resumption_is_an_error_event_and_a_close() {
     let script = GeminiLive::new()
@@ -396,10 +414,9 @@ async fn a_failed_resumption_is_an_error_event_and_a_close() {
         .base_url(&format!("http://{}", upstream.addr()))
         .unwrap();
     // The provider serves the first dial and refuses the resumption's.
-    let calls = AtomicUsize::new(0);
-    let provider = move |request: &TargetRequest<'_>| match calls.fetch_add(1, Ordering::SeqCst) {
-        0 => gemini.target(request),
-        _ => Err(TargetError::unavailable("no_capacity", "no capacity left")),
+    let provider = RefusesResumption {
+        gemini,
+        calls: AtomicUsize::new(0),
     };
     let gateway = serve_axum(RealtimeLayer::new(
         Providers::new().with("gemini", provider),

@@ -7,6 +7,8 @@ use http::request::Parts;
 use http::{HeaderMap, Request};
 
 use super::{Dialer, UpstreamSocket};
+use crate::accept::provider_timeout;
+use crate::admission::Identity;
 use crate::provider::{Provider, TargetRequest};
 use crate::translate::gemini::{GeminiConfig, GeminiTranslator};
 use crate::translate::{Dialling, GeminiSocket};
@@ -35,6 +37,7 @@ pub(crate) struct Redial {
     pub(crate) parts: Parts,
     pub(crate) dialer: Dialer,
     pub(crate) forwarded: HeaderMap,
+    pub(crate) identity: Identity,
 }
 
 impl Redial {
@@ -56,11 +59,13 @@ impl Redial {
                 &redial.model,
                 redial.intent.as_deref(),
                 &redial.parts,
-            );
-            let target = redial
-                .provider
-                .target(&request)
-                .map_err(|error| error.message().to_owned())?;
+            )
+            .with_identity(&redial.identity);
+            let building = redial.provider.target(&request);
+            let target = match tokio::time::timeout(redial.dialer.timeout, building).await {
+                Ok(built) => built.map_err(|error| error.message().to_owned())?,
+                Err(_elapsed) => return Err(provider_timeout(redial.dialer.timeout).message),
+            };
             redial
                 .dialer
                 .dial(target, redial.forwarded.clone())

@@ -37,7 +37,7 @@ use names::*;
 /// where they happen (with their cause); here they are `DEBUG`.
 pub(crate) fn refused(rejection: &Rejection) {
     let status = rejection.status.as_u16();
-    let code = rejection.code;
+    let code = &*rejection.code;
     let detail = &rejection.message;
     match rejection.kind {
         ErrorType::Server | ErrorType::RateLimit => {
@@ -48,7 +48,7 @@ pub(crate) fn refused(rejection: &Rejection) {
         }
     }
     #[cfg(feature = "metrics")]
-    metrics::counter!(REFUSALS, "code" => code).increment(1);
+    metrics::counter!(REFUSALS, "code" => rejection.code.clone()).increment(1);
 }
 
 /// The upstream accepted the session.
