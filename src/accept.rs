@@ -2,7 +2,7 @@
 //! `101`, where every "no" is a response.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -18,11 +18,12 @@ use crate::error::{ErrorType, Rejection};
 use crate::handshake::{self, Upgrade};
 use crate::hooks::SessionId;
 use crate::layer::Config;
-use crate::provider::TargetRequest;
+use crate::provider::{Protocol, TargetRequest};
 use crate::request_id::request_id;
 use crate::route;
 use crate::session::Session;
 use crate::upstream::headers::{X_REQUEST_ID, forwarded};
+use crate::upstream::{Redial, Upstream};
 use crate::usage::{SessionInfo, telemetry};
 
 /// Answers a WebSocket upgrade on the realtime path: `101` (or `200` for
@@ -76,42 +77,19 @@ async fn open<B: From<Bytes>>(
     .with_identity(&identity);
     let target = tokio::time::timeout(config.dialer.timeout, route.provider.target(&request))
         .await
-        .map_err(|_elapsed| {
-            Rejection::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                ErrorType::Server,
-                "provider_timeout",
-                format!(
-                    "the provider did not build the upstream target within {} ms",
-                    config.dialer.timeout.as_millis()
-                ),
-            )
-        })??;
-    if target.upstream_protocol().needs_translation() {
-        // Never relay OpenAI events to an upstream that speaks another schema.
-        return Err(Rejection::new(
-            StatusCode::NOT_IMPLEMENTED,
-            ErrorType::Server,
-            "translation_unavailable",
-            "this provider needs protocol translation, which this relay does not run yet",
-        ));
-    }
+        .map_err(|_elapsed| provider_timeout(config.dialer.timeout))??;
+    let protocol = target.upstream_protocol().clone();
     let pcm_input_rate = target.default_pcm_input_rate();
     let pcm_input_rates = target.supported_pcm_input_rates();
     let secrets = target.secrets().to_vec();
     let dialling = Instant::now();
-    let upstream = config
-        .dialer
-        .dial(
-            target,
-            forwarded(&parts.headers, &config.forward_headers, &request_id),
-        )
-        .await?;
+    let forwarded = forwarded(&parts.headers, &config.forward_headers, &request_id);
+    let upstream = config.dialer.dial(target, forwarded.clone()).await?;
     let info = SessionInfo {
         id: SessionId::next(),
-        identity,
-        provider: route.provider_name,
-        model: route.model,
+        identity: identity.clone(),
+        provider: route.provider_name.clone(),
+        model: route.model.clone(),
         model_label: route.model_label,
         request_id: request_id.to_str().unwrap_or_default().to_owned(),
         pcm_input_rate,
@@ -133,6 +111,22 @@ async fn open<B: From<Bytes>>(
         return Err(refusal);
     }
 
+    let upstream = match protocol {
+        Protocol::GeminiLive(gemini) => {
+            let redial = Redial {
+                provider: route.provider,
+                provider_name: route.provider_name,
+                model: route.model,
+                intent: route.intent,
+                parts: Redial::request_parts(&parts),
+                dialer: config.dialer.clone(),
+                forwarded,
+                identity,
+            };
+            Upstream::gemini(upstream, gemini, redial)
+        }
+        _ => Upstream::Plain(Box::new(upstream)),
+    };
     let response = switching_protocols(
         upgrade,
         handshake::choose_subprotocol(&parts.headers),
@@ -141,13 +135,26 @@ async fn open<B: From<Bytes>>(
     let session = Session {
         config,
         permit,
-        upstream: Box::new(upstream),
+        upstream,
         on_upgrade,
         info,
         secrets,
     };
     tokio::spawn(session.run().instrument(span.clone()));
     Ok(response)
+}
+
+/// A provider that did not build its target within `timeout`.
+pub(crate) fn provider_timeout(timeout: Duration) -> Rejection {
+    Rejection::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        ErrorType::Server,
+        "provider_timeout",
+        format!(
+            "the provider did not build the upstream target within {} ms",
+            timeout.as_millis()
+        ),
+    )
 }
 
 /// The `101 Switching Protocols` (HTTP/1.1) or `200` (HTTP/2) that opens the session.

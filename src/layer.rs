@@ -9,8 +9,8 @@ use rustls::{ClientConfig, RootCertStore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower_layer::Layer;
 
-use crate::hooks::{LiveSessions, NewHook, SharedNewHook};
 use crate::admission::Admission;
+use crate::hooks::{LiveSessions, NewHook, SharedNewHook};
 use crate::origin::OriginPolicy;
 use crate::provider::Providers;
 use crate::relay::RelayConfig;

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use futures_util::SinkExt;
 use hyper::upgrade::OnUpgrade;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
@@ -15,7 +17,7 @@ use crate::relay;
 use crate::secret::Secret;
 use crate::sessions::SessionPermit;
 use crate::split_frames::SplitFrames;
-use crate::upstream::UpstreamSocket;
+use crate::upstream::Upstream;
 use crate::usage::telemetry::{self, Active};
 use crate::usage::{Meter, Metered, Observation, SessionInfo, SessionSummary, Traffic};
 
@@ -23,10 +25,7 @@ use crate::usage::{Meter, Metered, Observation, SessionInfo, SessionSummary, Tra
 pub(crate) struct Session {
     pub(crate) config: Arc<Config>,
     pub(crate) permit: SessionPermit,
-    /// Boxed: the socket (rustls variant inline) would otherwise be kept
-    /// both in `Session` and in the local it is moved to, in every idle
-    /// session's task.
-    pub(crate) upstream: Box<UpstreamSocket>,
+    pub(crate) upstream: Upstream,
     pub(crate) on_upgrade: OnUpgrade,
     pub(crate) info: SessionInfo,
     /// The provider credentials of the session, scrubbed from what the
@@ -68,9 +67,14 @@ impl Session {
                     code: CloseCode::Error,
                     reason: "client upgrade failed".into(),
                 };
-                let _ =
-                    tokio::time::timeout(config.relay.close_timeout, upstream.close(Some(close)))
-                        .await;
+                let close = Message::Close(Some(close));
+                let closing = async {
+                    match &mut upstream {
+                        Upstream::Plain(socket) => socket.send(close).await,
+                        Upstream::Gemini(socket) => socket.send(close).await,
+                    }
+                };
+                let _ = tokio::time::timeout(config.relay.close_timeout, closing).await;
                 let end = SessionEnd {
                     closed_by: ClosedBy::Client,
                     code: 1006,
@@ -101,16 +105,33 @@ impl Session {
             hooks.push(Box::new(PinModel::new(&info)));
         }
         let mut pipeline = relay::Pipeline::new(hooks, control);
-        let report = relay::run(
-            &mut client,
-            &mut *upstream,
-            &config.relay,
-            config.sessions.subscribe(),
-            &secrets,
-            &mut pipeline,
-            &mut meter,
-        )
-        .await;
+        let shutdown = config.sessions.subscribe();
+        let report = match &mut upstream {
+            Upstream::Plain(socket) => {
+                relay::run(
+                    &mut client,
+                    &mut **socket,
+                    &config.relay,
+                    shutdown,
+                    &secrets,
+                    &mut pipeline,
+                    &mut meter,
+                )
+                .await
+            }
+            Upstream::Gemini(socket) => {
+                relay::run(
+                    &mut client,
+                    &mut **socket,
+                    &config.relay,
+                    shutdown,
+                    &secrets,
+                    &mut pipeline,
+                    &mut meter,
+                )
+                .await
+            }
+        };
         drop((listed, pipeline));
         drop((client, upstream));
         let metered = meter.map(Meter::finish).unwrap_or_default();

@@ -69,7 +69,7 @@ async fn without_a_key_it_serves_the_demo_and_ordinary_routes() {
     assert_eq!(status, 200);
     assert_eq!(
         serde_json::from_str::<Value>(&config).unwrap(),
-        json!({"models": ["demo/realtime"], "auth": false})
+        json!({"models": ["demo/realtime", "gemini-demo/gemini-live-2.5-flash-preview"], "auth": false})
     );
     let (status, plain) = get(&example, "/v1/realtime?model=demo/realtime").await;
     assert_eq!(status, 426);
@@ -80,6 +80,31 @@ async fn without_a_key_it_serves_the_demo_and_ordinary_routes() {
     let (status, health) = get(&example, "/healthz").await;
     assert_eq!(status, 200);
     assert!(health.contains(r#""sessions":1"#), "{health}");
+
+    // The offline Gemini demo: translated from a scripted Gemini Live upstream.
+    let gemini = format!(
+        "ws://{}/v1/realtime?model=gemini-demo/gemini-live-2.5-flash-preview",
+        example.addr
+    );
+    let (mut client, _) = connect(&gemini, &[]).await.unwrap();
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    let say = json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "Hello"}]}});
+    send_text(&mut client, &say.to_string()).await;
+    send_text(&mut client, r#"{"type":"response.create"}"#).await;
+    let done = loop {
+        let event = next_event(&mut client).await;
+        if event["type"] == "response.done" {
+            break event;
+        }
+    };
+    assert!(
+        done["response"]["output"][0]["content"][0]["transcript"]
+            .as_str()
+            .unwrap()
+            .starts_with("Hello from the offline Gemini demo")
+    );
+    drop(client);
 }
 
 #[tokio::test]
@@ -318,6 +343,8 @@ fn flags_are_checked() {
         "GATEWAY_API_KEY ",
         "GATEWAY_API_KEYS",
         "alice:KEY1,bob:KEY2",
+        "GEMINI_API_KEY",
+        "GOOGLE_APPLICATION_CREDENTIALS",
     ] {
         assert!(help.contains(item), "{item} missing from --help:\n{help}");
     }

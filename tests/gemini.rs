@@ -17,9 +17,9 @@ use tower_realtime::provider::{
 use tower_realtime::testing::{GeminiLive, MockUpstream, Step, TokenEndpoint, Trigger};
 use tower_realtime::translate::gemini::{Backend, Control, GeminiConfig, GeminiTranslator, Output};
 use tower_realtime::translate::{Dialling, GeminiSocket};
-use tower_realtime::{Providers, RealtimeLayer, Secret};
+use tower_realtime::{Providers, Secret};
 
-use common::{PROMPTLY, refused, serve_axum};
+use common::PROMPTLY;
 
 const KEY_FILE: &str = include_str!("fixtures/service-account.json");
 
@@ -282,27 +282,6 @@ fn providers_from_the_environment() {
         assert!(!error.contains("AIza-secret"), "{error}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[tokio::test]
-async fn gemini_sessions_are_refused_while_the_relay_cannot_translate() {
-    let upstream = MockUpstream::with_script(GeminiLive::new()).await.unwrap();
-    let gemini = Gemini::new(Secret::new("AIza-test"))
-        .base_url(&format!("http://{}", upstream.addr()))
-        .unwrap();
-    let gateway = serve_axum(RealtimeLayer::new(Providers::new().with("gemini", gemini))).await;
-    let (status, _, body) = refused(
-        &gateway.url("?model=gemini/gemini-live-2.5-flash-preview"),
-        &[],
-    )
-    .await;
-    assert_eq!(status, 501);
-    assert_eq!(body["error"]["code"], "translation_unavailable");
-    assert_eq!(
-        upstream.connections(),
-        0,
-        "OpenAI events never reach Gemini"
-    );
 }
 
 /// The translator between a client (events in, events out) and the

@@ -27,7 +27,9 @@
 //! `--deny-event TYPE` the event policy refuses client events of that type.
 //!
 //! Providers come from the environment (`OPENAI_API_KEY`, `AZURE_API_KEY`,
-//! ..., see the README), plus the built-in demo provider unless `--no-demo`.
+//! ..., see the README), plus the built-in demo providers unless `--no-demo`:
+//! `demo` (an OpenAI realtime upstream) and `gemini-demo` (a scripted Gemini
+//! Live upstream behind the Gemini provider and its translator).
 //! The usage observer logs one line per response and one per session, with
 //! the session's identity.
 //!
@@ -37,6 +39,7 @@
 mod auth;
 mod console;
 mod demo;
+mod gemini_demo;
 mod options;
 mod rate_limit;
 mod refusal;
@@ -104,9 +107,15 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The demo upstreams, which serve as long as they are kept.
+struct DemoUpstreams {
+    openai: MockUpstream,
+    gemini: MockUpstream,
+}
+
 /// The providers sessions can be routed to (from the environment), and the
-/// demo upstream, which serves as long as it is kept.
-async fn providers(demo: bool) -> io::Result<(Providers, Option<MockUpstream>)> {
+/// demo upstreams.
+async fn providers(demo: bool) -> io::Result<(Providers, Option<DemoUpstreams>)> {
     let providers = Providers::from_env().map_err(|error| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -117,7 +126,15 @@ async fn providers(demo: bool) -> io::Result<(Providers, Option<MockUpstream>)> 
         return Ok((providers, None));
     }
     let upstream = MockUpstream::with_script(demo::Demo::new()).await?;
-    Ok((providers.with("demo", upstream.provider()), Some(upstream)))
+    let (gemini_upstream, gemini) = gemini_demo::start().await?;
+    let providers = providers
+        .with("demo", upstream.provider())
+        .with("gemini-demo", gemini);
+    let upstreams = DemoUpstreams {
+        openai: upstream,
+        gemini: gemini_upstream,
+    };
+    Ok((providers, Some(upstreams)))
 }
 
 async fn run(options: Options) -> io::Result<()> {
@@ -144,6 +161,7 @@ async fn run(options: Options) -> io::Result<()> {
         .iter()
         .map(|name| match name.as_str() {
             "demo" => DEMO_MODEL.to_owned(),
+            "gemini-demo" => gemini_demo::MODEL.to_owned(),
             other => format!("{other}/"),
         })
         .collect();
@@ -268,14 +286,15 @@ fn print_banner(
     addr: SocketAddr,
     options: &Options,
     providers: &[String],
-    demo: Option<&MockUpstream>,
+    demo: Option<&DemoUpstreams>,
 ) {
     let providers = match (providers.is_empty(), demo) {
         (true, _) => "none: every session will be refused".to_owned(),
         (false, Some(demo)) => format!(
-            "{} (demo: a local scripted upstream on {})",
+            "{} (demo: a local scripted upstream on {}; gemini-demo: a scripted Gemini Live upstream on {}, translated)",
             providers.join(", "),
-            demo.addr()
+            demo.openai.addr(),
+            demo.gemini.addr()
         ),
         (false, None) => providers.join(", "),
     };

@@ -16,7 +16,7 @@ Options:
                               session (default 3; 0 turns keepalive off)
   --deny-event TYPE           refuse client events of this type (exact name, repeatable): they are
                               not forwarded, the client gets an `error` event (event_not_allowed)
-  --no-demo                   do not start the demo provider
+  --no-demo                   do not start the demo providers (demo, gemini-demo)
   -h, --help                  print this help
 
 A client's session.update or response.create that names another model is rewritten to the
@@ -30,6 +30,11 @@ Environment:
                               is on every usage log line); neither set: no auth
   OPENAI_API_KEY, AZURE_API_KEY, XAI_API_KEY, BAILIAN_API_KEY, ZAI_API_KEY, REALTIME_PROVIDERS, ...
                               real providers next to the demo (see the README, Providers)
+  GEMINI_API_KEY, GEMINI_BASE_URL, GEMINI_API_VERSION
+                              Gemini Live (Gemini API), translated to OpenAI's realtime events
+  VERTEX_PROJECT, VERTEX_LOCATION, GOOGLE_APPLICATION_CREDENTIALS, VERTEX_API_KEY, VERTEX_BASE_URL
+                              Gemini Live on Vertex AI (a service-account key file or an
+                              express-mode key), translated likewise
   OPENAI_MODELS, ... (PREFIX_MODELS)
                               the models clients may ask each provider for, comma-separated
   SSL_CERT_FILE, SSL_CERT_DIR  CA certificates (PEM) to trust for wss:// upstreams instead of the

@@ -12,12 +12,12 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::future::join;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 pub(crate) use ending::{Action, Ending, Policy, Side};
 pub(crate) use pipeline::Pipeline;
@@ -50,6 +50,21 @@ pub(crate) trait Tap {
     fn upstream_message(&mut self, message: &Message);
 }
 
+/// What the relay needs of either side: a WebSocket's messages both ways
+/// (a tokio-tungstenite `WebSocketStream`, or a translating wrapper of one).
+///
+/// A close is a [`Message::Close`] sent like any other message; the side
+/// answers the peer's close itself (flushed on [`Action::Answer`]).
+pub(crate) trait Socket:
+    Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin
+{
+}
+
+impl<S> Socket for S where
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin
+{
+}
+
 /// How a session went.
 #[derive(Debug)]
 pub(crate) struct Report {
@@ -65,7 +80,7 @@ pub(crate) struct Report {
 /// copy of each, which keeps the future of every idle session small.
 pub(crate) async fn run<C, U>(
     client: &mut WebSocketStream<C>,
-    upstream: &mut WebSocketStream<U>,
+    upstream: &mut U,
     config: &RelayConfig,
     mut shutdown: watch::Receiver<bool>,
     secrets: &[Secret],
@@ -74,7 +89,7 @@ pub(crate) async fn run<C, U>(
 ) -> Report
 where
     C: AsyncRead + AsyncWrite + Unpin,
-    U: AsyncRead + AsyncWrite + Unpin,
+    U: Socket,
 {
     let mut to_upstream = Half::new(Direction::ClientToUpstream);
     let mut to_client = Half::new(Direction::UpstreamToClient);
@@ -169,14 +184,12 @@ where
 }
 
 /// Carries out what the ending asks of one side.
-async fn settle<S>(
-    socket: &mut WebSocketStream<S>,
+async fn settle<S: Socket>(
+    socket: &mut S,
     action: Action,
     mut queue: VecDeque<Outgoing>,
     event: Option<Utf8Bytes>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) {
     match action {
         Action::Drop => return,
         // The peer closed: flush tungstenite's automatic answer.

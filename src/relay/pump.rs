@@ -16,15 +16,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::{Sink, Stream};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::Tap;
 use super::outgoing::Outgoing;
 use super::pipeline::{Flow, Outbox, Pipeline};
+use super::{Socket, Tap};
 use crate::hooks::{Close, Direction, Event};
 use crate::usage::Traffic;
 
@@ -167,8 +164,8 @@ impl<T: Tap> Outbox for Queues<'_, T> {
 /// `source`: replies of hooks go there. `tap` sees every message the
 /// upstream sent, as read, and every message sent to the upstream, as queued.
 pub(crate) fn poll_half<S, D>(
-    source: &mut WebSocketStream<S>,
-    destination: &mut WebSocketStream<D>,
+    source: &mut S,
+    destination: &mut D,
     half: &mut Half,
     sender: &mut Half,
     pipeline: &mut Pipeline,
@@ -176,8 +173,8 @@ pub(crate) fn poll_half<S, D>(
     cx: &mut Context<'_>,
 ) -> Poll<Stop>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
-    D: AsyncRead + AsyncWrite + Unpin,
+    S: Socket,
+    D: Socket,
 {
     let direction = half.direction;
     let mut budget = BUDGET;

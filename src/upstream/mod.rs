@@ -8,5 +8,7 @@ mod failure;
 pub(crate) mod headers;
 mod stream;
 pub(crate) mod tls;
+mod translated;
 
 pub(crate) use dial::{Dialer, UpstreamSocket};
+pub(crate) use translated::{Redial, Upstream};

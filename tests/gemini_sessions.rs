@@ -1,0 +1,435 @@
+//! Gemini Live sessions end to end: an OpenAI realtime client through the
+//! layer, the translator in the relay, and the scripted Gemini upstream.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tower_realtime::provider::{Gemini, Provider, TargetError, TargetFuture, TargetRequest};
+use tower_realtime::testing::{GeminiLive, MockUpstream, Step, Trigger};
+use tower_realtime::usage::{Observation, SessionSummary};
+use tower_realtime::{Providers, RealtimeLayer, Secret};
+
+use common::{Client, Gateway, PROMPTLY, close_frame, open, send_text, serve_axum};
+
+const KEY: &str = "AIza-test-SECRET";
+const MODEL: &str = "gemini/gemini-live-2.5-flash-preview";
+
+fn layer(upstream: &MockUpstream) -> RealtimeLayer {
+    let gemini = Gemini::new(Secret::new(KEY))
+        .base_url(&format!("http://{}", upstream.addr()))
+        .unwrap();
+    RealtimeLayer::new(Providers::new().with("gemini", gemini))
+}
+
+async fn gateway(upstream: &MockUpstream) -> Gateway {
+    serve_axum(layer(upstream)).await
+}
+
+/// The events the client reads until `stop` says so, and the close code if
+/// the session closes first.
+async fn read_until(
+    client: &mut Client,
+    stop: impl Fn(&Value) -> bool,
+) -> (Vec<Value>, Option<u16>) {
+    let mut events = Vec::new();
+    let read = async {
+        while let Some(message) = client.next().await {
+            match message.unwrap() {
+                Message::Text(text) => {
+                    let event: Value = serde_json::from_str(&text).unwrap();
+                    let done = stop(&event);
+                    events.push(event);
+                    if done {
+                        return None;
+                    }
+                }
+                Message::Close(frame) => return frame.map(|frame| u16::from(frame.code)),
+                _ => {}
+            }
+        }
+        None
+    };
+    let close = tokio::time::timeout(PROMPTLY, read).await.expect("in time");
+    (events, close)
+}
+
+fn is_done(event: &Value) -> bool {
+    event["type"] == "response.done"
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|event| event["type"].as_str().unwrap())
+        .collect()
+}
+
+/// What Gemini received, as JSON.
+fn received(upstream: &MockUpstream) -> Vec<Value> {
+    upstream
+        .received()
+        .iter()
+        .map(|message| serde_json::from_slice(&message.clone().into_data()).unwrap())
+        .collect()
+}
+
+fn append(audio: &str) -> String {
+    json!({"type": "input_audio_buffer.append", "audio": audio}).to_string()
+}
+
+fn say(text: &str) -> String {
+    json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": text}]}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_text_turn_through_the_layer() {
+    let script = GeminiLive::new().reply(Trigger::TurnComplete, GeminiLive::text_turn("Hi!", 3, 2));
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let gateway = gateway(&upstream).await;
+    let mut client = open(&gateway, MODEL).await;
+    send_text(&mut client, &say("Hello")).await;
+    send_text(&mut client, r#"{"type":"response.create"}"#).await;
+    let (events, close) = read_until(&mut client, is_done).await;
+    assert_eq!(close, None);
+    assert_eq!(kinds(&events)[0], "session.created");
+    let response = &events.last().unwrap()["response"];
+    assert_eq!(response["status"], "completed");
+    assert_eq!(response["output"][0]["content"][0]["transcript"], "Hi!");
+
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].headers["x-goog-api-key"], KEY);
+    let received = received(&upstream);
+    assert_eq!(
+        received[0]["setup"]["model"],
+        "models/gemini-live-2.5-flash-preview"
+    );
+    assert_eq!(
+        received[1]["clientContent"]["turns"][0]["parts"][0]["text"],
+        "Hello"
+    );
+    assert!(
+        received.iter().all(|message| message.get("type").is_none()),
+        "no OpenAI event reaches Gemini: {received:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_voice_turn_with_both_transcripts() {
+    let mut turn = vec![
+        GeminiLive::input_transcript("What time", false),
+        GeminiLive::input_transcript(" is it?", true),
+        GeminiLive::audio("AQADAAQAEgA="),
+        GeminiLive::output_transcript("It is noon."),
+    ];
+    turn.extend(GeminiLive::text_turn("", 30, 9));
+    let upstream = MockUpstream::with_script(GeminiLive::new().reply(Trigger::AudioChunk(2), turn))
+        .await
+        .unwrap();
+    let gateway = gateway(&upstream).await;
+    let mut client = open(&gateway, MODEL).await;
+    let update = json!({"type": "session.update", "session": {"audio": {"input": {"transcription": {"model": "whisper-1"}}}}});
+    send_text(&mut client, &update.to_string()).await;
+    send_text(&mut client, &append("AAAA")).await;
+    send_text(&mut client, &append("BBBB")).await;
+    let (events, close) = read_until(&mut client, is_done).await;
+    assert_eq!(close, None);
+    let completed = events
+        .iter()
+        .find(|event| event["type"] == "conversation.item.input_audio_transcription.completed")
+        .expect("the input transcript");
+    assert_eq!(completed["transcript"], "What time is it?");
+    assert!(kinds(&events).contains(&"response.output_audio.delta"));
+    let done = &events.last().unwrap()["response"];
+    assert_eq!(done["output"][0]["content"][0]["transcript"], "It is noon.");
+
+    let received = received(&upstream);
+    assert_eq!(received.len(), 3, "one setup, two appends");
+    assert_eq!(received[0]["setup"]["inputAudioTranscription"], json!({}));
+    assert_eq!(received[2]["realtimeInput"]["audio"]["data"], "BBBB");
+}
+
+#[tokio::test]
+async fn session_updates_before_content_merge_into_one_setup() {
+    let script = GeminiLive::new().reply(Trigger::TurnComplete, GeminiLive::text_turn("Ok.", 3, 2));
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let gateway = gateway(&upstream).await;
+    let mut client = open(&gateway, MODEL).await;
+    let first = json!({"type": "session.update", "session": {"type": "realtime", "instructions": "Be brief."}});
+    let second = json!({"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"voice": "echo"}}}});
+    send_text(&mut client, &first.to_string()).await;
+    send_text(&mut client, &second.to_string()).await;
+    send_text(&mut client, &say("Hello")).await;
+    send_text(&mut client, r#"{"type":"response.create"}"#).await;
+    let (events, close) = read_until(&mut client, is_done).await;
+    assert_eq!(close, None);
+    let updated: Vec<&Value> = events
+        .iter()
+        .filter(|event| event["type"] == "session.updated")
+        .collect();
+    // One per update (and one when Gemini confirms the setup).
+    assert!(updated.len() >= 2, "{events:?}");
+    let last = &updated.last().unwrap()["session"];
+    assert_eq!(last["instructions"], "Be brief.");
+    assert_eq!(last["audio"]["output"]["voice"], "echo");
+
+    let setups: Vec<Value> = received(&upstream)
+        .into_iter()
+        .filter(|message| message.get("setup").is_some())
+        .collect();
+    assert_eq!(setups.len(), 1, "a single setup");
+    let setup = &setups[0]["setup"];
+    assert_eq!(
+        setup["systemInstruction"],
+        json!({"parts": [{"text": "Be brief."}]})
+    );
+    assert_eq!(
+        setup["generationConfig"]["speechConfig"]["voiceConfig"]["prebuiltVoiceConfig"]["voiceName"],
+        "Puck"
+    );
+}
+
+#[tokio::test]
+async fn barge_in_is_speech_started_and_a_cancelled_response() {
+    let mut turn = vec![GeminiLive::audio("AQAD")];
+    turn.extend(GeminiLive::interrupted());
+    let upstream = MockUpstream::with_script(GeminiLive::new().reply(Trigger::AudioChunk(1), turn))
+        .await
+        .unwrap();
+    let gateway = gateway(&upstream).await;
+    let mut client = open(&gateway, MODEL).await;
+    send_text(&mut client, &append("AAAA")).await;
+    let (events, close) = read_until(&mut client, is_done).await;
+    assert_eq!(close, None);
+    let kinds = kinds(&events);
+    let started = kinds
+        .iter()
+        .position(|kind| *kind == "input_audio_buffer.speech_started")
+        .expect("speech_started");
+    assert!(started < kinds.len() - 1);
+    let response = &events.last().unwrap()["response"];
+    assert_eq!(response["status"], "cancelled");
+    assert_eq!(response["status_details"]["reason"], "turn_detected");
+}
+
+#[tokio::test]
+async fn a_tool_call_and_its_output() {
+    let script = GeminiLive::new()
+        .reply(
+            Trigger::AudioChunk(1),
+            [
+                GeminiLive::tool_call([("call-1", "get_weather", json!({"city": "SF"}))]),
+                Step::Send(json!({"serverContent": {"turnComplete": true}})),
+            ],
+        )
+        .reply(
+            Trigger::ToolResponse,
+            GeminiLive::text_turn("It is 21 degrees.", 8, 5),
+        );
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let gateway = gateway(&upstream).await;
+    let mut client = open(&gateway, MODEL).await;
+    let tools = json!({"type": "session.update", "session": {"type": "realtime", "tools": [{
+        "type": "function", "name": "get_weather", "description": "Weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]}});
+    send_text(&mut client, &tools.to_string()).await;
+    send_text(&mut client, &append("AAAA")).await;
+    let (events, close) = read_until(&mut client, is_done).await;
+    assert_eq!(close, None);
+    let call = &events.last().unwrap()["response"]["output"][0];
+    assert_eq!(call["type"], "function_call");
+    assert_eq!(call["call_id"], "call-1");
+    assert_eq!(call["arguments"], r#"{"city":"SF"}"#);
+
+    let output = json!({"type": "conversation.item.create", "item": {
+        "type": "function_call_output", "call_id": "call-1", "output": r#"{"tempC":21}"#}});
+    send_text(&mut client, &output.to_string()).await;
+    send_text(&mut client, r#"{"type":"response.create"}"#).await;
+    let (events, close) = read_until(&mut client, is_done).await;
+    assert_eq!(close, None);
+    assert_eq!(
+        events.last().unwrap()["response"]["output"][0]["content"][0]["transcript"],
+        "It is 21 degrees."
+    );
+    let received = received(&upstream);
+    assert_eq!(
+        received[0]["setup"]["tools"][0]["functionDeclarations"][0]["name"],
+        "get_weather"
+    );
+    let response = received
+        .iter()
+        .find(|message| message.get("toolResponse").is_some())
+        .expect("the tool's output reached Gemini");
+    assert_eq!(
+        response["toolResponse"]["functionResponses"][0],
+        json!({"id": "call-1", "name": "get_weather", "response": {"tempC": 21}})
+    );
+}
+
+#[tokio::test]
+async fn go_away_resumes_mid_conversation_unnoticed() {
+    let script = GeminiLive::new()
+        .resumption()
+        .reply(Trigger::TurnComplete, GeminiLive::text_turn("First.", 3, 2))
+        .reply(Trigger::AudioChunk(1), [GeminiLive::go_away("10s")])
+        .reply_when_resumed(
+            Trigger::AudioChunk(1),
+            GeminiLive::text_turn("Still here.", 5, 3),
+        );
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let gateway = gateway(&upstream).await;
+    let mut client = open(&gateway, MODEL).await;
+    send_text(&mut client, &say("Hello")).await;
+    send_text(&mut client, r#"{"type":"response.create"}"#).await;
+    let (first, _) = read_until(&mut client, is_done).await;
+    send_text(&mut client, &append("AAAA")).await;
+    // Gemini's goAway: the relay dials again while the client reads on.
+    tokio::select! {
+        _ = read_until(&mut client, |_| false) => panic!("the client heard of it"),
+        resumed = upstream.wait_until(PROMPTLY, |upstream| upstream.requests().len() == 2) => assert!(resumed),
+    }
+    send_text(&mut client, &append("BBBB")).await;
+    let (events, close) = read_until(&mut client, is_done).await;
+    assert_eq!(close, None);
+    assert!(
+        first
+            .iter()
+            .chain(&events)
+            .all(|event| event["type"] != "error"),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last().unwrap()["response"]["output"][0]["content"][0]["transcript"],
+        "Still here."
+    );
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 2, "a second connection");
+    assert_eq!(
+        requests[1].headers["x-goog-api-key"], KEY,
+        "dialled through the provider again"
+    );
+    let setups: Vec<Value> = received(&upstream)
+        .into_iter()
+        .filter(|message| message.get("setup").is_some())
+        .collect();
+    assert_eq!(setups.len(), 2);
+    assert_eq!(
+        setups[1]["setup"]["sessionResumption"],
+        json!({"handle": "handle-sess_mock000001"})
+    );
+}
+
+#[tokio::test]
+async fn a_gemini_close_code_is_an_error_event_and_a_close() {
+    let script = GeminiLive::new().reply(
+        Trigger::AudioChunk(1),
+        [Step::Close(
+            1011,
+            "The service is currently unavailable.".into(),
+        )],
+    );
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let gateway = gateway(&upstream).await;
+    let mut client = open(&gateway, MODEL).await;
+    send_text(&mut client, &append("AAAA")).await;
+    let (events, close) = read_until(&mut client, |_| false).await;
+    let error = events
+        .iter()
+        .find(|event| event["type"] == "error")
+        .expect("an error event");
+    assert_eq!(error["error"]["code"], "upstream_error");
+    assert_eq!(close, Some(1011));
+    assert!(!events.iter().any(|event| event.to_string().contains(KEY)));
+}
+
+#[tokio::test]
+async fn usage_reaches_the_observer_in_openai_shape() {
+    let script =
+        GeminiLive::new().reply(Trigger::TurnComplete, GeminiLive::text_turn("Hi!", 13, 21));
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let seen: Arc<Mutex<Vec<SessionSummary>>> = Arc::default();
+    let into = Arc::clone(&seen);
+    let layer = layer(&upstream).observer(move |observation: Observation<'_>| {
+        if let Observation::SessionEnd(summary) = observation {
+            into.lock().unwrap().push(summary.clone());
+        }
+    });
+    let gateway = serve_axum(layer).await;
+    let mut client = open(&gateway, MODEL).await;
+    send_text(&mut client, &say("Hello")).await;
+    send_text(&mut client, r#"{"type":"response.create"}"#).await;
+    let (events, _) = read_until(&mut client, is_done).await;
+    assert_eq!(
+        events.last().unwrap()["response"]["usage"]["total_tokens"],
+        34
+    );
+    client.close(None).await.unwrap();
+    let _ = close_frame(&mut client).await;
+    let deadline = tokio::time::Instant::now() + PROMPTLY;
+    while seen.lock().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the session ends");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let summary = seen.lock().unwrap()[0].clone();
+    assert_eq!(summary.provider, "gemini");
+    assert_eq!(summary.responses, 1);
+    assert_eq!(summary.usage.input_tokens, Some(13));
+    assert_eq!(summary.usage.output_tokens, Some(21));
+    assert_eq!(summary.usage.total_tokens, Some(34));
+}
+
+/// A provider whose first target is Gemini's and whose next ones are refused.
+struct RefusesResumption {
+    gemini: Gemini,
+    calls: AtomicUsize,
+}
+
+impl Provider for RefusesResumption {
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        match self.calls.fetch_add(1, Ordering::SeqCst) {
+            0 => self.gemini.target(request),
+            _ => Box::pin(std::future::ready(Err(TargetError::unavailable(
+                "no_capacity",
+                "no capacity left",
+            )))),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_resumption_is_an_error_event_and_a_close() {
+    let script = GeminiLive::new()
+        .resumption()
+        .reply(Trigger::AudioChunk(1), [GeminiLive::go_away("10s")]);
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let gemini = Gemini::new(Secret::new(KEY))
+        .base_url(&format!("http://{}", upstream.addr()))
+        .unwrap();
+    // The provider serves the first dial and refuses the resumption's.
+    let provider = RefusesResumption {
+        gemini,
+        calls: AtomicUsize::new(0),
+    };
+    let gateway = serve_axum(RealtimeLayer::new(
+        Providers::new().with("gemini", provider),
+    ))
+    .await;
+    let mut client = open(&gateway, MODEL).await;
+    send_text(&mut client, &append("AAAA")).await;
+    let (events, close) = read_until(&mut client, |_| false).await;
+    let error = events
+        .iter()
+        .find(|event| event["type"] == "error")
+        .expect("an error event");
+    assert_eq!(error["error"]["code"], "session_resumption_failed");
+    assert_eq!(close, Some(1011));
+    assert_eq!(upstream.connections(), 1, "no second connection");
+}
