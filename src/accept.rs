@@ -13,10 +13,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{Instrument, Span, field};
 
+use crate::deployment;
 use crate::error::Rejection;
 use crate::handshake::{self, Upgrade};
 use crate::layer::Config;
-use crate::provider::TargetRequest;
 use crate::request_id::request_id;
 use crate::route;
 use crate::session::Session;
@@ -32,6 +32,8 @@ pub(crate) async fn accept<B: From<Bytes>>(config: Arc<Config>, parts: Parts) ->
         "realtime_session",
         provider = field::Empty,
         model = field::Empty,
+        deployment = field::Empty,
+        attempts = field::Empty,
         request_id = request_id.to_str().unwrap_or_default(),
     );
     match open(config, parts, request_id, &span)
@@ -58,34 +60,37 @@ async fn open<B: From<Bytes>>(
     })?;
     config.origins.check(&parts.headers)?;
     let route = route::resolve(parts.uri.query(), &config.providers)?;
-    span.record("provider", route.provider_name.as_str());
-    span.record("model", route.model.as_str());
+    span.record("provider", route.targets[0].provider_name.as_str());
+    span.record("model", route.targets[0].model.as_str());
     let mut permit = config.sessions.try_open(config.max_sessions)?;
 
-    let target = route.provider.target(&TargetRequest::new(
-        &route.provider_name,
-        &route.model,
-        route.intent.as_deref(),
-        &parts,
-    ))?;
-    let pcm_input_rate = target.default_pcm_input_rate();
-    let pcm_input_rates = target.supported_pcm_input_rates();
-    let secrets = target.secrets().to_vec();
     let dialling = Instant::now();
-    let upstream = config
-        .dialer
-        .dial(
-            target,
-            forwarded(&parts.headers, &config.forward_headers, &request_id),
-        )
-        .await?;
+    let forwarded = forwarded(&parts.headers, &config.forward_headers, &request_id);
+    let connected = deployment::connect(&config, route, &parts, forwarded).await?;
+    let target = connected.target;
+    span.record("provider", target.provider_name.as_str());
+    span.record("model", target.model.as_str());
+    if let Some(entry) = &target.deployment {
+        span.record("deployment", entry.spec.selector());
+    }
+    span.record("attempts", connected.attempts.len());
+    let upstream = connected.upstream;
+    let secrets = connected.secrets;
+    if let Some(slot) = connected.slot {
+        permit.hold(slot);
+    }
     let info = SessionInfo {
-        provider: route.provider_name,
-        model: route.model,
-        model_label: route.model_label,
+        provider: target.provider_name,
+        model: target.model,
+        model_label: target.model_label,
+        deployment: target
+            .deployment
+            .as_ref()
+            .map(|entry| entry.spec.selector().to_owned()),
+        attempts: connected.attempts,
         request_id: request_id.to_str().unwrap_or_default().to_owned(),
-        pcm_input_rate,
-        pcm_input_rates,
+        pcm_input_rate: connected.pcm_input_rate,
+        pcm_input_rates: connected.pcm_input_rates,
         connect_time: dialling.elapsed(),
         started_at: SystemTime::now(),
         started: Instant::now(),

@@ -5,6 +5,7 @@
 mod accept;
 mod body;
 mod client_io;
+pub mod deployment;
 mod error;
 mod handshake;
 mod layer;

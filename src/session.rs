@@ -126,6 +126,8 @@ fn finish(
         duration: info.started.elapsed(),
         provider: info.provider,
         model: info.model,
+        deployment: info.deployment,
+        attempts: info.attempts,
         request_id: info.request_id,
         session_id: metered.session_id,
         started_at: info.started_at,

@@ -39,17 +39,19 @@ pub(crate) struct Dialer {
 
 impl Dialer {
     /// Opens the upstream WebSocket for `target`, sending `forwarded` client
-    /// headers plus the target's own. Any failure is the response the client gets.
+    /// headers plus the target's own, within `timeout`. Any failure is the
+    /// response the client gets.
     pub(crate) async fn dial(
         &self,
         target: Target,
         forwarded: HeaderMap,
+        timeout: Duration,
     ) -> Result<UpstreamSocket, Rejection> {
         let (url, headers, subprotocols, secrets) = target.into_parts();
         let request = handshake_request(&url, forwarded, headers, &subprotocols)?;
-        match tokio::time::timeout(self.timeout, self.connect(&url, request, &secrets)).await {
+        match tokio::time::timeout(timeout, self.connect(&url, request, &secrets)).await {
             Ok(result) => result,
-            Err(_elapsed) => Err(failure::timed_out(self.timeout)),
+            Err(_elapsed) => Err(failure::timed_out(timeout)),
         }
     }
 

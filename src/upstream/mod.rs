@@ -10,3 +10,4 @@ mod stream;
 pub(crate) mod tls;
 
 pub(crate) use dial::{Dialer, UpstreamSocket};
+pub(crate) use failure::{fails_over, retry_after, timed_out};

@@ -13,6 +13,10 @@ pub(crate) struct SessionInfo {
     /// The `model` label of metrics (bounded: see `Route::model_label`).
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) model_label: String,
+    /// The alias deployment that serves the session (`provider/model`).
+    pub(crate) deployment: Option<String>,
+    /// The targets tried, the serving one last.
+    pub(crate) attempts: Vec<crate::deployment::Attempt>,
     /// The request id echoed to the client.
     pub(crate) request_id: String,
     /// The sample rate the upstream assumes for 16-bit PCM input that names none.

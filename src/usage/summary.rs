@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use super::tokens::Usage;
 use super::transcription::TranscriptionTotals;
+use crate::deployment::Attempt;
 use crate::outcome::SessionEnd;
 
 /// Everything a session did, reported once when it ends, whether it closed
@@ -27,6 +28,12 @@ pub struct SessionSummary {
     pub provider: String,
     /// The model, without the provider prefix.
     pub model: String,
+    /// The alias deployment that served the session (`provider/model`),
+    /// when the client named an alias.
+    pub deployment: Option<String>,
+    /// Every deployment tried to open the session, in order, the one that
+    /// served it last (one attempt when the first accepted).
+    pub attempts: Vec<Attempt>,
     /// The session's request id (echoed to the client as `X-Request-Id`).
     pub request_id: String,
     /// The upstream's session id, from `session.created` (or the first
@@ -113,6 +120,8 @@ impl SessionSummary {
         Self {
             provider: provider.into(),
             model: model.into(),
+            deployment: None,
+            attempts: Vec::new(),
             request_id: request_id.into(),
             session_id: None,
             started_at: SystemTime::UNIX_EPOCH,
