@@ -14,6 +14,7 @@ use crate::provider::TargetRequest;
 use crate::route::{Route, RouteTarget};
 use crate::secret::Secret;
 use crate::upstream::{UpstreamSocket, fails_over, retry_after};
+use crate::usage::telemetry;
 
 /// A session's upstream, connected, and what it took.
 pub(crate) struct Connected {
@@ -101,6 +102,7 @@ pub(crate) async fn connect(
             Ok(opened) => {
                 if target.deployment.is_some() {
                     health.succeeded(&name);
+                    telemetry::deployment_attempt(&name, "opened");
                 }
                 attempts.push(Attempt::new(name, None, attempt_started.elapsed()));
                 return Ok(Connected {
@@ -119,6 +121,9 @@ pub(crate) async fn connect(
                     Some(refusal.code),
                     attempt_started.elapsed(),
                 ));
+                if target.deployment.is_some() {
+                    telemetry::deployment_attempt(&name, refusal.code);
+                }
                 if !fails_over(&refusal) {
                     return Err(refusal);
                 }
