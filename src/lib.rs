@@ -4,6 +4,7 @@
 
 mod accept;
 mod body;
+pub mod budget;
 mod client_io;
 pub mod deployment;
 mod error;
@@ -22,6 +23,7 @@ mod session;
 mod sessions;
 mod socket_options;
 mod split_frames;
+pub mod store;
 mod subprotocol_token;
 #[cfg(feature = "test-util")]
 pub mod testing;
