@@ -171,12 +171,14 @@ fn flags_are_checked() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--listen ADDR"));
     assert!(String::from_utf8_lossy(&help.stdout).contains("--keepalive SECS"));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--prewarm N"));
 
     for args in [
         &["--listen", "nowhere"][..],
         &["--keepalive", "soon"],
         &["--keepalive", "-1"],
         &["--sessions-per-minute", "0"],
+        &["--prewarm", "some"],
         &["--bogus"],
         &["--listen"],
     ] {

@@ -119,6 +119,7 @@ async fn run(options: Options) -> io::Result<()> {
     let realtime = RealtimeLayer::new(providers)
         .max_sessions(options.max_sessions)
         .keepalive(options.keepalive)
+        .prewarm(options.prewarm)
         .observer(usage_log::log);
     let sessions = realtime.shutdown_handle();
     let tuning = realtime.clone();

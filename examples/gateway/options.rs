@@ -14,6 +14,8 @@ Options:
   --max-sessions N            live sessions at most (default 100)
   --keepalive SECS            ping a silent peer after SECS seconds; two unanswered pings end the
                               session (default 3; 0 turns keepalive off)
+  --prewarm N                 connected upstream sockets (TCP + TLS) kept ready per provider host,
+                              so a session pays only the WebSocket upgrade (default 2; 0: off)
   --no-demo                   do not start the demo provider
   -h, --help                  print this help
 
@@ -41,6 +43,8 @@ pub struct Options {
     /// `None`: keepalive is off.
     pub keepalive: Option<Duration>,
     pub demo: bool,
+    /// Pre-warmed upstream sockets per provider host.
+    pub prewarm: usize,
 }
 
 /// What `main` does with the command line.
@@ -62,6 +66,7 @@ impl Command {
             max_sessions: 100,
             keepalive: Some(tower_realtime::RealtimeLayer::DEFAULT_KEEPALIVE),
             demo: true,
+            prewarm: 2,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -81,6 +86,7 @@ impl Command {
                         .map_err(|_| format!("--keepalive: `{seconds}` is not valid"))?;
                     options.keepalive = (!interval.is_zero()).then_some(interval);
                 }
+                "--prewarm" => options.prewarm = parse(&value("--prewarm")?, "--prewarm")?,
                 "--no-demo" => options.demo = false,
                 "-h" | "--help" => return Ok(Command::Help),
                 other => return Err(format!("unknown argument `{other}`")),

@@ -15,6 +15,7 @@ use url::{Host, Url};
 
 use super::client_handshake::client_handshake;
 use super::connect::{ATTEMPT_DELAY, connect_first, interleave};
+use super::pool::{Opener, Pool, PoolKey};
 use super::stream::UpstreamStream;
 use super::{failure, tls};
 use crate::error::Rejection;
@@ -35,6 +36,8 @@ pub(crate) struct Dialer {
     pub(crate) websocket: WebSocketConfig,
     /// TCP options of both hops (the client's socket is tuned by the session).
     pub(crate) sockets: SocketOptions,
+    /// Pre-warmed sockets by upstream host, when enabled.
+    pub(crate) pool: Option<Arc<Pool>>,
 }
 
 impl Dialer {
@@ -61,6 +64,58 @@ impl Dialer {
         request: Request,
         secrets: &[Secret],
     ) -> Result<UpstreamSocket, Rejection> {
+        if let Some(pool) = &self.pool {
+            let key = pool_key(url)?;
+            if let Some(stream) = pool.take(&key, &self.opener()) {
+                match client_handshake(stream, &request, self.websocket).await {
+                    Ok(socket) => return Ok(socket),
+                    Err(WsError::Http(response)) => {
+                        return Err(failure::from_status(&response, secrets));
+                    }
+                    // Closed by the upstream as it was taken: dial afresh.
+                    Err(error) => {
+                        tracing::debug!(%error, "a pre-warmed upstream socket failed; dialling afresh");
+                    }
+                }
+            }
+        }
+        let stream = self.open(url, secrets).await?;
+        match client_handshake(stream, &request, self.websocket).await {
+            Ok(socket) => Ok(socket),
+            Err(WsError::Http(response)) => Err(failure::from_status(&response, secrets)),
+            Err(error) => Err(failure::unreachable(
+                "upstream_bad_handshake",
+                "the upstream WebSocket handshake failed",
+                &error,
+                secrets,
+            )),
+        }
+    }
+
+    /// What the pool opens its sockets with: this dialer, without the pool
+    /// (which would otherwise keep itself alive).
+    fn opener(&self) -> Opener {
+        let dialer = Dialer {
+            pool: None,
+            ..self.clone()
+        };
+        Arc::new(move |key: PoolKey| {
+            let dialer = dialer.clone();
+            Box::pin(async move {
+                let scheme = if key.secure { "wss" } else { "ws" };
+                let url = Url::parse(&format!("{scheme}://{}:{}/", key.host, key.port)).ok()?;
+                let opening = tokio::time::timeout(dialer.timeout, dialer.open(&url, &[]));
+                match opening.await {
+                    Ok(Ok(stream)) => Some(stream),
+                    _ => None,
+                }
+            })
+        })
+    }
+
+    /// Resolves, connects and (for `wss`) completes TLS: everything before
+    /// the WebSocket upgrade.
+    async fn open(&self, url: &Url, secrets: &[Secret]) -> Result<UpstreamStream, Rejection> {
         let host = url.host().ok_or_else(|| {
             Rejection::from(TargetError::misconfigured("the upstream URL has no host"))
         })?;
@@ -94,7 +149,7 @@ impl Dialer {
             })?;
         self.sockets.tune_upstream(&tcp);
 
-        let stream = match url.scheme() {
+        Ok(match url.scheme() {
             "wss" => {
                 let name = match host {
                     Host::Domain(domain) => ServerName::try_from(domain.to_owned()),
@@ -129,19 +184,32 @@ impl Dialer {
                 ))
                 .into());
             }
-        };
-
-        match client_handshake(stream, &request, self.websocket).await {
-            Ok(socket) => Ok(socket),
-            Err(WsError::Http(response)) => Err(failure::from_status(&response, secrets)),
-            Err(error) => Err(failure::unreachable(
-                "upstream_bad_handshake",
-                "the upstream WebSocket handshake failed",
-                &error,
-                secrets,
-            )),
-        }
+        })
     }
+}
+
+/// The pool a URL's sockets come from.
+fn pool_key(url: &Url) -> Result<PoolKey, Rejection> {
+    let misconfigured = |what: &str| Rejection::from(TargetError::misconfigured(what.to_owned()));
+    let secure = match url.scheme() {
+        "wss" => true,
+        "ws" => false,
+        other => {
+            return Err(misconfigured(&format!(
+                "the upstream URL has scheme `{other}`; use ws or wss"
+            )));
+        }
+    };
+    Ok(PoolKey {
+        secure,
+        host: url
+            .host_str()
+            .ok_or_else(|| misconfigured("the upstream URL has no host"))?
+            .to_owned(),
+        port: url
+            .port_or_known_default()
+            .ok_or_else(|| misconfigured("the upstream URL has no port"))?,
+    })
 }
 
 /// The upstream handshake request: the WebSocket headers, the forwarded
