@@ -456,6 +456,8 @@ impl std::fmt::Debug for RealtimeLayer {
             .field("relay", &config.relay)
             .field("sockets", &config.dialer.sockets)
             .field("max_sessions", &config.max_sessions)
+            .field("prewarm", &self.prewarm_config().per_host)
+            .field("prewarm_idle", &self.prewarm_config().idle)
             .field("origins", &config.origins)
             .field("forward_headers", &config.forward_headers)
             .field("observer", &config.observer.is_some())
