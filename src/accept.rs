@@ -16,6 +16,7 @@ use tracing::{Instrument, Span, field};
 use crate::deployment;
 use crate::error::Rejection;
 use crate::handshake::{self, Upgrade};
+use crate::hooks::SessionId;
 use crate::layer::Config;
 use crate::request_id::request_id;
 use crate::route;
@@ -80,6 +81,7 @@ async fn open<B: From<Bytes>>(
         permit.hold(slot);
     }
     let info = SessionInfo {
+        id: SessionId::next(),
         provider: target.provider_name,
         model: target.model,
         model_label: target.model_label,

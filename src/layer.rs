@@ -8,6 +8,7 @@ use rustls::{ClientConfig, RootCertStore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower_layer::Layer;
 
+use crate::hooks::{LiveSessions, NewHook, SharedNewHook};
 use crate::origin::OriginPolicy;
 use crate::provider::Providers;
 use crate::relay::RelayConfig;
@@ -32,7 +33,10 @@ pub(crate) struct Config {
     pub(crate) origins: OriginPolicy,
     pub(crate) forward_headers: Vec<HeaderName>,
     pub(crate) sessions: Arc<Sessions>,
+    pub(crate) live: LiveSessions,
     pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) hooks: Vec<SharedNewHook>,
+    pub(crate) pin_model: bool,
 }
 
 /// A [`Layer`] that turns WebSocket upgrades on one path into relayed
@@ -59,6 +63,8 @@ pub(crate) struct Config {
 /// | [`origins`](Self::origins) | any origin |
 /// | [`forward_header`](Self::forward_header) | `User-Agent`, `traceparent`, `tracestate` (and `X-Request-Id`) |
 /// | [`observer`](Self::observer) | none |
+/// | [`hook`](Self::hook) | none |
+/// | [`pin_model`](Self::pin_model) | on |
 ///
 /// # Example
 ///
@@ -130,7 +136,10 @@ impl RealtimeLayer {
                 origins: OriginPolicy::any(),
                 forward_headers: DEFAULT_FORWARDED.to_vec(),
                 sessions: Sessions::new(),
+                live: LiveSessions::default(),
                 observer: None,
+                hooks: Vec::new(),
+                pin_model: true,
             }),
         }
     }
@@ -423,6 +432,41 @@ impl RealtimeLayer {
         self.edit(|config| config.observer = Some(observer))
     }
 
+    /// Adds a hook to every session (see [`hooks`](crate::hooks)): `new_hook`
+    /// makes one per session. Hooks see client events in the order they were
+    /// added, and upstream events in reverse order.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_realtime::hooks::{EventPolicy, SessionLock};
+    /// use tower_realtime::{Providers, RealtimeLayer};
+    ///
+    /// let layer = RealtimeLayer::new(Providers::new())
+    ///     .hook(EventPolicy::deny(["conversation.item.delete"]))
+    ///     .hook(SessionLock::new().max_output_tokens(2_048));
+    /// # drop(layer);
+    /// ```
+    pub fn hook(self, new_hook: impl NewHook) -> Self {
+        let new_hook: SharedNewHook = Arc::new(new_hook);
+        self.edit(|config| config.hooks.push(new_hook))
+    }
+
+    /// Whether a client's `session.update` or `response.create` that names a
+    /// model has it rewritten to the model the session was routed to (on by
+    /// default): a client cannot switch to a model it was not routed, allowed
+    /// or priced for. Pinning runs after every other hook, right before the
+    /// upstream.
+    pub fn pin_model(self, pin: bool) -> Self {
+        self.edit(|config| config.pin_model = pin)
+    }
+
+    /// The live sessions of this layer and its clones: find one, end it, or
+    /// inject events into it.
+    pub fn live_sessions(&self) -> LiveSessions {
+        self.config.live.clone()
+    }
+
     /// Graceful shutdown and the live-session count of this layer and its clones.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle::new(Arc::clone(&self.config.sessions))
@@ -461,6 +505,8 @@ impl std::fmt::Debug for RealtimeLayer {
             .field("origins", &config.origins)
             .field("forward_headers", &config.forward_headers)
             .field("observer", &config.observer.is_some())
+            .field("hooks", &config.hooks.len())
+            .field("pin_model", &config.pin_model)
             .finish_non_exhaustive()
     }
 }

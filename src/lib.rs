@@ -9,6 +9,7 @@ mod client_io;
 pub mod deployment;
 mod error;
 mod handshake;
+pub mod hooks;
 mod layer;
 mod origin;
 mod outcome;
@@ -27,6 +28,7 @@ pub mod store;
 mod subprotocol_token;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod translate;
 mod upstream;
 pub mod usage;
 
@@ -39,3 +41,4 @@ pub use secret::Secret;
 pub use service::{RealtimeService, ResponseFuture};
 pub use sessions::ShutdownHandle;
 pub use subprotocol_token::{SubprotocolToken, SubprotocolTokenLayer};
+pub use usage::SessionInfo;

@@ -12,15 +12,18 @@ pub enum ClosedBy {
     Upstream,
     /// The gateway ended it: idle timeout, maximum duration or shutdown.
     Gateway,
+    /// A hook's verdict, or a [`SessionControl`](crate::hooks::SessionControl), ended it.
+    Hook,
 }
 
 impl ClosedBy {
-    /// `client`, `upstream` or `gateway`.
+    /// `client`, `upstream`, `gateway` or `hook`.
     pub fn as_str(self) -> &'static str {
         match self {
             ClosedBy::Client => "client",
             ClosedBy::Upstream => "upstream",
             ClosedBy::Gateway => "gateway",
+            ClosedBy::Hook => "hook",
         }
     }
 }

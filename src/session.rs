@@ -8,6 +8,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use crate::client_io::ClientIo;
+use crate::hooks::{PinModel, SessionControl};
 use crate::layer::Config;
 use crate::outcome::{ClosedBy, SessionEnd};
 use crate::relay;
@@ -90,15 +91,24 @@ impl Session {
         // the relay gets `None` and looks at no message.
         let mut meter =
             (observer.is_some() || cfg!(feature = "metrics")).then(|| Meter::new(&info, observer));
+        let control = SessionControl::new(info.clone());
+        let listed = config.live.register(&control);
+        let mut hooks: Vec<_> = config.hooks.iter().map(|new| new.make(&info)).collect();
+        if config.pin_model {
+            hooks.push(Box::new(PinModel::new(&info)));
+        }
+        let mut pipeline = relay::Pipeline::new(hooks, control);
         let report = relay::run(
             &mut client,
             &mut *upstream,
             &config.relay,
             config.sessions.subscribe(),
             &secrets,
+            &mut pipeline,
             &mut meter,
         )
         .await;
+        drop((listed, pipeline));
         drop((client, upstream));
         let metered = meter.map(Meter::finish).unwrap_or_default();
         finish(

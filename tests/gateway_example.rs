@@ -164,12 +164,54 @@ async fn sigterm_closes_live_sessions_with_1001_and_exits() {
     assert!(log.contains("stopped"), "{log}");
 }
 
+#[tokio::test]
+async fn denied_events_are_refused_and_the_model_is_pinned() {
+    let example = gateway(
+        &[
+            "--deny-event",
+            "conversation.item.delete",
+            "--deny-event",
+            "response.create",
+        ],
+        None,
+    );
+    assert!(
+        example
+            .banner
+            .contains("denied     client events conversation.item.delete, response.create"),
+        "{}",
+        example.banner
+    );
+    let (mut client, _) = connect(&url(&example), &[]).await.unwrap();
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    send_text(
+        &mut client,
+        r#"{"type":"response.create","event_id":"evt_1"}"#,
+    )
+    .await;
+    let error = next_event(&mut client).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["code"], "event_not_allowed");
+    assert_eq!(error["error"]["event_id"], "evt_1");
+    // The session goes on, on the model it was routed to.
+    send_text(
+        &mut client,
+        &json!({"type": "session.update", "session": {"type": "realtime", "model": "gpt-4o-realtime-preview"}})
+            .to_string(),
+    )
+    .await;
+    let updated = next_event(&mut client).await;
+    assert_eq!(updated["type"], "session.updated");
+    assert_eq!(updated["session"]["model"], "realtime");
+}
+
 #[test]
 fn flags_are_checked() {
     let binary = example_binary("gateway");
     let help = Command::new(&binary).arg("--help").output().unwrap();
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--listen ADDR"));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--deny-event TYPE"));
     assert!(String::from_utf8_lossy(&help.stdout).contains("--keepalive SECS"));
     assert!(String::from_utf8_lossy(&help.stdout).contains("--prewarm N"));
 
@@ -181,6 +223,8 @@ fn flags_are_checked() {
         &["--prewarm", "some"],
         &["--bogus"],
         &["--listen"],
+        &["--deny-event"],
+        &["--deny-event", ""],
     ] {
         let output = Command::new(&binary).args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");

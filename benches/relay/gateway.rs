@@ -12,9 +12,10 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::{Layer, service_fn};
+use tower_realtime::hooks::{Event, EventPolicy, Hook, HookContext, Interest, Verdict};
 use tower_realtime::provider::OpenAi;
 use tower_realtime::usage::Observation;
-use tower_realtime::{Providers, RealtimeLayer, Secret};
+use tower_realtime::{Providers, RealtimeLayer, Secret, SessionInfo};
 
 use crate::process;
 
@@ -68,7 +69,50 @@ pub(crate) const VARIANTS: &[Variant] = &[
         layer: RealtimeLayer::new,
         server: Server::Axum,
     },
+    // No hook at all: model pinning off, no observer.
+    Variant {
+        name: "none",
+        layer: |providers| RealtimeLayer::new(providers).pin_model(false),
+        server: Server::Hyper,
+    },
+    // One hook subscribed to one rare event type each way: every event is
+    // classified, none is given to the hook.
+    Variant {
+        name: "rare",
+        layer: |providers| {
+            RealtimeLayer::new(providers)
+                .pin_model(false)
+                .hook(|_: &SessionInfo| Rare)
+        },
+        server: Server::Hyper,
+    },
+    // What a deployment runs: model pinning (the default), an event policy
+    // and the usage meter.
+    Variant {
+        name: "full",
+        layer: |providers| {
+            RealtimeLayer::new(providers)
+                .hook(EventPolicy::deny(["conversation.item.delete"]))
+                .observer(|_: Observation<'_>| {})
+        },
+        server: Server::Hyper,
+    },
 ];
+
+/// A hook for events the bench never sends.
+struct Rare;
+
+impl Hook for Rare {
+    fn interest(&self) -> Interest {
+        Interest::new()
+            .client_events(["conversation.item.delete"])
+            .upstream_events(["rate_limits.updated"])
+    }
+
+    fn on_event(&mut self, event: Event, _cx: &mut HookContext<'_>) -> Verdict {
+        Verdict::forward(event)
+    }
+}
 
 /// The model prefix that routes to the scripted upstream.
 pub(crate) const PROVIDER: &str = "bench";

@@ -20,6 +20,9 @@
 //! 6. The router: the console at `/`, `/healthz`, and an explanation for
 //!    plain requests to `/v1/realtime`.
 //!
+//! Every session runs model pinning (a client cannot switch models); with
+//! `--deny-event TYPE` the event policy refuses client events of that type.
+//!
 //! Providers come from the environment (`OPENAI_API_KEY`, `AZURE_API_KEY`,
 //! ..., see the README), plus the built-in demo provider unless `--no-demo`.
 //! The usage observer logs one line per response and one per session.
@@ -49,6 +52,7 @@ use tower::ServiceBuilder;
 use tower_http::ServiceBuilderExt;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
+use tower_realtime::hooks::EventPolicy;
 use tower_realtime::testing::MockUpstream;
 use tower_realtime::{Providers, RealtimeLayer, ShutdownHandle, SubprotocolTokenLayer};
 use tracing::Level;
@@ -116,11 +120,14 @@ async fn run(options: Options) -> io::Result<()> {
     let (providers, demo) = providers(options.demo).await?;
     let provider_names: Vec<String> = providers.names().map(str::to_owned).collect();
 
-    let realtime = RealtimeLayer::new(providers)
+    let mut realtime = RealtimeLayer::new(providers)
         .max_sessions(options.max_sessions)
         .keepalive(options.keepalive)
         .prewarm(options.prewarm)
         .observer(usage_log::log);
+    if !options.deny_events.is_empty() {
+        realtime = realtime.hook(EventPolicy::deny(options.deny_events.clone()));
+    }
     let sessions = realtime.shutdown_handle();
     let tuning = realtime.clone();
 
@@ -272,6 +279,12 @@ fn print_banner(
         "  limits     {} new sessions per minute per client IP, {} live sessions",
         options.sessions_per_minute, options.max_sessions
     );
+    if !options.deny_events.is_empty() {
+        println!(
+            "  denied     client events {}",
+            options.deny_events.join(", ")
+        );
+    }
     println!("try:");
     println!("  websocat \"ws://{addr}{REALTIME_PATH}?model={DEMO_MODEL}\"{header}");
     println!("  then type  {{\"type\":\"response.create\"}}");

@@ -16,8 +16,13 @@ Options:
                               session (default 3; 0 turns keepalive off)
   --prewarm N                 connected upstream sockets (TCP + TLS) kept ready per provider host,
                               so a session pays only the WebSocket upgrade (default 2; 0: off)
+  --deny-event TYPE           refuse client events of this type (exact name, repeatable): they are
+                              not forwarded, the client gets an `error` event (event_not_allowed)
   --no-demo                   do not start the demo provider
   -h, --help                  print this help
+
+A client's session.update or response.create that names another model is rewritten to the
+model the session was routed to (model pinning; always on).
 
 Environment:
   GATEWAY_API_KEY             the key clients must present (Authorization: Bearer KEY, or the
@@ -45,6 +50,8 @@ pub struct Options {
     pub demo: bool,
     /// Pre-warmed upstream sockets per provider host.
     pub prewarm: usize,
+    /// Client event types refused by the event policy.
+    pub deny_events: Vec<String>,
 }
 
 /// What `main` does with the command line.
@@ -67,6 +74,7 @@ impl Command {
             keepalive: Some(tower_realtime::RealtimeLayer::DEFAULT_KEEPALIVE),
             demo: true,
             prewarm: 2,
+            deny_events: Vec::new(),
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -87,6 +95,13 @@ impl Command {
                     options.keepalive = (!interval.is_zero()).then_some(interval);
                 }
                 "--prewarm" => options.prewarm = parse(&value("--prewarm")?, "--prewarm")?,
+                "--deny-event" => {
+                    let event_type = value("--deny-event")?;
+                    if event_type.is_empty() {
+                        return Err("--deny-event needs an event type".into());
+                    }
+                    options.deny_events.push(event_type);
+                }
                 "--no-demo" => options.demo = false,
                 "-h" | "--help" => return Ok(Command::Help),
                 other => return Err(format!("unknown argument `{other}`")),

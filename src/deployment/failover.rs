@@ -165,6 +165,15 @@ async fn dial(
         intent,
         parts,
     ))?;
+    if target.upstream_protocol().needs_translation() {
+        // Never relay OpenAI events to an upstream that speaks another schema.
+        return Err(Rejection::new(
+            http::StatusCode::NOT_IMPLEMENTED,
+            ErrorType::Server,
+            "translation_unavailable",
+            "this provider needs protocol translation, which this relay does not run yet",
+        ));
+    }
     let pcm_input_rate = target.default_pcm_input_rate();
     let pcm_input_rates = target.supported_pcm_input_rates();
     let secrets = target.secrets().to_vec();

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::base_url::refuse_clear_text_key;
 use super::registry::is_valid_name;
 use super::{
-    Azure, Bailian, Compatible, ConfigError, Keys, OpenAi, Provider, Providers, Xai, Zai,
-    websocket_base_url,
+    Azure, Bailian, Compatible, ConfigError, Gemini, Keys, OpenAi, Provider, Providers,
+    ServiceAccount, Vertex, VertexCredential, Xai, Zai, websocket_base_url,
 };
 use crate::deployment::Deployment;
 use crate::secret::Secret;
@@ -59,6 +59,10 @@ impl Providers {
     /// | `xai` | `XAI_API_KEY` | `XAI_BASE_URL` |
     /// | `bailian`, `dashscope` | `BAILIAN_API_KEY` or `DASHSCOPE_API_KEY` | `BAILIAN_BASE_URL` |
     /// | `zai`, `zhipu` | `ZAI_API_KEY` | `ZAI_BASE_URL` |
+    /// | `gemini` | `GEMINI_API_KEY` | `GEMINI_BASE_URL`, `GEMINI_API_VERSION` (default `v1`) |
+    /// | `vertex` | `GOOGLE_APPLICATION_CREDENTIALS` (a service-account key file) or `VERTEX_API_KEY` (express mode) | `VERTEX_PROJECT` (required with a service account), `VERTEX_LOCATION` (default `us-central1`), `VERTEX_BASE_URL`, `VERTEX_API_VERSION` (default `v1`) |
+    ///
+    /// `vertex` is enabled when `VERTEX_PROJECT` or `VERTEX_API_KEY` is set.
     ///
     /// - More keys for one provider go in `KEY_2`, `KEY_3`, … (e.g.
     ///   `OPENAI_API_KEY_2`); sessions take them in turn (see [`Keys`]).
@@ -124,6 +128,7 @@ impl Providers {
         for built_in in &BUILT_IN {
             providers = built_in.register(&vars, providers)?;
         }
+        providers = register_vertex(&vars, providers)?;
         providers = register_compatible(&vars, providers)?;
         if let Some(default) = vars.get(DEFAULT_PROVIDER) {
             if providers.get(default).is_none() {
@@ -239,7 +244,7 @@ struct BuiltIn {
 /// A provider built from the environment.
 type Built = Result<Arc<dyn Provider>, ConfigError>;
 
-const BUILT_IN: [BuiltIn; 5] = [
+const BUILT_IN: [BuiltIn; 6] = [
     BuiltIn {
         names: &["openai"],
         key_prefixes: &["OPENAI"],
@@ -297,7 +302,15 @@ const BUILT_IN: [BuiltIn; 5] = [
             )
         },
     },
+    BuiltIn {
+        names: &["gemini"],
+        key_prefixes: &["GEMINI"],
+        build: gemini,
+    },
 ];
+
+/// The names of the Vertex AI provider (enabled by its own variables).
+const VERTEX_NAMES: [&str; 1] = ["vertex"];
 
 impl BuiltIn {
     /// Adds the provider under all its names if one of its keys is set.
@@ -383,6 +396,68 @@ fn azure(vars: &Vars, keys: Keys) -> Built {
     Ok(Arc::new(azure))
 }
 
+fn gemini(vars: &Vars, keys: Keys) -> Built {
+    let mut gemini = Gemini::new(keys);
+    if let Some(version) = vars.get("GEMINI_API_VERSION") {
+        gemini = gemini
+            .api_version(version)
+            .map_err(in_var("GEMINI_API_VERSION"))?;
+    }
+    based(
+        vars,
+        "GEMINI",
+        gemini,
+        Gemini::allow_insecure_transport,
+        Gemini::base_url,
+    )
+}
+
+/// Vertex AI, when `VERTEX_PROJECT` or `VERTEX_API_KEY` is set.
+fn register_vertex(vars: &Vars, mut providers: Providers) -> Result<Providers, ConfigError> {
+    let project = vars.get("VERTEX_PROJECT");
+    let keys = vars.keys("VERTEX")?;
+    if project.is_none() && keys.is_none() {
+        return Ok(providers);
+    }
+    let location = vars.get("VERTEX_LOCATION").unwrap_or("us-central1");
+    let mut vertex = match (project, keys) {
+        (None, Some(keys)) => Vertex::express(keys),
+        (Some(project), Some(keys)) => {
+            Vertex::new(project, location, VertexCredential::ApiKey(keys))
+                .map_err(in_var("VERTEX_PROJECT"))?
+        }
+        (Some(project), None) => {
+            let path = vars.get("GOOGLE_APPLICATION_CREDENTIALS").ok_or_else(|| {
+                ConfigError::new(
+                    "VERTEX_PROJECT is set but neither GOOGLE_APPLICATION_CREDENTIALS (a service account key file) nor VERTEX_API_KEY is",
+                )
+            })?;
+            let account = ServiceAccount::from_file(path)
+                .map_err(in_var("GOOGLE_APPLICATION_CREDENTIALS"))?;
+            Vertex::new(project, location, VertexCredential::ServiceAccount(account))
+                .map_err(in_var("VERTEX_PROJECT"))?
+        }
+        (None, None) => unreachable!("checked above"),
+    };
+    if vars.allows_insecure_transport("VERTEX")? {
+        vertex = vertex.allow_insecure_transport();
+    }
+    if let Some(base) = vars.get("VERTEX_BASE_URL") {
+        refuse_clear_text_key_in(vars, "VERTEX", "VERTEX_BASE_URL", base)?;
+        vertex = vertex.base_url(base).map_err(in_var("VERTEX_BASE_URL"))?;
+    }
+    if let Some(version) = vars.get("VERTEX_API_VERSION") {
+        vertex = vertex
+            .api_version(version)
+            .map_err(in_var("VERTEX_API_VERSION"))?;
+    }
+    let vertex: Arc<dyn Provider> = Arc::new(vertex);
+    for name in VERTEX_NAMES {
+        providers = providers.with_shared(name, Arc::clone(&vertex));
+    }
+    Ok(providers)
+}
+
 /// How an extra compatible provider authenticates (`NAME_AUTH`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AuthStyle {
@@ -404,6 +479,7 @@ fn register_compatible(vars: &Vars, mut providers: Providers) -> Result<Provider
         if BUILT_IN
             .iter()
             .any(|built_in| built_in.names.contains(&name.as_str()))
+            || VERTEX_NAMES.contains(&name.as_str())
         {
             return Err(ConfigError::new(format!(
                 "{PROVIDERS}: `{name}` is a built-in provider; configure it with its own variables"

@@ -13,6 +13,8 @@
 //! | [`Bailian`] | `HOST/api-ws/v1/realtime?model=M` | `Authorization: Bearer` |
 //! | [`Zai`] | `HOST/api/paas/v4/realtime?model=M` | `Authorization: Bearer` |
 //! | [`Compatible`] | `BASE/realtime?model=M` | Bearer, `api-key` or none |
+//! | [`Gemini`] | Gemini Live, `…/ws/google.ai.generativelanguage.v1.GenerativeService.BidiGenerateContent` (translated) | `x-goog-api-key` |
+//! | [`Vertex`] | Gemini Live on Vertex AI, `…/ws/google.cloud.aiplatform.v1.LlmBidiService/BidiGenerateContent` (translated) | service-account token (`Bearer`) or `x-goog-api-key` |
 //!
 //! Each takes one key or several [`Keys`] used in turn, and
 //! [`Providers::from_env`] builds them all from environment variables.
@@ -41,11 +43,16 @@ mod bailian;
 mod base_url;
 mod compatible;
 mod env;
+mod gemini;
 mod keys;
 mod openai;
+mod protocol;
 mod registry;
+mod service_account;
 mod session_query;
 mod target;
+mod token_client;
+mod vertex;
 mod xai;
 mod zai;
 
@@ -53,10 +60,14 @@ pub use azure::Azure;
 pub use bailian::Bailian;
 pub use base_url::{ConfigError, websocket_base_url};
 pub use compatible::Compatible;
+pub use gemini::Gemini;
 pub use keys::Keys;
 pub use openai::OpenAi;
+pub use protocol::Protocol;
 pub use registry::Providers;
+pub use service_account::{ServiceAccount, TokenError};
 pub use target::{Target, TargetError, TargetRequest};
+pub use vertex::{Vertex, VertexCredential};
 pub use xai::Xai;
 pub use zai::Zai;
 

@@ -7,6 +7,7 @@ use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use url::Url;
 
+use super::Protocol;
 use crate::error::{ErrorType, Rejection};
 use crate::secret::{Secret, redact};
 
@@ -105,6 +106,7 @@ pub struct Target {
     subprotocols: Vec<String>,
     secrets: Vec<Secret>,
     pcm_input_rate: u32,
+    protocol: Protocol,
     /// Further 16-bit PCM input rates the upstream accepts.
     pcm_input_rates: Vec<u32>,
 }
@@ -118,6 +120,7 @@ impl Target {
             subprotocols: Vec::new(),
             secrets: Vec::new(),
             pcm_input_rate: OPENAI_PCM_INPUT_RATE,
+            protocol: Protocol::OpenAiRealtime,
             pcm_input_rates: Vec::new(),
         }
     }
@@ -250,6 +253,19 @@ impl Target {
         self.pcm_input_rate
     }
 
+    /// Declares what the upstream speaks (OpenAI's schema unless set); a
+    /// session to an upstream that needs translation runs a translator.
+    #[must_use]
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// What the upstream speaks; see [`Target::protocol`].
+    pub fn upstream_protocol(&self) -> &Protocol {
+        &self.protocol
+    }
+
     /// Declares further sample rates this upstream accepts for 16-bit PCM
     /// input, besides the [default](Target::pcm_input_rate) one.
     ///
@@ -360,6 +376,23 @@ impl TargetError {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "provider_misconfigured",
+            message: message.into(),
+        }
+    }
+
+    /// The provider cannot serve sessions right now, e.g. while it fetches
+    /// a credential (503).
+    ///
+    /// ```
+    /// use tower_realtime::provider::TargetError;
+    ///
+    /// let error = TargetError::unavailable("token_unavailable", "no access token yet");
+    /// assert_eq!(error.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+    /// ```
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code,
             message: message.into(),
         }
     }

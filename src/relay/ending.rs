@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Utf8Bytes};
 
 use super::pump::Stop;
+use crate::hooks::{Close, ErrorEvent};
 use crate::outcome::{ClosedBy, SessionEnd};
 
 /// The close reason a client gets when its upstream went away. The code is
@@ -46,6 +46,8 @@ pub(crate) enum Ending {
     },
     /// The gateway ended the session.
     Policy(Policy),
+    /// A hook or a `SessionControl` ended the session.
+    Hook(Close),
 }
 
 impl Ending {
@@ -62,6 +64,7 @@ impl Ending {
                 side: destination,
                 detail: error.to_string(),
             },
+            Stop::Ended(close) => Ending::Hook(close),
         }
     }
 
@@ -121,6 +124,12 @@ impl Ending {
                     error: None,
                 }
             }
+            Ending::Hook(close) => SessionEnd {
+                closed_by: ClosedBy::Hook,
+                code: close.code,
+                reason: truncate_reason(&close.reason),
+                error: None,
+            },
         }
     }
 
@@ -178,6 +187,17 @@ impl Ending {
                     client: Action::close(code, reason),
                     upstream: Action::close(code, reason),
                     client_event: Some(policy_event(*policy)),
+                }
+            }
+            Ending::Hook(close) => {
+                let code = CloseCode::from(close.code);
+                Plan {
+                    client: Action::close(code, &close.reason),
+                    upstream: Action::close(code, &close.reason),
+                    client_event: close
+                        .error
+                        .as_ref()
+                        .map(|error| Utf8Bytes::from(error.to_json_string())),
                 }
             }
         }
@@ -287,37 +307,7 @@ fn policy_event(policy: Policy) -> Utf8Bytes {
 
 /// An OpenAI-shaped `error` event from the gateway.
 fn error_event(kind: &'static str, code: &'static str, message: String) -> Utf8Bytes {
-    let event = ErrorEvent {
-        kind: "error",
-        event_id: format!("event_gateway_{code}"),
-        error: EventError {
-            kind,
-            code,
-            message,
-            param: None,
-            event_id: None,
-        },
-    };
-    Utf8Bytes::from(serde_json::to_string(&event).expect("strings always serialize"))
-}
-
-/// An `error` event as OpenAI sends it; serde keeps the declaration order.
-#[derive(Serialize)]
-struct ErrorEvent {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    event_id: String,
-    error: EventError,
-}
-
-#[derive(Serialize)]
-struct EventError {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    code: &'static str,
-    message: String,
-    param: Option<&'static str>,
-    event_id: Option<&'static str>,
+    Utf8Bytes::from(ErrorEvent::new(kind, code, message).to_json_string())
 }
 
 fn seconds(duration: Duration) -> String {
@@ -395,6 +385,28 @@ mod tests {
                 .contains("connection closed without a close frame"),
             "{event}"
         );
+    }
+
+    #[test]
+    fn a_hook_ending_closes_both_sides_and_tells_the_client_why() {
+        let close = Close::policy("budget exceeded").error(crate::hooks::ErrorEvent::new(
+            "insufficient_quota",
+            "budget_exceeded",
+            "spent",
+        ));
+        let ending = Ending::from_stop(Side::Client, Stop::Ended(close));
+        let plan = ending.plan();
+        assert_eq!(
+            plan.client,
+            Action::close(CloseCode::Policy, "budget exceeded")
+        );
+        assert_eq!(plan.upstream, plan.client);
+        let event: serde_json::Value =
+            serde_json::from_str(plan.client_event.as_deref().unwrap()).unwrap();
+        assert_eq!(event["error"]["code"], "budget_exceeded");
+        let end = ending.summary();
+        assert_eq!((end.closed_by, end.code), (ClosedBy::Hook, 1008));
+        assert_eq!(end.reason, "budget exceeded");
     }
 
     #[test]

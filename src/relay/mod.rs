@@ -2,9 +2,11 @@
 
 mod ending;
 mod outgoing;
+mod pipeline;
 mod pump;
 mod timers;
 
+use std::collections::VecDeque;
 use std::future::{pending, poll_fn};
 use std::task::Poll;
 use std::time::Duration;
@@ -18,7 +20,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 pub(crate) use ending::{Action, Ending, Policy, Side};
+pub(crate) use pipeline::Pipeline;
 
+use crate::hooks::Direction;
 use crate::secret::{Secret, redact};
 use crate::usage::Traffic;
 use outgoing::Outgoing;
@@ -37,11 +41,12 @@ pub(crate) struct RelayConfig {
     pub(crate) close_timeout: Duration,
 }
 
-/// Sees every text and binary message before it is relayed.
+/// Sees what crosses the upstream hop: the innermost stage of the pipeline.
 pub(crate) trait Tap {
-    /// A message from the client, on its way upstream.
+    /// A message on its way to the upstream, after the hooks (injected and
+    /// replied messages included).
     fn client_message(&mut self, message: &Message);
-    /// A message from the upstream, on its way to the client.
+    /// A message from the upstream, as read, before the hooks.
     fn upstream_message(&mut self, message: &Message);
 }
 
@@ -64,14 +69,16 @@ pub(crate) async fn run<C, U>(
     config: &RelayConfig,
     mut shutdown: watch::Receiver<bool>,
     secrets: &[Secret],
+    pipeline: &mut Pipeline,
     tap: &mut impl Tap,
 ) -> Report
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut to_upstream = Half::default();
-    let mut to_client = Half::default();
+    let mut to_upstream = Half::new(Direction::ClientToUpstream);
+    let mut to_client = Half::new(Direction::UpstreamToClient);
+    let control = pipeline.control().clone();
     let mut timers = Timers::new(
         Instant::now(),
         config.keepalive,
@@ -92,6 +99,12 @@ where
                 // A dropped sender means no shutdown can come any more.
                 shutdown_open = changed.is_ok();
             }
+            () = control.requested() => {
+                if let Some(close) = control.take_close() {
+                    break Ending::Hook(close);
+                }
+                pipeline.injections_waiting = true;
+            }
             () = async {
                 match next_timer {
                     Some(at) => sleep_until(at).await,
@@ -104,12 +117,12 @@ where
             }
             ending = poll_fn(|cx| {
                 if let Poll::Ready(stop) =
-                    poll_half(client, upstream, &mut to_upstream, &mut |m| tap.client_message(m), cx)
+                    poll_half(client, upstream, &mut to_upstream, &mut to_client, pipeline, tap, cx)
                 {
                     return Poll::Ready(Ending::from_stop(Side::Client, stop));
                 }
                 if let Poll::Ready(stop) =
-                    poll_half(upstream, client, &mut to_client, &mut |m| tap.upstream_message(m), cx)
+                    poll_half(upstream, client, &mut to_client, &mut to_upstream, pipeline, tap, cx)
                 {
                     return Poll::Ready(Ending::from_stop(Side::Upstream, stop));
                 }
@@ -130,14 +143,15 @@ where
     {
         frame.reason = Utf8Bytes::from(redact(&frame.reason, secrets));
     }
+    control.end();
     let plan = ending.plan();
     let client_side = settle(
         client,
         plan.client,
-        to_client.take_pending(),
+        to_client.take_queue(),
         plan.client_event,
     );
-    let upstream_side = settle(upstream, plan.upstream, to_upstream.take_pending(), None);
+    let upstream_side = settle(upstream, plan.upstream, to_upstream.take_queue(), None);
     // Peers that do not finish their close handshake in time are dropped.
     // Boxed, so that only a closing session holds this future, not every
     // idle session's task.
@@ -158,7 +172,7 @@ where
 async fn settle<S>(
     socket: &mut WebSocketStream<S>,
     action: Action,
-    mut pending: Option<Outgoing>,
+    mut queue: VecDeque<Outgoing>,
     event: Option<Utf8Bytes>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -172,13 +186,16 @@ async fn settle<S>(
             }
         }
         Action::Close(frame) => {
-            // What was already read for this side goes out before the close.
-            while let Some(outgoing) = pending {
+            // What was already decided on for this side goes out before the
+            // close (events still with the hooks do not).
+            while let Some(outgoing) = queue.pop_front() {
                 let (message, rest) = outgoing.next();
                 if socket.feed(message).await.is_err() {
                     return;
                 }
-                pending = rest;
+                if let Some(rest) = rest {
+                    queue.push_front(rest);
+                }
             }
             if let Some(event) = event
                 && socket.feed(Message::Text(event)).await.is_err()

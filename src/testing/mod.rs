@@ -7,6 +7,10 @@
 //! echoes every text and binary message back; close frames are answered
 //! with the same code and reason. Everything the gateway sent is recorded.
 //!
+//! [`GeminiLive`] is a script that speaks Gemini Live instead (binary
+//! frames, `setup` first), and [`TokenEndpoint`] a local OAuth token
+//! endpoint for service-account credentials.
+//!
 //! A [`Script`] of your own decides what each session does. The gateway
 //! example's `demo` provider (`examples/gateway/demo/`) is one: a small
 //! realtime model that answers text and audio with a sentence and a chime,
@@ -30,12 +34,16 @@
 //! # }
 //! ```
 
+mod gemini;
 mod log;
 mod script;
 mod server;
 mod session;
+mod token_endpoint;
 
+pub use gemini::{GeminiLive, Step, Trigger};
 pub use log::RecordedRequest;
 pub use script::{Handshake, Script};
 pub use server::{MockUpstream, MockUpstreamBuilder};
 pub use session::UpstreamSession;
+pub use token_endpoint::TokenEndpoint;

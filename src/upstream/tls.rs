@@ -47,7 +47,7 @@ pub(crate) fn connector(config: Option<&Arc<ClientConfig>>) -> Result<TlsConnect
 
 /// rustls' process-wide default provider when the application installed
 /// one, else `aws-lc-rs` or `ring`, as the features allow.
-fn provider() -> Option<Arc<CryptoProvider>> {
+pub(crate) fn provider() -> Option<Arc<CryptoProvider>> {
     if let Some(installed) = CryptoProvider::get_default() {
         return Some(Arc::clone(installed));
     }

@@ -2,10 +2,30 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-/// The identity and timing of one session, from the moment its upstream
-/// was connected.
+use crate::hooks::SessionId;
+
+/// One session as the gateway opened it: its id, routing and timing, from
+/// the moment its upstream was connected.
+///
+/// Hooks get it when their session opens ([`NewHook`](crate::hooks::NewHook)),
+/// and so does anything holding the session's
+/// [`SessionControl`](crate::hooks::SessionControl).
+///
+/// # Example
+///
+/// ```
+/// use tower_realtime::SessionInfo;
+///
+/// fn label(session: &SessionInfo) -> String {
+///     format!("{} {}/{} ({})", session.id(), session.provider(), session.model(), session.request_id())
+/// }
+/// # let _ = label;
+/// ```
 #[derive(Debug, Clone)]
-pub(crate) struct SessionInfo {
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The gateway's id of the session.
+    pub(crate) id: SessionId,
     /// The provider's name in the registry.
     pub(crate) provider: String,
     /// The model without the provider prefix.
@@ -29,4 +49,65 @@ pub(crate) struct SessionInfo {
     pub(crate) started_at: SystemTime,
     /// When the session opened, for measuring its duration.
     pub(crate) started: Instant,
+}
+
+impl SessionInfo {
+    /// The gateway's id of the session, the key of
+    /// [`LiveSessions`](crate::hooks::LiveSessions).
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The provider's name in the registry (the prefix of `?model=`).
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The model the session was routed to, without the provider prefix:
+    /// the one the upstream was dialled with.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// The alias deployment serving the session (`provider/model`), when
+    /// the client named an alias (see [`crate::deployment`]).
+    pub fn deployment(&self) -> Option<&str> {
+        self.deployment.as_deref()
+    }
+
+    /// The deployments tried to open the session, in order, the serving one last.
+    pub fn attempts(&self) -> &[crate::deployment::Attempt] {
+        &self.attempts
+    }
+
+    /// The request id echoed to the client (a correlation id, not an identity).
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// When the session opened, on the wall clock.
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+}
+
+#[cfg(test)]
+impl SessionInfo {
+    /// A session routed to `openai/gpt-realtime`.
+    pub(crate) fn example() -> Self {
+        Self {
+            id: SessionId::next(),
+            provider: "openai".into(),
+            model: "gpt-realtime".into(),
+            model_label: "gpt-realtime".into(),
+            deployment: None,
+            attempts: Vec::new(),
+            request_id: "req_1".into(),
+            pcm_input_rate: 24_000,
+            pcm_input_rates: vec![24_000],
+            connect_time: Duration::ZERO,
+            started_at: SystemTime::now(),
+            started: Instant::now(),
+        }
+    }
 }

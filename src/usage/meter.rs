@@ -235,6 +235,7 @@ mod tests {
 
     fn info() -> SessionInfo {
         SessionInfo {
+            id: crate::hooks::SessionId::next(),
             pcm_input_rate: 24_000,
             pcm_input_rates: vec![24_000, 16_000],
             provider: "openai".into(),

@@ -16,8 +16,9 @@
 //!
 //! # What it costs
 //!
-//! Without an observer (and without the `metrics` feature) nothing is
-//! looked at. With one, each message is classified by its top-level `type`
+//! Without an observer (and without the `metrics` feature) the meter looks
+//! at nothing (hooks, model pinning among them, look at the event types
+//! they asked for; see [`hooks`](crate::hooks)). With one, each message is classified by its top-level `type`
 //! without parsing it; audio deltas and appends, most of the traffic, are
 //! never parsed (of an append only the length of its base64 `audio` is
 //! read). Only `response.done`, transcription results, `session.created`
@@ -60,7 +61,7 @@
 //! | `realtime_session_errors_total` | counter | `provider`, `side`, `kind` | sessions ended by an error: `connection_lost`, `protocol_error`, `message_too_big` |
 //! | `realtime_refusals_total` | counter | `code` | refused upgrades, by the error `code` of the response |
 //!
-//! `closed_by` and `side` are `client`, `upstream` or `gateway`. Token
+//! `closed_by` is `client`, `upstream`, `gateway` or `hook`; `side` is `client`, `upstream` or `gateway`. Token
 //! counts come from the provider; input audio is counted from append sizes.
 //! `model` is the upstream model when clients cannot choose it freely: the
 //! provider has an allow-list ([`Providers::allow_models`](crate::Providers::allow_models),
@@ -93,13 +94,13 @@ mod audio;
 mod info;
 mod meter;
 mod observer;
-mod scan;
+pub(crate) mod scan;
 mod summary;
 pub(crate) mod telemetry;
 mod tokens;
 mod transcription;
 
-pub(crate) use info::SessionInfo;
+pub use info::SessionInfo;
 pub(crate) use meter::{Meter, Metered};
 pub(crate) use observer::Isolated;
 pub use observer::{Observation, Observer, TranscriptionRecord, UsageRecord};

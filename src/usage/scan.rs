@@ -10,8 +10,11 @@
 //! bytes, whatever the size of the delta.
 //!
 //! The walker does not validate: it returns what it found before the first
-//! byte it cannot make sense of, and never panics. Keys are compared as
-//! written (a key spelled with escapes does not match).
+//! byte it cannot make sense of, and never panics. [`event_type`] compares
+//! keys as written and takes the first `type` (enough for counting);
+//! [`classify`], which the event pipeline enforces policy on, reads the
+//! `type` as a JSON parser would: escapes decoded, every top-level member
+//! seen, a repeated `type` reported instead of guessed.
 
 use memchr::{memchr2, memchr3};
 
@@ -51,6 +54,7 @@ pub(crate) fn members(json: &[u8]) -> Members<'_> {
     Members {
         json,
         at: at + 1,
+        value_start: at + 1,
         first: true,
         done: !object,
     }
@@ -64,11 +68,71 @@ pub(crate) fn event_type(json: &[u8]) -> Option<&[u8]> {
     })
 }
 
+/// The top-level `type` of an event, read as the provider's JSON parser reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// One `type`, a string without escapes: these bytes of the event.
+    Plain(std::ops::Range<usize>),
+    /// One `type`, written with escapes (or an escaped key): its decoded value.
+    Decoded(Box<str>),
+    /// No `type` string: not a JSON object, no `type` member, or a
+    /// `type` that is not a string.
+    Untyped,
+    /// More than one top-level `type` member: JSON parsers disagree on
+    /// which one counts.
+    Duplicate,
+}
+
+/// Classifies an event by its top-level `type`, walking every top-level
+/// member (values are skipped, not parsed). For UTF-8 `json`, a
+/// [`Class::Plain`] range lies on character boundaries. Keys and the `type` value are
+/// compared after decoding their escapes, so `{"t\u0079pe":"a\u002eb"}` is
+/// of type `a.b`.
+pub(crate) fn classify(json: &[u8]) -> Class {
+    let mut found: Option<Value<'_>> = None;
+    for (key, value) in members(json) {
+        if key_is(key, "type") {
+            if found.is_some() {
+                return Class::Duplicate;
+            }
+            found = Some(value);
+        }
+    }
+    match found {
+        Some(Value::Str(text)) if !text.raw.contains(&b'\\') => {
+            let start = text.raw.as_ptr() as usize - json.as_ptr() as usize;
+            Class::Plain(start..start + text.raw.len())
+        }
+        Some(Value::Str(text)) => {
+            decode(text.raw).map_or(Class::Untyped, |text| Class::Decoded(text.into()))
+        }
+        _ => Class::Untyped,
+    }
+}
+
+/// Whether a key, as written, is `name` once its escapes are decoded.
+pub(crate) fn key_is(key: &[u8], name: &str) -> bool {
+    // An escape is longer than what it stands for.
+    key == name.as_bytes()
+        || (key.len() > name.len() && key.contains(&b'\\') && decode(key).as_deref() == Some(name))
+}
+
+/// The value of a JSON string, given the bytes between its quotes.
+pub(crate) fn decode(raw: &[u8]) -> Option<String> {
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    serde_json::from_slice(&quoted).ok()
+}
+
 /// Iterator over the top-level members of a JSON object; see [`members`].
 #[derive(Debug)]
 pub(crate) struct Members<'a> {
     json: &'a [u8],
     at: usize,
+    /// Where the last value read starts.
+    value_start: usize,
     first: bool,
     done: bool,
 }
@@ -87,6 +151,11 @@ impl<'a> Iterator for Members<'a> {
 }
 
 impl<'a> Members<'a> {
+    /// The bytes of `json` the value of the last member spans.
+    pub(crate) fn value_span(&self) -> std::ops::Range<usize> {
+        self.value_start..self.at
+    }
+
     fn member(&mut self) -> Option<(&'a [u8], Value<'a>)> {
         let json = self.json;
         let mut at = skip_whitespace(json, self.at);
@@ -108,6 +177,7 @@ impl<'a> Members<'a> {
         }
         at = skip_whitespace(json, at + 1);
         let (end, value) = skip_value(json, at)?;
+        self.value_start = at;
         self.at = end;
         self.first = false;
         Some((key, value))
@@ -298,6 +368,51 @@ mod tests {
             })
             .collect();
         assert_eq!(lengths, [6, 0]);
+    }
+
+    fn class(json: &str) -> Class {
+        classify(json.as_bytes())
+    }
+
+    fn plain(json: &str) -> Option<&str> {
+        match classify(json.as_bytes()) {
+            Class::Plain(range) => Some(&json[range]),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn classification_reads_the_type_as_a_json_parser_does() {
+        assert_eq!(
+            plain(r#"{"event_id":"e","type":"session.update"}"#),
+            Some("session.update")
+        );
+        // Escapes in the value or the key are decoded.
+        assert_eq!(
+            class(r#"{"type":"session\u002eupdate"}"#),
+            Class::Decoded("session.update".into())
+        );
+        assert_eq!(
+            plain(r#"{"t\u0079pe":"session.update"}"#),
+            Some("session.update")
+        );
+        assert_eq!(class(r#"{"type":"a\"b"}"#), Class::Decoded("a\"b".into()));
+        // A repeated type is neither the first nor the last: it is ambiguous.
+        assert_eq!(
+            class(r#"{"type":"input_audio_buffer.append","type":"session.update"}"#),
+            Class::Duplicate
+        );
+        assert_eq!(
+            class(r#"{"type":"a","x":{"type":"b"},"typ\u0065":"c"}"#),
+            Class::Duplicate
+        );
+        assert_eq!(class(r#"{"type":1,"type":"a"}"#), Class::Duplicate);
+        // Nested types, other keys and non-objects are not types.
+        assert_eq!(class(r#"{"session":{"type":"realtime"}}"#), Class::Untyped);
+        assert_eq!(class(r#"{"type":null}"#), Class::Untyped);
+        assert_eq!(class(r#"{"type":"\ud800"}"#), Class::Untyped);
+        assert_eq!(class("[1]"), Class::Untyped);
+        assert_eq!(class("\u{0}binary"), Class::Untyped);
     }
 
     #[test]
