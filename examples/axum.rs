@@ -31,9 +31,11 @@ async fn main() -> std::io::Result<()> {
     // `_echo` serves as long as the server runs.
     let (providers, model, _echo) = support::from_env_or_echo().await?;
 
-    let realtime = RealtimeLayer::new(providers);
+    let realtime = RealtimeLayer::new(providers).allow_unauthenticated();
     // `Router::layer` wraps every route and the fallback: `/v1/realtime` needs
-    // no route of its own.
+    // no route of its own. No client authentication: this example serves
+    // loopback only; real deployments set an admission hook instead (see
+    // `examples/gateway`).
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .layer(realtime.clone());

@@ -44,7 +44,9 @@ async fn main() -> std::io::Result<()> {
         );
         Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body))))
     });
-    let realtime = RealtimeLayer::new(providers);
+    // No client authentication: this example serves loopback only. Real
+    // deployments set an admission hook instead (see `examples/gateway`).
+    let realtime = RealtimeLayer::new(providers).allow_unauthenticated();
     let service = realtime.layer(fallback);
 
     let addr: SocketAddr = std::env::var("LISTEN")

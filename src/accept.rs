@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{Instrument, Span, field};
 
+use crate::admission::admit;
 use crate::deployment;
 use crate::error::Rejection;
 use crate::handshake::{self, Upgrade};
@@ -31,6 +32,7 @@ pub(crate) async fn accept<B: From<Bytes>>(config: Arc<Config>, parts: Parts) ->
     // INFO, so that the WARN events of a session carry its fields.
     let span = tracing::info_span!(
         "realtime_session",
+        identity = field::Empty,
         provider = field::Empty,
         model = field::Empty,
         deployment = field::Empty,
@@ -60,6 +62,8 @@ async fn open<B: From<Bytes>>(
         handshake::upgrade_required("this connection cannot be upgraded to a WebSocket")
     })?;
     config.origins.check(&parts.headers)?;
+    let identity = admit(&config, &parts).await?;
+    span.record("identity", identity.name());
     let route = route::resolve(parts.uri.query(), &config.providers)?;
     span.record("provider", route.targets[0].provider_name.as_str());
     span.record("model", route.targets[0].model.as_str());
@@ -67,7 +71,7 @@ async fn open<B: From<Bytes>>(
 
     let dialling = Instant::now();
     let forwarded = forwarded(&parts.headers, &config.forward_headers, &request_id);
-    let connected = deployment::connect(&config, route, &parts, forwarded).await?;
+    let connected = deployment::connect(&config, route, &parts, &identity, forwarded).await?;
     let target = connected.target;
     span.record("provider", target.provider_name.as_str());
     span.record("model", target.model.as_str());
@@ -82,6 +86,7 @@ async fn open<B: From<Bytes>>(
     }
     let info = SessionInfo {
         id: SessionId::next(),
+        identity,
         provider: target.provider_name,
         model: target.model,
         model_label: target.model_label,

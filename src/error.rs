@@ -1,5 +1,7 @@
 //! Refusals before the upgrade, as HTTP responses with an OpenAI-shaped body.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{HeaderName, Response, StatusCode};
@@ -21,7 +23,17 @@ pub(crate) enum ErrorType {
 }
 
 impl ErrorType {
-    fn as_str(self) -> &'static str {
+    /// The type of an error answered with `status`.
+    pub(crate) fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::FORBIDDEN => Self::Permission,
+            StatusCode::TOO_MANY_REQUESTS => Self::RateLimit,
+            status if status.is_server_error() => Self::Server,
+            _ => Self::InvalidRequest,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::InvalidRequest => "invalid_request_error",
             Self::Permission => "permission_error",
@@ -40,10 +52,23 @@ impl ErrorType {
 pub(crate) struct Rejection {
     pub(crate) status: StatusCode,
     pub(crate) kind: ErrorType,
-    pub(crate) code: &'static str,
+    pub(crate) code: Cow<'static, str>,
     pub(crate) param: Option<&'static str>,
     pub(crate) message: String,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// A body rendered elsewhere (a user's refusal), instead of this one's
+    /// OpenAI-shaped body. Boxed: refusals travel in `Result`s.
+    pub(crate) body: Option<Box<Bytes>>,
+}
+
+/// `status` when it is an error (4xx, 5xx), otherwise `500`: a refusal must
+/// neither look like success nor redirect.
+pub(crate) fn error_status(status: StatusCode) -> StatusCode {
+    if status.is_client_error() || status.is_server_error() {
+        status
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
 }
 
 /// `{"error":{...}}`. serde writes struct fields in declaration order, so the
@@ -57,25 +82,40 @@ struct ErrorBody<'a> {
 struct ErrorObject<'a> {
     message: &'a str,
     #[serde(rename = "type")]
-    kind: &'static str,
-    code: &'static str,
-    param: Option<&'static str>,
+    kind: &'a str,
+    code: &'a str,
+    param: Option<&'a str>,
+}
+
+/// The OpenAI-shaped body `{"error":{"message","type","code","param"}}`,
+/// its fields always in that order.
+pub(crate) fn error_body(message: &str, kind: &str, code: &str, param: Option<&str>) -> Bytes {
+    let body = ErrorBody {
+        error: ErrorObject {
+            message,
+            kind,
+            code,
+            param,
+        },
+    };
+    Bytes::from(serde_json::to_vec(&body).expect("strings always serialize"))
 }
 
 impl Rejection {
     pub(crate) fn new(
         status: StatusCode,
         kind: ErrorType,
-        code: &'static str,
+        code: impl Into<Cow<'static, str>>,
         message: impl Into<String>,
     ) -> Self {
         Self {
             status,
             kind,
-            code,
+            code: code.into(),
             param: None,
             message: message.into(),
             headers: Vec::new(),
+            body: None,
         }
     }
 
@@ -106,15 +146,10 @@ impl Rejection {
     /// The JSON body, without a trailing newline, its fields always in the
     /// order `message`, `type`, `code`, `param`.
     pub(crate) fn body(&self) -> Bytes {
-        let body = ErrorBody {
-            error: ErrorObject {
-                message: &self.message,
-                kind: self.kind.as_str(),
-                code: self.code,
-                param: self.param,
-            },
-        };
-        Bytes::from(serde_json::to_vec(&body).expect("strings always serialize"))
+        if let Some(body) = &self.body {
+            return Bytes::clone(body);
+        }
+        error_body(&self.message, self.kind.as_str(), &self.code, self.param)
     }
 
     /// The value of one extra header, if set.
@@ -129,7 +164,7 @@ impl Rejection {
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in self.headers {
-            headers.insert(name, value);
+            headers.append(name, value);
         }
         response
     }

@@ -1,6 +1,7 @@
 //! [`RealtimeLayer`]: the configuration of the gateway.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use http::HeaderName;
@@ -8,6 +9,7 @@ use rustls::{ClientConfig, RootCertStore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower_layer::Layer;
 
+use crate::admission::Admission;
 use crate::hooks::{LiveSessions, NewHook, SharedNewHook};
 use crate::origin::OriginPolicy;
 use crate::provider::Providers;
@@ -37,6 +39,11 @@ pub(crate) struct Config {
     pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) hooks: Vec<SharedNewHook>,
     pub(crate) pin_model: bool,
+    pub(crate) admission: Option<Arc<dyn Admission>>,
+    /// Sessions without an admission hook are intended.
+    pub(crate) unauthenticated: bool,
+    /// The missing admission decision has been logged.
+    pub(crate) undecided_logged: Arc<AtomicBool>,
 }
 
 /// A [`Layer`] that turns WebSocket upgrades on one path into relayed
@@ -48,7 +55,7 @@ pub(crate) struct Config {
 /// | option | default |
 /// |---|---|
 /// | [`path`](Self::path) | `/v1/realtime` |
-/// | [`connect_timeout`](Self::connect_timeout) | 10 s, then `504` |
+/// | [`connect_timeout`](Self::connect_timeout) | 10 s, then `504` (also bounds admission and the provider's target) |
 /// | [`max_message_size`](Self::max_message_size) / [`max_frame_size`](Self::max_frame_size) | 16 MiB, then close `1009` |
 /// | [`read_buffer_size`](Self::read_buffer_size) | 4 KiB per socket |
 /// | [`write_buffer_size`](Self::write_buffer_size) | 16 KiB per socket |
@@ -65,17 +72,24 @@ pub(crate) struct Config {
 /// | [`observer`](Self::observer) | none |
 /// | [`hook`](Self::hook) | none |
 /// | [`pin_model`](Self::pin_model) | on |
+/// | [`admission`](Self::admission) / [`allow_unauthenticated`](Self::allow_unauthenticated) | neither: every upgrade is refused (`500`, `admission_not_configured`) |
 ///
 /// # Example
 ///
 /// ```
 /// use std::time::Duration;
 /// use axum::{Router, routing::get};
+/// use http::request::Parts;
+/// use tower_realtime::admission::{Refusal, client_token};
 /// use tower_realtime::provider::OpenAi;
-/// use tower_realtime::{Providers, RealtimeLayer, Secret};
+/// use tower_realtime::{Identity, Providers, RealtimeLayer, Secret};
 ///
 /// let providers = Providers::new().with("openai", OpenAi::new(Secret::new("sk-...")));
 /// let layer = RealtimeLayer::new(providers)
+///     .admission(|request: &Parts| match client_token(&request.headers) {
+///         Some("gateway-key") => Ok(Identity::new("default")),
+///         _ => Err(Refusal::unauthorized("Missing or incorrect API key.")),
+///     })
 ///     .max_sessions(1_000)
 ///     .idle_timeout(Duration::from_secs(300));
 /// // Wrap the whole router: the realtime path needs no route of its own.
@@ -140,6 +154,9 @@ impl RealtimeLayer {
                 observer: None,
                 hooks: Vec::new(),
                 pin_model: true,
+                admission: None,
+                unauthenticated: false,
+                undecided_logged: Arc::new(AtomicBool::new(false)),
             }),
         }
     }
@@ -164,7 +181,10 @@ impl RealtimeLayer {
     }
 
     /// How long dialling the upstream (DNS, TCP, TLS and the WebSocket
-    /// handshake together) may take before the client gets `504`.
+    /// handshake together) may take before the client gets `504`
+    /// (`upstream_timeout`). The admission hook and the provider's
+    /// [`target`](crate::provider::Provider::target) each get the same time
+    /// (then `504` with `admission_timeout` or `provider_timeout`).
     pub fn connect_timeout(self, timeout: Duration) -> Self {
         self.edit(|config| config.dialer.timeout = timeout)
     }
@@ -467,6 +487,53 @@ impl RealtimeLayer {
         self.config.live.clone()
     }
 
+    /// Decides who may open a session, and as which [`Identity`](crate::Identity),
+    /// before anything is dialled (see [`admission`](crate::admission)).
+    /// Replaces an earlier hook.
+    ///
+    /// A layer needs either this or [`allow_unauthenticated`](Self::allow_unauthenticated):
+    /// with neither, it refuses every upgrade with `500`
+    /// (`admission_not_configured`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use http::request::Parts;
+    /// use tower_realtime::admission::{Refusal, client_token};
+    /// use tower_realtime::{Identity, Providers, RealtimeLayer};
+    ///
+    /// let layer = RealtimeLayer::new(Providers::new()).admission(|request: &Parts| {
+    ///     match client_token(&request.headers) {
+    ///         Some("key-of-alice") => Ok(Identity::new("alice")),
+    ///         Some(_) => Err(Refusal::unauthorized("Incorrect API key.")),
+    ///         None => Err(Refusal::unauthorized("Send `Authorization: Bearer KEY`.")),
+    ///     }
+    /// });
+    /// # drop(layer);
+    /// ```
+    pub fn admission(self, admission: impl Admission) -> Self {
+        let admission: Arc<dyn Admission> = Arc::new(admission);
+        self.edit(|config| config.admission = Some(admission))
+    }
+
+    /// Declares that sessions need no admission hook: without one, every
+    /// upgrade that passes the other checks opens a session as
+    /// [`Identity::anonymous`](crate::Identity::anonymous). Use it when the
+    /// server is private, or when an auth layer *outside* this one checks
+    /// every request (a layer inside it never sees upgrades). An admission
+    /// hook, if one is set, still runs.
+    ///
+    /// ```
+    /// use tower_realtime::{Providers, RealtimeLayer};
+    ///
+    /// // A gateway on loopback, for local development only.
+    /// let layer = RealtimeLayer::new(Providers::new()).allow_unauthenticated();
+    /// # drop(layer);
+    /// ```
+    pub fn allow_unauthenticated(self) -> Self {
+        self.edit(|config| config.unauthenticated = true)
+    }
+
     /// Graceful shutdown and the live-session count of this layer and its clones.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle::new(Arc::clone(&self.config.sessions))
@@ -507,6 +574,14 @@ impl std::fmt::Debug for RealtimeLayer {
             .field("observer", &config.observer.is_some())
             .field("hooks", &config.hooks.len())
             .field("pin_model", &config.pin_model)
+            .field(
+                "admission",
+                &match (&config.admission, config.unauthenticated) {
+                    (Some(_), _) => "hook",
+                    (None, true) => "unauthenticated",
+                    (None, false) => "undecided: every upgrade is refused",
+                },
+            )
             .finish_non_exhaustive()
     }
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+pub mod admission;
 mod body;
 pub mod budget;
 mod client_io;
@@ -32,6 +33,7 @@ pub mod translate;
 mod upstream;
 pub mod usage;
 
+pub use admission::Identity;
 pub use body::RealtimeBody;
 pub use layer::RealtimeLayer;
 pub use origin::OriginPolicy;

@@ -197,7 +197,7 @@ mod tests {
                     r.targets[0].model.clone(),
                 )
             })
-            .map_err(|e| e.code.to_owned())
+            .map_err(|e| e.code.into_owned())
     }
 
     #[test]
@@ -267,16 +267,22 @@ mod tests {
         let label = |query: &str| {
             resolve(Some(query), &p)
                 .map(|route| route.targets[0].model_label.clone())
-                .map_err(|rejection| rejection.code)
+                .map_err(|rejection| rejection.code.into_owned())
         };
         assert_eq!(
             label("model=openai/gpt-realtime"),
             Ok("gpt-realtime".into())
         );
         assert_eq!(label("model=cheap"), Ok("gpt-realtime-mini".into()));
-        assert_eq!(label("model=openai/gpt-4o"), Err("model_not_allowed"));
-        assert_eq!(label("model=openai/GPT-REALTIME"), Err("model_not_allowed"));
-        assert_eq!(label("model=banned"), Err("model_not_allowed"));
+        assert_eq!(
+            label("model=openai/gpt-4o"),
+            Err("model_not_allowed".to_owned())
+        );
+        assert_eq!(
+            label("model=openai/GPT-REALTIME"),
+            Err("model_not_allowed".to_owned())
+        );
+        assert_eq!(label("model=banned"), Err("model_not_allowed".to_owned()));
         // No allow-list: any model, labelled `other` unless it is an alias's.
         assert_eq!(label("model=lab/anything"), Ok(OTHER_MODEL.into()));
         assert_eq!(label("model=voice"), Ok("voice-1".into()));
@@ -359,12 +365,14 @@ mod tests {
                 .body(())
                 .unwrap()
                 .into_parts();
-            let target = route.provider.target(&TargetRequest::new(
-                &route.provider_name,
-                &route.model,
-                intent.as_deref(),
-                &parts,
-            ))?;
+            let target =
+                futures_util::FutureExt::now_or_never(route.provider.target(&TargetRequest::new(
+                    &route.provider_name,
+                    &route.model,
+                    intent.as_deref(),
+                    &parts,
+                )))
+                .expect("built-in providers answer at once")?;
             Ok((route.provider_name, target.url().clone()))
         }
 

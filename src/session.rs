@@ -46,6 +46,9 @@ impl Session {
             secrets,
         } = self;
         let active = telemetry::session_started(&info);
+        if let Some(observer) = &config.observer {
+            observer.observe(Observation::SessionStart(&info));
+        }
         let websocket = config.dialer.websocket;
         // Bounded: something outside the layer may keep the `101` from
         // being written, while this task holds an upstream and a slot.
@@ -134,6 +137,7 @@ fn finish(
 ) {
     let summary = SessionSummary {
         duration: info.started.elapsed(),
+        identity: info.identity,
         provider: info.provider,
         model: info.model,
         deployment: info.deployment,

@@ -7,10 +7,8 @@ use http::header::{AUTHORIZATION, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::handshake::{is_websocket_request, offered_subprotocols};
-
-/// The subprotocol prefix the OpenAI SDKs use to carry a token from a browser.
-const TOKEN_PREFIX: &str = "openai-insecure-api-key.";
+use crate::admission::subprotocol_token;
+use crate::handshake::is_websocket_request;
 
 /// Lets your auth layer see a browser's gateway token.
 ///
@@ -28,6 +26,10 @@ const TOKEN_PREFIX: &str = "openai-insecure-api-key.";
 /// that carries a token, the `Sec-WebSocket-Protocol` values are marked
 /// sensitive too, so that inner layers that log headers (tower-http's
 /// `TraceLayer`, `SetSensitiveRequestHeadersLayer`) do not print the token.
+/// An auth layer outside `RealtimeLayer` is what this is for (the realtime
+/// layer then needs [`allow_unauthenticated`](crate::RealtimeLayer::allow_unauthenticated)).
+/// An [admission hook](crate::admission) needs no such help:
+/// [`client_token`](crate::admission::client_token) reads the subprotocol itself.
 ///
 /// # Example
 ///
@@ -117,10 +119,7 @@ where
 }
 
 fn bearer_from_subprotocols(headers: &http::HeaderMap) -> Option<HeaderValue> {
-    let token = offered_subprotocols(headers).find_map(|offered| {
-        let (prefix, token) = offered.split_at_checked(TOKEN_PREFIX.len())?;
-        (prefix.eq_ignore_ascii_case(TOKEN_PREFIX) && !token.is_empty()).then_some(token)
-    })?;
+    let token = subprotocol_token(headers)?;
     let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
     value.set_sensitive(true);
     Some(value)

@@ -23,7 +23,8 @@ async fn authenticated_gateway(upstream: &MockUpstream) -> Gateway {
     let service = ServiceBuilder::new()
         .layer(SubprotocolTokenLayer::new())
         .layer(ValidateRequestHeaderLayer::bearer(TOKEN))
-        .layer(RealtimeLayer::new(openai(upstream)))
+        // Authentication happens outside the layer.
+        .layer(RealtimeLayer::new(openai(upstream)).allow_unauthenticated())
         .service(app());
     serve_service(service).await
 }

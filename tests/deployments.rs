@@ -135,7 +135,7 @@ async fn each_failure_of_a_deployment_fails_over_to_the_next() {
         let tried: Vec<(&str, Option<&str>)> = summary
             .attempts
             .iter()
-            .map(|attempt| (attempt.deployment.as_str(), attempt.error))
+            .map(|attempt| (attempt.deployment.as_str(), attempt.error.as_deref()))
             .collect();
         assert_eq!(
             tried,

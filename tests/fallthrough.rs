@@ -56,7 +56,7 @@ async fn non_upgrades_reach_the_inner_service_untouched() {
             request.extensions_mut().insert(Marker("outer"));
             request
         })
-        .layer(RealtimeLayer::new(openai(&upstream)))
+        .layer(RealtimeLayer::new(openai(&upstream)).allow_unauthenticated())
         .service(inner);
 
     let requests = [

@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::example::{Example, example_binary};
 use common::*;
@@ -131,6 +132,105 @@ async fn with_a_key_sessions_need_it_and_are_limited_per_minute() {
     assert_eq!(wrong.0, 429, "limited before the key is checked");
 }
 
+/// Reads events until `response.done`.
+async fn until_response_done(client: &mut Client) {
+    loop {
+        if next_event(client).await["type"] == "response.done" {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn several_keys_name_their_identities_in_the_usage_log() {
+    let example = Example::start_with_env(
+        &example_binary("gateway"),
+        &["--listen", "127.0.0.1:0"],
+        Some(KEY),
+        &[("GATEWAY_API_KEYS", "alice:KEY-ALICE-1, bob:KEY-BOB-2,")],
+    );
+    assert!(
+        example
+            .banner
+            .contains("auth       on: clients send a gateway key as a bearer token (identities: default, alice, bob)"),
+        "{}",
+        example.banner
+    );
+    assert!(!example.wait_for_log_within("authentication is OFF", Duration::from_millis(200)));
+
+    // Alice's key as a bearer token: her identity is on the response's usage line.
+    let (mut alice, _) = connect(&url(&example), &[("authorization", "Bearer KEY-ALICE-1")])
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut alice).await["type"], "session.created");
+    send_text(&mut alice, r#"{"type":"response.create"}"#).await;
+    until_response_done(&mut alice).await;
+    assert!(
+        example.wait_for_log("usage: response identity=alice provider=demo"),
+        "{}",
+        example.log()
+    );
+
+    // Bob's key as a browser's subprotocol: his identity is on the session's line.
+    let protocols = "realtime, openai-insecure-api-key.KEY-BOB-2";
+    let (mut bob, _) = connect(&url(&example), &[("sec-websocket-protocol", protocols)])
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut bob).await["type"], "session.created");
+    bob.close(None).await.unwrap();
+    assert!(
+        example.wait_for_log("usage: session identity=bob provider=demo"),
+        "{}",
+        example.log()
+    );
+
+    // GATEWAY_API_KEY still works, as `default`.
+    let bearer = format!("Bearer {KEY}");
+    let (mut default, _) = connect(&url(&example), &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut default).await["type"], "session.created");
+    default.close(None).await.unwrap();
+    assert!(
+        example.wait_for_log("usage: session identity=default"),
+        "{}",
+        example.log()
+    );
+
+    // A wrong key, or none: 401 with a JSON body, nothing opened.
+    for headers in [
+        &[("authorization", "Bearer KEY-ALICE-2")][..],
+        &[(
+            "sec-websocket-protocol",
+            "realtime, openai-insecure-api-key.KEY-BOB-",
+        )],
+        &[],
+    ] {
+        let (status, response_headers, body) = refused(&url(&example), headers).await;
+        assert_eq!(status, 401, "{headers:?}");
+        assert_eq!(response_headers["www-authenticate"], "Bearer");
+        assert_eq!(response_headers["content-type"], "application/json");
+        assert_eq!(body["error"]["code"], "invalid_api_key", "{body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+    }
+    // A plain request to the realtime path checks the key too (the console
+    // asks it why a WebSocket was refused).
+    for (authorization, status) in [("Bearer KEY-ALICE-2", "401"), ("Bearer KEY-BOB-2", "426")] {
+        let head = raw_http(
+            example.addr,
+            &format!(
+                "GET /v1/realtime HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+    }
+    let log = example.stop_gracefully();
+    for key in ["KEY-ALICE-1", "KEY-BOB-2", KEY] {
+        assert!(!log.contains(key), "a key in the log:\n{log}");
+    }
+}
+
 #[tokio::test]
 async fn without_the_demo_there_is_no_provider() {
     let example = gateway(&["--no-demo"], None);
@@ -210,10 +310,18 @@ fn flags_are_checked() {
     let binary = example_binary("gateway");
     let help = Command::new(&binary).arg("--help").output().unwrap();
     assert!(help.status.success());
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--listen ADDR"));
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--deny-event TYPE"));
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--keepalive SECS"));
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--prewarm N"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    for item in [
+        "--listen ADDR",
+        "--keepalive SECS",
+        "--deny-event TYPE",
+        "--prewarm N",
+        "GATEWAY_API_KEY ",
+        "GATEWAY_API_KEYS",
+        "alice:KEY1,bob:KEY2",
+    ] {
+        assert!(help.contains(item), "{item} missing from --help:\n{help}");
+    }
 
     for args in [
         &["--listen", "nowhere"][..],
@@ -236,6 +344,31 @@ fn flags_are_checked() {
         .unwrap();
     assert_eq!(bad_key.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad_key.stderr).contains("GATEWAY_API_KEY may only contain"));
+
+    for (keys, complaint) in [
+        (
+            "alice:sekret1,bare-sekret2",
+            "GATEWAY_API_KEYS: entry 2 is not IDENTITY:KEY",
+        ),
+        (
+            "alice:sekret1,bob:sekret1",
+            "the key of identity `bob` is given twice",
+        ),
+        (
+            "alice:sekret 1",
+            "GATEWAY_API_KEYS (identity `alice`) may only contain",
+        ),
+        (":sekret1", "GATEWAY_API_KEYS: the identity `` must be"),
+    ] {
+        let output = Command::new(&binary)
+            .env("GATEWAY_API_KEYS", keys)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{keys}: {stderr}");
+        assert!(stderr.contains(complaint), "{keys}: {stderr}");
+        assert!(!stderr.contains("sekret"), "a key in: {stderr}");
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use http::{HeaderName, HeaderValue};
 use tower::ServiceBuilder;
-use tower_realtime::provider::TargetRequest;
+use tower_realtime::provider::{Provider, TargetFuture, TargetRequest};
 use tower_realtime::testing::MockUpstream;
 use tower_realtime::{Providers, RealtimeLayer};
 
@@ -79,6 +79,8 @@ async fn upstream_gets_provider_credentials_and_the_allow_list_only() {
         "sec-websocket-extensions",
         "sec-websocket-protocol",
         "x-custom",
+        // Clients must not choose whom the key owner's abuse reports name.
+        "openai-safety-identifier",
     ] {
         assert!(
             received.headers.get(absent).is_none(),
@@ -170,22 +172,32 @@ async fn safety_identifier_comes_from_the_application() {
     #[derive(Clone)]
     struct UserId(&'static str);
 
+    /// The built-in provider, plus the user's safety identifier.
+    struct WithUser(std::sync::Arc<dyn Provider>);
+
+    impl Provider for WithUser {
+        fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+            Box::pin(async move {
+                let target = self.0.target(request).await?;
+                Ok(match request.parts().extensions.get::<UserId>() {
+                    Some(UserId(user)) => target.header(
+                        HeaderName::from_static("openai-safety-identifier"),
+                        HeaderValue::from_static(user),
+                    ),
+                    None => target,
+                })
+            })
+        }
+    }
+
     let upstream = MockUpstream::echo().await.unwrap();
     let openai = openai(&upstream);
-    let inner = openai.get("openai").unwrap().clone();
-    let with_identity = move |request: &TargetRequest<'_>| {
-        let target = inner.target(request)?;
-        Ok(match request.parts().extensions.get::<UserId>() {
-            Some(UserId(user)) => target.header(
-                HeaderName::from_static("openai-safety-identifier"),
-                HeaderValue::from_static(user),
-            ),
-            None => target,
-        })
-    };
+    let with_identity = WithUser(openai.get("openai").unwrap().clone());
     let layer = RealtimeLayer::new(Providers::new().with("openai", with_identity))
         // Even allow-listed, the client's value gives way to the application's.
-        .forward_header(HeaderName::from_static("openai-safety-identifier"));
+        .forward_header(HeaderName::from_static("openai-safety-identifier"))
+        // Authentication happens outside the layer.
+        .allow_unauthenticated();
     let service = ServiceBuilder::new()
         // Stands in for the application's authentication layer.
         .map_request(|mut request: axum::extract::Request| {

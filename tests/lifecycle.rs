@@ -33,7 +33,7 @@ async fn serve_with_graceful_shutdown(layer: RealtimeLayer, deadline: Duration) 
     let shutdown = layer.shutdown_handle();
     let (trigger, triggered) = oneshot::channel();
     let (report, drained) = oneshot::channel();
-    let app = app().layer(layer);
+    let app = app().layer(layer.allow_unauthenticated());
     let stopped = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -245,7 +245,9 @@ async fn an_upstream_dialled_while_shutdown_begins_is_closed_with_1001() {
 #[tokio::test]
 async fn an_upgrade_that_never_completes_releases_the_upstream_and_the_slot() {
     let upstream = MockUpstream::echo().await.unwrap();
-    let layer = RealtimeLayer::new(openai(&upstream)).connect_timeout(Duration::from_secs(1));
+    let layer = RealtimeLayer::new(openai(&upstream))
+        .connect_timeout(Duration::from_secs(1))
+        .allow_unauthenticated();
     let sessions = layer.shutdown_handle();
     // An outer layer turns the `101` into a `200`: hyper never upgrades, and
     // keeps the connection open for the next request.

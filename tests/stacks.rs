@@ -106,7 +106,7 @@ async fn serves_sessions_refusals_and_fallthrough(gateway: &Gateway, upstream: &
 async fn trace_layer_inside_the_layer() {
     let upstream = MockUpstream::echo().await.unwrap();
     let service = ServiceBuilder::new()
-        .layer(RealtimeLayer::new(openai(&upstream)))
+        .layer(RealtimeLayer::new(openai(&upstream)).allow_unauthenticated())
         .layer(TraceLayer::new_for_http())
         .service(router());
     let gateway = serve_service(service).await;
@@ -117,7 +117,7 @@ async fn trace_layer_inside_the_layer() {
 async fn compression_layer_inside_the_layer() {
     let upstream = MockUpstream::echo().await.unwrap();
     let service = ServiceBuilder::new()
-        .layer(RealtimeLayer::new(openai(&upstream)))
+        .layer(RealtimeLayer::new(openai(&upstream)).allow_unauthenticated())
         .layer(CompressionLayer::new())
         .service(router());
     let gateway = serve_service(service).await;
@@ -139,7 +139,7 @@ async fn compression_layer_inside_the_layer() {
 async fn box_body_inside_the_layer() {
     let upstream = MockUpstream::echo().await.unwrap();
     let service = ServiceBuilder::new()
-        .layer(RealtimeLayer::new(openai(&upstream)))
+        .layer(RealtimeLayer::new(openai(&upstream)).allow_unauthenticated())
         .map_response_body(BoxBody::new)
         .service(sync_service());
     let gateway = serve_service(service).await;
@@ -150,7 +150,7 @@ async fn box_body_inside_the_layer() {
 async fn unsync_box_body_inside_the_layer() {
     let upstream = MockUpstream::echo().await.unwrap();
     let service = ServiceBuilder::new()
-        .layer(RealtimeLayer::new(openai(&upstream)))
+        .layer(RealtimeLayer::new(openai(&upstream)).allow_unauthenticated())
         .map_response_body(UnsyncBoxBody::new)
         .service(sync_service());
     let gateway = serve_service(service).await;
@@ -164,7 +164,7 @@ async fn layer_between_tower_http_layers() {
     let service = ServiceBuilder::new()
         .layer(TraceLayer::new_for_http())
         .layer(CompressionLayer::new())
-        .layer(RealtimeLayer::new(openai(&upstream)))
+        .layer(RealtimeLayer::new(openai(&upstream)).allow_unauthenticated())
         .layer(TraceLayer::new_for_http())
         .layer(CompressionLayer::new())
         .map_response_body(BoxBody::new)
@@ -179,7 +179,7 @@ async fn router_layer() {
     let upstream = MockUpstream::echo().await.unwrap();
     let service = router()
         .layer(TraceLayer::new_for_http())
-        .layer(RealtimeLayer::new(openai(&upstream)));
+        .layer(RealtimeLayer::new(openai(&upstream)).allow_unauthenticated());
     let gateway = serve_service(service).await;
     serves_sessions_refusals_and_fallthrough(&gateway, &upstream).await;
 }
@@ -194,7 +194,7 @@ async fn any_body_type_under_oneshot() {
         Ok::<_, Infallible>(Response::new(BoxBody::<Bytes, Infallible>::new(body)))
     });
     let mut service = ServiceBuilder::new()
-        .layer(RealtimeLayer::new(openai(&upstream)))
+        .layer(RealtimeLayer::new(openai(&upstream)).allow_unauthenticated())
         .service(inner);
     let response = service
         .call(Request::get("/elsewhere").body(Empty::new()).unwrap())

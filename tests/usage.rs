@@ -17,10 +17,11 @@ use tower_realtime::deployment::Attempt;
 use tower_realtime::provider::OpenAi;
 use tower_realtime::testing::{Handshake, MockUpstream, UpstreamSession};
 use tower_realtime::usage::{
-    CachedTokenDetails, InputTokenDetails, Observation, OutputTokenDetails, SessionSummary,
-    Traffic, TranscriptionRecord, TranscriptionTotals, TranscriptionUsage, Usage, UsageRecord,
+    CachedTokenDetails, InputTokenDetails, Observation, OutputTokenDetails, SessionInfo,
+    SessionSummary, Traffic, TranscriptionRecord, TranscriptionTotals, TranscriptionUsage, Usage,
+    UsageRecord,
 };
-use tower_realtime::{ClosedBy, Providers, RealtimeLayer, Secret, SessionEnd};
+use tower_realtime::{ClosedBy, Identity, Providers, RealtimeLayer, Secret, SessionEnd};
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -69,6 +70,7 @@ fn traffic(lines: &[Line], client: bool) -> Traffic {
 /// Everything an observer was told, in order.
 #[derive(Debug)]
 enum Seen {
+    Start(Box<SessionInfo>),
     Usage(UsageRecord),
     Transcription(TranscriptionRecord),
     End(Box<SessionSummary>),
@@ -82,6 +84,7 @@ fn observer() -> (impl Fn(Observation<'_>) + Send + Sync + 'static, Observed) {
     let (sender, receiver) = mpsc::unbounded_channel();
     let observer = move |observation: Observation<'_>| {
         let seen = match observation {
+            Observation::SessionStart(info) => Seen::Start(Box::new(info.clone())),
             Observation::Usage(record) => Seen::Usage(record.clone()),
             Observation::Transcription(record) => Seen::Transcription(record.clone()),
             Observation::SessionEnd(summary) => Seen::End(Box::new(summary.clone())),
@@ -93,18 +96,50 @@ fn observer() -> (impl Fn(Observation<'_>) + Send + Sync + 'static, Observed) {
 }
 
 impl Observed {
-    /// The records of one session, up to and including its summary.
+    /// The records of one session, from its start up to and including its
+    /// summary; checks that the start came first and names the same session.
     async fn session(&mut self) -> (Vec<UsageRecord>, Vec<TranscriptionRecord>, SessionSummary) {
         let (mut usage, mut transcriptions) = (Vec::new(), Vec::new());
+        let mut start = None;
         loop {
             let seen = tokio::time::timeout(PROMPTLY, self.0.recv())
                 .await
                 .expect("the session ends in time")
                 .expect("the observer is alive");
             match seen {
+                Seen::Start(info) => {
+                    assert!(start.is_none(), "one start per session");
+                    assert!(usage.is_empty() && transcriptions.is_empty());
+                    start = Some(info);
+                }
                 Seen::Usage(record) => usage.push(record),
                 Seen::Transcription(record) => transcriptions.push(record),
-                Seen::End(summary) => return (usage, transcriptions, *summary),
+                Seen::End(summary) => {
+                    let start = start.expect("the start is reported before the end");
+                    assert_eq!(
+                        (
+                            start.identity(),
+                            start.provider(),
+                            start.model(),
+                            start.request_id()
+                        ),
+                        (
+                            &summary.identity,
+                            summary.provider.as_str(),
+                            summary.model.as_str(),
+                            summary.request_id.as_str()
+                        )
+                    );
+                    assert_eq!(start.started_at(), summary.started_at);
+                    assert_eq!(start.connect_time(), summary.upstream_connect_time);
+                    for record in &usage {
+                        assert_eq!(record.identity, summary.identity);
+                    }
+                    for record in &transcriptions {
+                        assert_eq!(record.identity, summary.identity);
+                    }
+                    return (usage, transcriptions, *summary);
+                }
             }
         }
     }
@@ -161,7 +196,10 @@ async fn replay(
     .await
     .unwrap();
     let (observer, mut observed) = observer();
-    let layer = RealtimeLayer::new(provider(provider_name, &upstream)).observer(observer);
+    let tenant = format!("tenant-{provider_name}");
+    let layer = RealtimeLayer::new(provider(provider_name, &upstream))
+        .admission(move |_: &http::request::Parts| Ok(Identity::new(tenant.as_str())))
+        .observer(observer);
     let gateway = serve_axum(layer).await;
 
     let before = (SystemTime::now(), Instant::now());
@@ -197,6 +235,7 @@ async fn replay(
         })
         .collect();
     assert_eq!(upstream.received(), sent_by_client);
+    assert_eq!(summary.identity.name(), format!("tenant-{provider_name}"));
     assert_eq!(summary.provider, provider_name);
     assert_eq!(summary.model, model);
     assert_eq!(summary.request_id, request_id);
@@ -236,6 +275,7 @@ fn record(
     let mut record = UsageRecord::new(provider, model, format!("req-replay-{provider}"), usage);
     record.session_id = session.map(str::to_owned);
     record.response_id = Some(response.into());
+    record.identity = Identity::new(format!("tenant-{provider}"));
     record
 }
 
@@ -254,6 +294,7 @@ fn transcription_record(
     );
     record.session_id = session.map(str::to_owned);
     record.item_id = Some(item.into());
+    record.identity = Identity::new(format!("tenant-{provider}"));
     record
 }
 
@@ -286,6 +327,7 @@ fn expected(actual: &SessionSummary, session: Option<&str>, rest: Expected) -> S
     expected.transcription = rest.transcription;
     expected.input_audio_seconds = rest.input_audio_seconds;
     expected.input_audio_bytes = rest.input_audio_bytes;
+    expected.identity = Identity::new(format!("tenant-{}", actual.provider));
     expected
 }
 
@@ -1226,6 +1268,7 @@ async fn debug_events_carry_counts_not_content() {
     replay("openai", "gpt-realtime", lines.clone()).await;
     let text = logs.text();
     for event in [
+        r#"identity="tenant-openai" provider="openai""#,
         "upstream connected connect_ms=",
         "session open",
         "session closed closed_by=client code=1000",

@@ -138,7 +138,7 @@ async fn serve(variant: &Variant, upstream: SocketAddr) {
     let provider = OpenAi::new(Secret::new("sk-bench"))
         .base_url(&format!("http://{upstream}/v1"))
         .expect("a loopback base URL");
-    let layer = (variant.layer)(Providers::new().with(PROVIDER, provider));
+    let layer = (variant.layer)(Providers::new().with(PROVIDER, provider)).allow_unauthenticated();
     let not_found = service_fn(|_: http::Request<hyper::body::Incoming>| async {
         let mut response = http::Response::new(Full::new(Bytes::new()));
         *response.status_mut() = http::StatusCode::NOT_FOUND;

@@ -1,78 +1,79 @@
-//! The gateway's own API key, required on the realtime path only.
+//! The gateway's own API keys: the admission hook of `RealtimeLayer`.
 
 use std::fmt;
 use std::sync::Arc;
 
-use axum::body::Body;
-use http::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
-use http::{Request, Response, StatusCode};
-use tower_http::validate_request::ValidateRequest;
+use http::HeaderMap;
+use http::request::Parts;
+use tower_realtime::Identity;
+use tower_realtime::admission::{Admission, AdmissionFuture, Refusal, client_token};
 
-use crate::refusal::refusal;
+/// The identity of the key in `GATEWAY_API_KEY`.
+pub const DEFAULT_IDENTITY: &str = "default";
 
-/// Requires `Authorization: Bearer KEY` on `path`, for
-/// `ValidateRequestHeaderLayer::custom`; other paths (the console,
-/// `/healthz`) stay public.
+/// Admits sessions that present one of the gateway's keys, as the identity
+/// that key names; refuses the others with `401` (`invalid_api_key`).
 ///
-/// tower-http's `ValidateRequestHeaderLayer::bearer` would do for an API
-/// that is private as a whole, but it is deprecated, guards every path it
-/// wraps and refuses with an empty body. This one answers like the rest of
-/// the gateway and compares keys without an early exit.
-/// `SubprotocolTokenLayer` in front of it turns a browser's
-/// `openai-insecure-api-key.KEY` subprotocol into the same header.
+/// Clients present a key the way OpenAI's SDKs do: `Authorization: Bearer
+/// KEY`, or from a browser the subprotocol `openai-insecure-api-key.KEY`.
+/// Every key is compared, each in time that depends only on the lengths,
+/// so the answer's timing tells nothing about which key came close.
+/// Only the realtime path is guarded: the console and `/healthz` are public.
+/// Clones share the keys.
 #[derive(Clone)]
-pub struct GatewayKey {
-    path: Arc<str>,
-    key: Arc<[u8]>,
+pub struct GatewayKeys {
+    /// `(identity, key)`.
+    keys: Arc<[(Identity, Vec<u8>)]>,
 }
 
-impl GatewayKey {
-    pub fn new(path: &str, key: &str) -> Self {
+impl GatewayKeys {
+    /// `keys` as `(identity, key)` pairs.
+    pub fn new(keys: &[(String, String)]) -> Self {
         Self {
-            path: path.into(),
-            key: key.as_bytes().into(),
+            keys: keys
+                .iter()
+                .map(|(name, key)| (Identity::new(name.as_str()), key.as_bytes().to_vec()))
+                .collect(),
         }
     }
 
-    fn accepts(&self, authorization: Option<&HeaderValue>) -> bool {
-        let Some((scheme, token)) = authorization
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split_once(' '))
-        else {
-            return false;
-        };
-        scheme.eq_ignore_ascii_case("bearer") && same(token.trim().as_bytes(), &self.key)
+    /// The identity of the key that `headers` present, or the refusal.
+    pub fn check(&self, headers: &HeaderMap) -> Result<Identity, Refusal> {
+        client_token(headers)
+            .and_then(|token| self.identify(token.as_bytes()))
+            .ok_or_else(|| {
+                Refusal::unauthorized(
+                    "Missing or incorrect gateway API key. Send it as `Authorization: Bearer KEY` \
+                     or, from a browser, as the subprotocol `openai-insecure-api-key.KEY`.",
+                )
+            })
+    }
+
+    fn identify(&self, token: &[u8]) -> Option<Identity> {
+        let mut found = None;
+        for (identity, key) in self.keys.iter() {
+            // No early exit: every key is compared.
+            if same(token, key) && found.is_none() {
+                found = Some(identity.clone());
+            }
+        }
+        found
     }
 }
 
-impl fmt::Debug for GatewayKey {
+impl Admission for GatewayKeys {
+    fn admit<'a>(&'a self, request: &'a Parts) -> AdmissionFuture<'a> {
+        Box::pin(std::future::ready(self.check(&request.headers)))
+    }
+}
+
+impl fmt::Debug for GatewayKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GatewayKey")
-            .field("path", &self.path)
-            .field("key", &"***")
+        let identities: Vec<&str> = self.keys.iter().map(|(id, _)| id.name()).collect();
+        f.debug_struct("GatewayKeys")
+            .field("identities", &identities)
+            .field("keys", &"***")
             .finish()
-    }
-}
-
-impl<B> ValidateRequest<B> for GatewayKey {
-    type ResponseBody = Body;
-
-    fn validate(&mut self, request: &mut Request<B>) -> Result<(), Response<Body>> {
-        if request.uri().path() != &*self.path || self.accepts(request.headers().get(AUTHORIZATION))
-        {
-            return Ok(());
-        }
-        let mut response = refusal(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
-            "Missing or incorrect gateway API key. Send it as `Authorization: Bearer KEY` or, \
-             from a browser, as the subprotocol `openai-insecure-api-key.KEY`.",
-        );
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        Err(response)
     }
 }
 

@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --example gateway                       # http://127.0.0.1:8080, demo provider, no auth
 //! GATEWAY_API_KEY=secret cargo run --example gateway -- --listen 0.0.0.0:8080
+//! GATEWAY_API_KEYS="alice:KEY1,bob:KEY2" cargo run --example gateway   # a key per identity
 //! ```
 //!
 //! From the outside in, every request passes:
@@ -11,13 +12,15 @@
 //! 1. `TraceLayer`: one log line per request, upgrades included.
 //! 2. `SessionRateLimitLayer`: new sessions per client IP and minute
 //!    (WebSocket upgrades on `/v1/realtime` only).
-//! 3. `SubprotocolTokenLayer`: a browser's `openai-insecure-api-key.KEY`
-//!    subprotocol becomes `Authorization: Bearer KEY` ...
-//! 4. ... which `ValidateRequestHeaderLayer` checks on `/v1/realtime` when
-//!    `GATEWAY_API_KEY` is set.
-//! 5. `RealtimeLayer`, wrapping the whole router: upgrades on
+//! 3. `RealtimeLayer`, wrapping the whole router: upgrades on
 //!    `/v1/realtime` become relayed sessions, everything else falls through.
-//! 6. The router: the console at `/`, `/healthz`, and an explanation for
+//!    Its admission hook checks the gateway keys (`GATEWAY_API_KEY`, whose
+//!    identity is `default`, and `GATEWAY_API_KEYS="alice:KEY1,bob:KEY2"`),
+//!    sent as `Authorization: Bearer KEY` or, from a browser, as the
+//!    subprotocol `openai-insecure-api-key.KEY`; the key's identity is on
+//!    the session and on every usage log line. With no key set, the layer
+//!    explicitly allows unauthenticated sessions, and says so loudly.
+//! 4. The router: the console at `/`, `/healthz`, and an explanation for
 //!    plain requests to `/v1/realtime`.
 //!
 //! Every session runs model pinning (a client cannot switch models); with
@@ -25,7 +28,8 @@
 //!
 //! Providers come from the environment (`OPENAI_API_KEY`, `AZURE_API_KEY`,
 //! ..., see the README), plus the built-in demo provider unless `--no-demo`.
-//! The usage observer logs one line per response and one per session.
+//! The usage observer logs one line per response and one per session, with
+//! the session's identity.
 //!
 //! Ctrl-C or SIGTERM closes live sessions with `1001` and waits for them
 //! (up to 10 s) before the server stops.
@@ -51,13 +55,12 @@ use http::StatusCode;
 use tower::ServiceBuilder;
 use tower_http::ServiceBuilderExt;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-use tower_http::validate_request::ValidateRequestHeaderLayer;
 use tower_realtime::hooks::EventPolicy;
 use tower_realtime::testing::MockUpstream;
-use tower_realtime::{Providers, RealtimeLayer, ShutdownHandle, SubprotocolTokenLayer};
+use tower_realtime::{Providers, RealtimeLayer, ShutdownHandle};
 use tracing::Level;
 
-use crate::auth::GatewayKey;
+use crate::auth::GatewayKeys;
 use crate::options::{Command, Options, USAGE};
 use crate::rate_limit::SessionRateLimitLayer;
 use crate::refusal::refusal;
@@ -79,6 +82,7 @@ async fn main() -> ExitCode {
     let command = Command::parse(
         std::env::args().skip(1),
         std::env::var("GATEWAY_API_KEY").ok(),
+        std::env::var("GATEWAY_API_KEYS").ok(),
     );
     let options = match command {
         Ok(Command::Run(options)) => options,
@@ -128,6 +132,12 @@ async fn run(options: Options) -> io::Result<()> {
     if !options.deny_events.is_empty() {
         realtime = realtime.hook(EventPolicy::deny(options.deny_events.clone()));
     }
+    // A deliberate choice either way: without one, the layer refuses every session.
+    let keys = (!options.api_keys.is_empty()).then(|| GatewayKeys::new(&options.api_keys));
+    let realtime = match &keys {
+        Some(keys) => realtime.admission(keys.clone()),
+        None => realtime.allow_unauthenticated(),
+    };
     let sessions = realtime.shutdown_handle();
     let tuning = realtime.clone();
 
@@ -140,8 +150,8 @@ async fn run(options: Options) -> io::Result<()> {
         .collect();
     let router = Router::new()
         .route("/healthz", get(healthz).with_state(sessions.clone()))
-        .route(REALTIME_PATH, get(not_a_websocket))
-        .merge(console::routes(models, options.api_key.is_some()));
+        .route(REALTIME_PATH, get(not_a_websocket).with_state(keys))
+        .merge(console::routes(models, !options.api_keys.is_empty()));
 
     let app = ServiceBuilder::new()
         // `axum::serve` takes responses with axum's body.
@@ -151,19 +161,13 @@ async fn run(options: Options) -> io::Result<()> {
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        // Before authentication, so that guessing keys is limited too.
+        // Before admission (inside `RealtimeLayer`), so that guessing keys
+        // is limited too.
         .layer(SessionRateLimitLayer::per_minute(
             REALTIME_PATH,
             options.sessions_per_minute,
         ))
-        .layer(SubprotocolTokenLayer::new())
-        .option_layer(
-            options
-                .api_key
-                .as_deref()
-                .map(|key| ValidateRequestHeaderLayer::custom(GatewayKey::new(REALTIME_PATH, key))),
-        )
-        // The key check answers with axum's body, as everything inside it must.
+        // The layers outside answer with axum's body, as everything inside them must.
         .map_response_body(axum::body::Body::new)
         .layer(realtime)
         .service(router);
@@ -204,8 +208,26 @@ async fn healthz(
     (status, Json(body))
 }
 
-/// A plain request to the realtime path fell through `RealtimeLayer`.
-async fn not_a_websocket() -> impl IntoResponse {
+/// A plain request to the realtime path fell through `RealtimeLayer`. It
+/// checks the key as a session would, so that the console can tell a wrong
+/// key from another refusal (a browser never sees why a WebSocket failed).
+async fn not_a_websocket(
+    axum::extract::State(keys): axum::extract::State<Option<GatewayKeys>>,
+    headers: http::HeaderMap,
+) -> axum::response::Response {
+    if let Some(Err(refused)) = keys.map(|keys| keys.check(&headers)) {
+        let mut response = refusal(
+            refused.status(),
+            "invalid_request_error",
+            refused.code(),
+            refused.message(),
+        );
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        );
+        return response;
+    }
     refusal(
         StatusCode::UPGRADE_REQUIRED,
         "invalid_request_error",
@@ -213,6 +235,7 @@ async fn not_a_websocket() -> impl IntoResponse {
         "This is the realtime WebSocket endpoint: connect with a WebSocket client and \
          `?model=PROVIDER/MODEL`.",
     )
+    .into_response()
 }
 
 /// Resolves once Ctrl-C or SIGTERM arrived and live sessions are closed.
@@ -257,17 +280,26 @@ fn print_banner(
         ),
         (false, None) => providers.join(", "),
     };
-    let auth = match &options.api_key {
-        Some(_) => "on: clients send GATEWAY_API_KEY as a bearer token".to_owned(),
-        None => {
-            "OFF: GATEWAY_API_KEY is not set, anyone who reaches this address can open sessions"
-                .to_owned()
-        }
+    let identities: Vec<&str> = options
+        .api_keys
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let auth = if identities.is_empty() {
+        "OFF: neither GATEWAY_API_KEY nor GATEWAY_API_KEYS is set, anyone who reaches this \
+         address can open sessions"
+            .to_owned()
+    } else {
+        format!(
+            "on: clients send a gateway key as a bearer token (identities: {})",
+            identities.join(", ")
+        )
     };
     // websocat's -H takes every argument after it: it goes last.
-    let header = match &options.api_key {
-        Some(_) => " -H \"Authorization: Bearer $GATEWAY_API_KEY\"",
+    let header = match identities.first() {
         None => "",
+        Some(&crate::auth::DEFAULT_IDENTITY) => " -H \"Authorization: Bearer $GATEWAY_API_KEY\"",
+        Some(_) => " -H \"Authorization: Bearer KEY\"",
     };
     println!("tower-realtime gateway");
     println!("  listening  http://{addr}");
@@ -289,7 +321,9 @@ fn print_banner(
     println!("  websocat \"ws://{addr}{REALTIME_PATH}?model={DEMO_MODEL}\"{header}");
     println!("  then type  {{\"type\":\"response.create\"}}");
     println!();
-    if options.api_key.is_none() {
-        tracing::warn!("authentication is OFF: set GATEWAY_API_KEY to require a key");
+    if identities.is_empty() {
+        tracing::warn!(
+            "authentication is OFF: set GATEWAY_API_KEY or GATEWAY_API_KEYS to require a key"
+        );
     }
 }

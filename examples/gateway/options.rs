@@ -25,8 +25,11 @@ A client's session.update or response.create that names another model is rewritt
 model the session was routed to (model pinning; always on).
 
 Environment:
-  GATEWAY_API_KEY             the key clients must present (Authorization: Bearer KEY, or the
-                              browser subprotocol openai-insecure-api-key.KEY); unset: no auth
+  GATEWAY_API_KEY             a key clients may present (Authorization: Bearer KEY, or the
+                              browser subprotocol openai-insecure-api-key.KEY), as identity `default`
+  GATEWAY_API_KEYS            several keys, each naming its identity: alice:KEY1,bob:KEY2
+                              (with GATEWAY_API_KEY too, any of them opens a session; the identity
+                              is on every usage log line); neither set: no auth
   OPENAI_API_KEY, AZURE_API_KEY, XAI_API_KEY, BAILIAN_API_KEY, ZAI_API_KEY, REALTIME_PROVIDERS, ...
                               real providers next to the demo (see the README, Providers)
   OPENAI_MODELS, ... (PREFIX_MODELS)
@@ -41,8 +44,8 @@ Environment:
 #[derive(Debug, Clone)]
 pub struct Options {
     pub listen: SocketAddr,
-    /// `None`: authentication is off.
-    pub api_key: Option<String>,
+    /// `(identity, key)`: the keys clients may present. Empty: authentication is off.
+    pub api_keys: Vec<(String, String)>,
     pub sessions_per_minute: u32,
     pub max_sessions: usize,
     /// `None`: keepalive is off.
@@ -61,14 +64,16 @@ pub enum Command {
 }
 
 impl Command {
-    /// Parses the arguments (without the program name) and `GATEWAY_API_KEY`.
+    /// Parses the arguments (without the program name), `GATEWAY_API_KEY`
+    /// and `GATEWAY_API_KEYS`.
     pub fn parse(
         args: impl IntoIterator<Item = String>,
         api_key: Option<String>,
+        api_keys: Option<String>,
     ) -> Result<Self, String> {
         let mut options = Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            api_key: api_key.filter(|key| !key.is_empty()),
+            api_keys: gateway_keys(api_key, api_keys)?,
             sessions_per_minute: 30,
             max_sessions: 100,
             keepalive: Some(tower_realtime::RealtimeLayer::DEFAULT_KEEPALIVE),
@@ -110,17 +115,59 @@ impl Command {
         if options.sessions_per_minute == 0 {
             return Err("--sessions-per-minute must be at least 1".into());
         }
-        if let Some(key) = &options.api_key
-            && !key.bytes().all(is_token_byte)
-        {
-            return Err(
-                "GATEWAY_API_KEY may only contain letters, digits and !#$%&'*+-.^_`|~ \
-                 (browsers send it inside a subprotocol name)"
-                    .into(),
-            );
-        }
         Ok(Command::Run(options))
     }
+}
+
+/// The `(identity, key)` pairs of `GATEWAY_API_KEY` (identity `default`)
+/// and `GATEWAY_API_KEYS` (`alice:KEY1,bob:KEY2`). Empty values count as unset.
+fn gateway_keys(
+    api_key: Option<String>,
+    api_keys: Option<String>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut keys = Vec::new();
+    if let Some(key) = api_key.filter(|key| !key.is_empty()) {
+        check_key("GATEWAY_API_KEY", &key)?;
+        keys.push((crate::auth::DEFAULT_IDENTITY.to_owned(), key));
+    }
+    let entries = api_keys.iter().flat_map(|list| list.split(','));
+    for (number, entry) in entries.map(str::trim).enumerate() {
+        if entry.is_empty() {
+            continue;
+        }
+        // The entry itself is not shown: without its `:` it may be a bare key.
+        let Some((name, key)) = entry.split_once(':') else {
+            return Err(format!(
+                "GATEWAY_API_KEYS: entry {} is not IDENTITY:KEY (e.g. alice:KEY1,bob:KEY2)",
+                number + 1
+            ));
+        };
+        let (name, key) = (name.trim(), key.trim());
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(format!(
+                "GATEWAY_API_KEYS: the identity `{name}` must be letters, digits and !#$%&'*+-.^_`|~"
+            ));
+        }
+        check_key(&format!("GATEWAY_API_KEYS (identity `{name}`)"), key)?;
+        if keys.iter().any(|(_, known)| known == key) {
+            return Err(format!(
+                "GATEWAY_API_KEYS: the key of identity `{name}` is given twice"
+            ));
+        }
+        keys.push((name.to_owned(), key.to_owned()));
+    }
+    Ok(keys)
+}
+
+/// Keys travel in headers and, from browsers, inside a subprotocol name.
+fn check_key(variable: &str, key: &str) -> Result<(), String> {
+    if key.is_empty() || !key.bytes().all(is_token_byte) {
+        return Err(format!(
+            "{variable} may only contain letters, digits and !#$%&'*+-.^_`|~ \
+             (browsers send it inside a subprotocol name)"
+        ));
+    }
+    Ok(())
 }
 
 fn parse<T: std::str::FromStr>(value: &str, name: &str) -> Result<T, String> {

@@ -1,4 +1,5 @@
-//! One log line per response and one per session, from the layer's observer.
+//! One log line per response and one per session, from the layer's observer,
+//! each naming the session's identity (the gateway key's name).
 
 use tower_realtime::usage::{Observation, Usage};
 
@@ -7,6 +8,7 @@ pub fn log(observation: Observation<'_>) {
     match observation {
         Observation::Usage(record) => tracing::info!(
             target: "usage",
+            identity = %record.identity,
             provider = %record.provider,
             model = %record.model,
             request_id = %record.request_id,
@@ -16,6 +18,7 @@ pub fn log(observation: Observation<'_>) {
         ),
         Observation::Transcription(record) => tracing::info!(
             target: "usage",
+            identity = %record.identity,
             provider = %record.provider,
             model = %record.model,
             request_id = %record.request_id,
@@ -24,6 +27,7 @@ pub fn log(observation: Observation<'_>) {
         ),
         Observation::SessionEnd(summary) => tracing::info!(
             target: "usage",
+            identity = %summary.identity,
             provider = %summary.provider,
             model = %summary.model,
             request_id = %summary.request_id,

@@ -22,18 +22,14 @@ pub struct Attempt {
     pub deployment: String,
     /// `None` when the session opened on it, else the error code the client
     /// would have got from it (`upstream_unavailable`, `upstream_timeout`…).
-    pub error: Option<&'static str>,
+    pub error: Option<String>,
     /// How long the attempt took.
     pub duration: Duration,
 }
 
 impl Attempt {
     /// An attempt on `deployment` that ended with `error` (`None`: opened).
-    pub fn new(
-        deployment: impl Into<String>,
-        error: Option<&'static str>,
-        duration: Duration,
-    ) -> Self {
+    pub fn new(deployment: impl Into<String>, error: Option<String>, duration: Duration) -> Self {
         Self {
             deployment: deployment.into(),
             error,

@@ -8,6 +8,7 @@ use http::request::Parts;
 use super::plan::{Candidate, order};
 use super::random::unit_random;
 use super::{Attempt, DeploymentSlot};
+use crate::admission::Identity;
 use crate::error::{ErrorType, Rejection};
 use crate::layer::Config;
 use crate::provider::TargetRequest;
@@ -41,6 +42,7 @@ pub(crate) async fn connect(
     config: &Config,
     route: Route,
     parts: &Parts,
+    identity: &Identity,
     forwarded: HeaderMap,
 ) -> Result<Connected, Rejection> {
     let health = config.providers.health();
@@ -93,16 +95,14 @@ pub(crate) async fn connect(
         let share = remaining / u32::try_from(order.len() - tried).unwrap_or(u32::MAX);
         let name = selector(target);
         let attempt_started = Instant::now();
-        match dial(
-            config,
-            target,
+        let request = TargetRequest::new(
+            &target.provider_name,
+            &target.model,
             route.intent.as_deref(),
             parts,
-            &forwarded,
-            share,
         )
-        .await
-        {
+        .with_identity(identity);
+        match dial(config, target, &request, &forwarded, share).await {
             Ok(opened) => {
                 if target.deployment.is_some() {
                     health.succeeded(&name);
@@ -122,11 +122,11 @@ pub(crate) async fn connect(
             Err(refusal) => {
                 attempts.push(Attempt::new(
                     name.clone(),
-                    Some(refusal.code),
+                    Some(refusal.code.clone().into_owned()),
                     attempt_started.elapsed(),
                 ));
                 if target.deployment.is_some() {
-                    telemetry::deployment_attempt(&name, refusal.code);
+                    telemetry::deployment_attempt(&name, &refusal.code);
                 }
                 if !fails_over(&refusal) {
                     return Err(refusal);
@@ -135,7 +135,7 @@ pub(crate) async fn connect(
                     health.failed(&name, retry_after(&refusal));
                     tracing::warn!(
                         deployment = name.as_str(),
-                        code = refusal.code,
+                        code = refusal.code.as_ref(),
                         "deployment failed; trying the next"
                     );
                 }
@@ -158,17 +158,25 @@ type Opened = (UpstreamSocket, u32, Vec<u32>, Vec<Secret>);
 async fn dial(
     config: &Config,
     route: &RouteTarget,
-    intent: Option<&str>,
-    parts: &Parts,
+    request: &TargetRequest<'_>,
     forwarded: &HeaderMap,
     timeout: Duration,
 ) -> Result<Opened, Rejection> {
-    let target = route.provider.target(&TargetRequest::new(
-        &route.provider_name,
-        &route.model,
-        intent,
-        parts,
-    ))?;
+    // Building the target and dialling get the attempt's time each, as a
+    // single target always had.
+    let target = tokio::time::timeout(timeout, route.provider.target(request))
+        .await
+        .map_err(|_elapsed| {
+            Rejection::new(
+                http::StatusCode::GATEWAY_TIMEOUT,
+                ErrorType::Server,
+                "provider_timeout",
+                format!(
+                    "the provider did not build the upstream target within {} ms",
+                    timeout.as_millis()
+                ),
+            )
+        })??;
     if target.upstream_protocol().needs_translation() {
         // Never relay OpenAI events to an upstream that speaks another schema.
         return Err(Rejection::new(

@@ -5,7 +5,10 @@ use url::Url;
 use super::auth::Auth;
 use super::base_url::refuse_clear_text_key;
 use super::session_query::{Intents, append_session};
-use super::{ConfigError, Keys, Provider, Target, TargetError, TargetRequest, websocket_base_url};
+use super::{
+    ConfigError, Keys, Provider, Target, TargetError, TargetFuture, TargetRequest, ready,
+    websocket_base_url,
+};
 
 /// Azure OpenAI realtime deployments, authenticated with an `api-key` header.
 ///
@@ -30,21 +33,24 @@ use super::{ConfigError, Keys, Provider, Target, TargetError, TargetRequest, web
 /// # Example
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// use tower_realtime::provider::{Azure, Provider, TargetRequest};
 /// use tower_realtime::Secret;
 ///
 /// let azure = Azure::new("https://my-res.openai.azure.com/openai/v1/", Secret::new("az-key")).unwrap();
 /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
 /// let request = TargetRequest::new("azure", "my-realtime", None, &parts);
-/// let target = azure.target(&request).unwrap();
+/// let target = azure.target(&request).await.unwrap();
 /// assert_eq!(target.url().as_str(), "wss://my-res.openai.azure.com/openai/v1/realtime?model=my-realtime");
 /// assert_eq!(target.headers()["api-key"], "az-key");
 ///
 /// let preview = azure.api_version("2025-04-01-preview");
 /// assert_eq!(
-///     preview.target(&request).unwrap().url().as_str(),
+///     preview.target(&request).await.unwrap().url().as_str(),
 ///     "wss://my-res.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=my-realtime"
 /// );
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Azure {
@@ -77,7 +83,14 @@ impl Azure {
 }
 
 impl Provider for Azure {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(self.build(request))
+    }
+}
+
+impl Azure {
+    /// The target of one session; building it needs no I/O.
+    pub(crate) fn build(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
         let mut url = self.root.clone();
         let path: &[&str] = match self.api_version {
             None => &["openai", "v1", "realtime"],

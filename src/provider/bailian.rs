@@ -1,6 +1,6 @@
 //! Alibaba Cloud Model Studio (Bailian), the DashScope API.
 
-use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, TargetRequest};
+use super::{Compatible, ConfigError, Keys, Provider, TargetFuture, TargetRequest, ready};
 
 /// Alibaba Cloud Model Studio (Bailian / DashScope) realtime models such as
 /// Qwen-Omni-Realtime: `wss://HOST/api-ws/v1/realtime?model=M` with
@@ -18,17 +18,20 @@ use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, Target
 /// # Example
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// use tower_realtime::provider::{Bailian, Provider, TargetRequest};
 /// use tower_realtime::Secret;
 ///
 /// let intl = Bailian::new(Secret::new("sk-ds")).base_url(Bailian::INTL_BASE_URL).unwrap();
 /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
-/// let target = intl.target(&TargetRequest::new("bailian", "qwen-omni-turbo-realtime", None, &parts)).unwrap();
+/// let target = intl.target(&TargetRequest::new("bailian", "qwen-omni-turbo-realtime", None, &parts)).await.unwrap();
 /// assert_eq!(
 ///     target.url().as_str(),
 ///     "wss://dashscope-intl.aliyuncs.com/api-ws/v1/realtime?model=qwen-omni-turbo-realtime"
 /// );
 /// assert_eq!(target.default_pcm_input_rate(), 16_000);
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Bailian(Compatible);
@@ -64,7 +67,11 @@ impl Bailian {
 }
 
 impl Provider for Bailian {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
-        Ok(self.0.target(request)?.pcm_input_rate(Self::PCM_INPUT_RATE))
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(
+            self.0
+                .build(request)
+                .map(|target| target.pcm_input_rate(Self::PCM_INPUT_RATE)),
+        )
     }
 }

@@ -7,7 +7,10 @@ use url::Url;
 use super::auth::Auth;
 use super::base_url::refuse_clear_text_key;
 use super::session_query::{Intents, append_session};
-use super::{ConfigError, Keys, Provider, Target, TargetError, TargetRequest, websocket_base_url};
+use super::{
+    ConfigError, Keys, Provider, Target, TargetError, TargetFuture, TargetRequest, ready,
+    websocket_base_url,
+};
 
 /// An OpenAI-compatible realtime endpoint: `BASE/realtime?model=M`, with a
 /// Bearer key, an `api-key` header or no credential at all.
@@ -23,6 +26,8 @@ use super::{ConfigError, Keys, Provider, Target, TargetError, TargetRequest, web
 /// # Example
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// use tower_realtime::provider::{Compatible, Provider, TargetRequest};
 /// use tower_realtime::{Providers, Secret};
 ///
@@ -35,9 +40,10 @@ use super::{ConfigError, Keys, Provider, Target, TargetError, TargetRequest, web
 /// assert_eq!(providers.names().collect::<Vec<_>>(), ["lab", "local"]);
 ///
 /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
-/// let target = local.target(&TargetRequest::new("local", "my-model", None, &parts)).unwrap();
+/// let target = local.target(&TargetRequest::new("local", "my-model", None, &parts)).await.unwrap();
 /// assert_eq!(target.url().as_str(), "ws://127.0.0.1:8000/v1/realtime?model=my-model");
 /// assert!(target.headers().is_empty());
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Compatible {
@@ -136,12 +142,15 @@ impl Compatible {
     /// [`Target::pcm_input_rates`]).
     ///
     /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
     /// use tower_realtime::provider::{Compatible, Provider, TargetRequest};
     ///
     /// let local = Compatible::new("http://127.0.0.1:8000/v1").unwrap().pcm_input_rates([16_000]);
     /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
-    /// let target = local.target(&TargetRequest::new("local", "m", None, &parts)).unwrap();
+    /// let target = local.target(&TargetRequest::new("local", "m", None, &parts)).await.unwrap();
     /// assert!(target.supports_pcm_input_rate(16_000));
+    /// # }
     /// ```
     #[must_use]
     pub fn pcm_input_rates(mut self, rates: impl IntoIterator<Item = u32>) -> Self {
@@ -179,7 +188,14 @@ impl Compatible {
 }
 
 impl Provider for Compatible {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(self.build(request))
+    }
+}
+
+impl Compatible {
+    /// The target of one session; building it needs no I/O.
+    pub(crate) fn build(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
         let mut url = self.base.clone();
         match self.path {
             RealtimePath::Appended => {

@@ -5,7 +5,8 @@ use url::Url;
 
 use super::base_url::refuse_clear_text_key;
 use super::{
-    ConfigError, Keys, Protocol, Provider, Target, TargetError, TargetRequest, websocket_base_url,
+    ConfigError, Keys, Protocol, Provider, Target, TargetError, TargetFuture, TargetRequest, ready,
+    websocket_base_url,
 };
 use crate::translate::gemini::{Backend, GeminiConfig};
 
@@ -24,12 +25,14 @@ const API_KEY_HEADER: &str = "x-goog-api-key";
 /// # Example
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// use tower_realtime::provider::{Gemini, Protocol, Provider, TargetRequest};
 /// use tower_realtime::Secret;
 ///
 /// let gemini = Gemini::new(Secret::new("AIza-test"));
 /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
-/// let target = gemini.target(&TargetRequest::new("gemini", "gemini-live-2.5-flash-preview", None, &parts)).unwrap();
+/// let target = gemini.target(&TargetRequest::new("gemini", "gemini-live-2.5-flash-preview", None, &parts)).await.unwrap();
 /// assert_eq!(
 ///     target.url().as_str(),
 ///     "wss://generativelanguage.googleapis.com/ws/google.ai.generativelanguage.v1.GenerativeService.BidiGenerateContent"
@@ -37,6 +40,7 @@ const API_KEY_HEADER: &str = "x-goog-api-key";
 /// assert_eq!(target.headers()["x-goog-api-key"], "AIza-test");
 /// let Protocol::GeminiLive(config) = target.upstream_protocol() else { panic!() };
 /// assert_eq!(config.model(), "models/gemini-live-2.5-flash-preview");
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Gemini {
@@ -108,7 +112,14 @@ impl Gemini {
 }
 
 impl Provider for Gemini {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(self.build(request))
+    }
+}
+
+impl Gemini {
+    /// The target of one session; building it needs no I/O.
+    fn build(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
         let mut url = self.base.clone();
         let path = format!(
             "{}/ws/google.ai.generativelanguage.{}.GenerativeService.BidiGenerateContent",
@@ -156,7 +167,7 @@ mod tests {
             .unwrap();
         let (parts, ()) = http::Request::get("/").body(()).unwrap().into_parts();
         let target = gemini
-            .target(&TargetRequest::new("gemini", "models/x", None, &parts))
+            .build(&TargetRequest::new("gemini", "models/x", None, &parts))
             .unwrap();
         assert_eq!(
             target.url().as_str(),

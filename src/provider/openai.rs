@@ -1,6 +1,6 @@
 //! OpenAI and any endpoint that copies its realtime API.
 
-use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, TargetRequest};
+use super::{Compatible, ConfigError, Keys, Provider, TargetFuture, TargetRequest, ready};
 
 /// OpenAI's realtime API: `wss://api.openai.com/v1/realtime?model=M` with
 /// `Authorization: Bearer KEY`.
@@ -15,14 +15,17 @@ use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, Target
 /// # Example
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// use tower_realtime::provider::{OpenAi, Provider, TargetRequest};
 /// use tower_realtime::Secret;
 ///
 /// let openai = OpenAi::new(Secret::new("sk-123"));
 /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
-/// let target = openai.target(&TargetRequest::new("openai", "gpt-realtime", None, &parts)).unwrap();
+/// let target = openai.target(&TargetRequest::new("openai", "gpt-realtime", None, &parts)).await.unwrap();
 /// assert_eq!(target.url().as_str(), "wss://api.openai.com/v1/realtime?model=gpt-realtime");
 /// assert!(target.headers().get("openai-beta").is_none());
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct OpenAi(Compatible);
@@ -55,13 +58,16 @@ impl OpenAi {
     /// the beta protocol. OpenAI's GA endpoint rejects it: leave it off there.
     ///
     /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
     /// use tower_realtime::provider::{OpenAi, Provider, TargetRequest};
     /// use tower_realtime::Secret;
     ///
     /// let beta = OpenAi::new(Secret::new("sk-123")).openai_beta();
     /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
-    /// let target = beta.target(&TargetRequest::new("openai", "m", None, &parts)).unwrap();
+    /// let target = beta.target(&TargetRequest::new("openai", "m", None, &parts)).await.unwrap();
     /// assert_eq!(target.headers()["openai-beta"], "realtime=v1");
+    /// # }
     /// ```
     #[must_use]
     pub fn openai_beta(self) -> Self {
@@ -70,14 +76,15 @@ impl OpenAi {
 }
 
 impl Provider for OpenAi {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
-        self.0.target(request)
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(self.0.build(request))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::{Target, TargetError};
     use crate::secret::Secret;
 
     fn target(provider: &OpenAi, model: &str, intent: Option<&str>) -> Result<Target, TargetError> {
@@ -85,7 +92,9 @@ mod tests {
             .body(())
             .unwrap()
             .into_parts();
-        provider.target(&TargetRequest::new("openai", model, intent, &parts))
+        provider
+            .0
+            .build(&TargetRequest::new("openai", model, intent, &parts))
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The request a provider sees and the target it returns.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use http::StatusCode;
@@ -8,15 +9,17 @@ use http::request::Parts;
 use url::Url;
 
 use super::Protocol;
-use crate::error::{ErrorType, Rejection};
+use crate::admission::Identity;
+use crate::error::{ErrorType, Rejection, error_status};
 use crate::secret::{Secret, redact};
 
 /// The sample rate OpenAI assumes for 16-bit PCM input.
 const OPENAI_PCM_INPUT_RATE: u32 = 24_000;
 
 /// What a [`Provider`](super::Provider) is asked to route: the model (the
-/// selector without its provider prefix), the session intent if any, and the
-/// client's request head.
+/// selector without its provider prefix), the session intent if any, the
+/// client's request head, and the [`Identity`] the admission hook gave the
+/// session.
 ///
 /// # Example
 ///
@@ -30,6 +33,7 @@ const OPENAI_PCM_INPUT_RATE: u32 = 24_000;
 /// let request = TargetRequest::new("openai", "gpt-realtime", None, &parts);
 /// assert_eq!(request.model(), "gpt-realtime");
 /// assert_eq!(request.provider(), "openai");
+/// assert!(request.identity().is_anonymous());
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct TargetRequest<'a> {
@@ -37,7 +41,11 @@ pub struct TargetRequest<'a> {
     model: &'a str,
     intent: Option<&'a str>,
     parts: &'a Parts,
+    identity: &'a Identity,
 }
+
+/// The identity of a request that names none.
+static ANONYMOUS: Identity = Identity::anonymous();
 
 impl<'a> TargetRequest<'a> {
     /// Describes one session to route. The layer builds these; tests of custom
@@ -53,7 +61,33 @@ impl<'a> TargetRequest<'a> {
             model,
             intent,
             parts,
+            identity: &ANONYMOUS,
         }
+    }
+
+    /// The same request, made by `identity`.
+    ///
+    /// ```
+    /// use tower_realtime::Identity;
+    /// use tower_realtime::provider::TargetRequest;
+    ///
+    /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
+    /// let alice = Identity::new("alice");
+    /// let request = TargetRequest::new("openai", "gpt-realtime", None, &parts).with_identity(&alice);
+    /// assert_eq!(request.identity().name(), "alice");
+    /// ```
+    #[must_use]
+    pub fn with_identity(mut self, identity: &'a Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// Who the session belongs to, as the admission hook decided
+    /// ([`Identity::anonymous`] without one). A provider may pick a key or
+    /// an account by it, or set a per-user header such as
+    /// `OpenAI-Safety-Identifier` from it.
+    pub fn identity(&self) -> &'a Identity {
+        self.identity
     }
 
     /// The name the provider was registered under (the selector's prefix).
@@ -344,40 +378,78 @@ impl fmt::Debug for Target {
     }
 }
 
-/// Why a provider cannot route a session; the client gets it as an HTTP error.
+/// Why a provider cannot route a session; the client gets it as an HTTP
+/// error with an OpenAI-shaped JSON body, and nothing is dialled.
 ///
 /// # Example
 ///
 /// ```
+/// use http::StatusCode;
 /// use tower_realtime::provider::TargetError;
 ///
 /// let error = TargetError::bad_request("unsupported_intent", "intent `x` is not supported");
-/// assert_eq!(error.status(), http::StatusCode::BAD_REQUEST);
+/// assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+///
+/// let quota = TargetError::new(StatusCode::TOO_MANY_REQUESTS, "tenant_quota", "The tenant's quota is spent.")
+///     .retry_after(60);
+/// assert_eq!(quota.code(), "tenant_quota");
 /// ```
 #[derive(Debug, Clone)]
 pub struct TargetError {
     status: StatusCode,
-    code: &'static str,
+    code: Cow<'static, str>,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl TargetError {
-    /// The client asked for something this provider cannot do (400).
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    /// Refuses the session with `status` (any 4xx or 5xx), an error `code`
+    /// and a `message` for the client. Do not put secrets in `message`.
+    ///
+    /// A `status` that is not an error (1xx, 2xx, 3xx) becomes `500`: a
+    /// refusal must neither look like a success nor redirect.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tower_realtime::provider::TargetError;
+    ///
+    /// let forbidden = TargetError::new(StatusCode::FORBIDDEN, "model_not_allowed", "Not on your plan.");
+    /// assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    /// let odd = TargetError::new(StatusCode::OK, "odd", "not an error status");
+    /// assert_eq!(odd.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    /// ```
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
-            code,
+            status: error_status(status),
+            code: code.into(),
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The client asked for something this provider cannot do (400).
+    pub fn bad_request(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// The provider is misconfigured (500). Do not put secrets in `message`.
     pub fn misconfigured(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "provider_misconfigured",
-            message: message.into(),
-        }
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "provider_misconfigured",
+            message,
+        )
+    }
+
+    /// Tells the client when to try again (`Retry-After`, in seconds).
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The provider cannot serve sessions right now, e.g. while it fetches
@@ -389,12 +461,8 @@ impl TargetError {
     /// let error = TargetError::unavailable("token_unavailable", "no access token yet");
     /// assert_eq!(error.status(), http::StatusCode::SERVICE_UNAVAILABLE);
     /// ```
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code,
-            message: message.into(),
-        }
+    pub fn unavailable(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
     /// The HTTP status the client receives.
@@ -409,8 +477,8 @@ impl TargetError {
     ///
     /// assert_eq!(TargetError::misconfigured("no host").code(), "provider_misconfigured");
     /// ```
-    pub fn code(&self) -> &'static str {
-        self.code
+    pub fn code(&self) -> &str {
+        &self.code
     }
 
     /// The error message the client receives.
@@ -429,18 +497,53 @@ impl std::error::Error for TargetError {}
 
 impl From<TargetError> for Rejection {
     fn from(error: TargetError) -> Self {
-        let kind = if error.status.is_client_error() {
-            ErrorType::InvalidRequest
-        } else {
-            ErrorType::Server
-        };
-        Rejection::new(error.status, kind, error.code, error.message)
+        let kind = ErrorType::for_status(error.status);
+        let rejection = Rejection::new(error.status, kind, error.code, error.message);
+        match error.retry_after {
+            Some(seconds) => rejection.retry_after(seconds),
+            None => rejection,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+    use http::Response;
+
     use super::*;
+
+    #[test]
+    fn any_error_status_reaches_the_client_with_its_code() {
+        for (status, kind) in [
+            (StatusCode::FORBIDDEN, "permission_error"),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
+            (StatusCode::NOT_FOUND, "invalid_request_error"),
+            (StatusCode::SERVICE_UNAVAILABLE, "server_error"),
+        ] {
+            let response: Response<Bytes> =
+                Rejection::from(TargetError::new(status, "my_code", "my message").retry_after(7))
+                    .into_response();
+            assert_eq!(response.status(), status);
+            assert_eq!(response.headers()["retry-after"], "7");
+            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            assert_eq!(body["error"]["type"], kind, "{status}");
+            assert_eq!(body["error"]["code"], "my_code");
+            assert_eq!(body["error"]["message"], "my message");
+        }
+    }
+
+    #[test]
+    fn statuses_that_are_no_errors_become_500() {
+        for status in [101, 200, 204, 301, 308] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                TargetError::new(status, "c", "m").status(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{status}"
+            );
+        }
+    }
 
     #[test]
     fn secrets_are_hidden_in_every_encoding() {

@@ -6,8 +6,8 @@ use url::Url;
 use super::base_url::refuse_clear_text_key;
 use super::gemini::checked_version;
 use super::{
-    ConfigError, Keys, Protocol, Provider, ServiceAccount, Target, TargetError, TargetRequest,
-    websocket_base_url,
+    ConfigError, Keys, Protocol, Provider, ServiceAccount, Target, TargetError, TargetFuture,
+    TargetRequest, ready, websocket_base_url,
 };
 use crate::secret::Secret;
 use crate::translate::gemini::{Backend, GeminiConfig};
@@ -37,18 +37,21 @@ pub enum VertexCredential {
 /// # Example
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// use tower_realtime::provider::{Protocol, Provider, TargetRequest, Vertex};
 /// use tower_realtime::Secret;
 ///
 /// let vertex = Vertex::express(Secret::new("vertex-key"));
 /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
-/// let target = vertex.target(&TargetRequest::new("vertex", "gemini-live-2.5-flash", None, &parts)).unwrap();
+/// let target = vertex.target(&TargetRequest::new("vertex", "gemini-live-2.5-flash", None, &parts)).await.unwrap();
 /// assert_eq!(
 ///     target.url().as_str(),
 ///     "wss://aiplatform.googleapis.com/ws/google.cloud.aiplatform.v1.LlmBidiService/BidiGenerateContent"
 /// );
 /// let Protocol::GeminiLive(config) = target.upstream_protocol() else { panic!() };
 /// assert_eq!(config.model(), "publishers/google/models/gemini-live-2.5-flash");
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Vertex {
@@ -68,15 +71,18 @@ impl Vertex {
     /// `global`, `us`, `eu`, …).
     ///
     /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
     /// use tower_realtime::provider::{Provider, TargetRequest, Vertex, VertexCredential};
     /// use tower_realtime::Secret;
     ///
     /// let key = VertexCredential::ApiKey(Secret::new("k").into());
     /// let vertex = Vertex::new("my-project", "eu", key).unwrap();
     /// let (parts, ()) = http::Request::get("/").body(()).unwrap().into_parts();
-    /// let target = vertex.target(&TargetRequest::new("vertex", "m", None, &parts)).unwrap();
+    /// let target = vertex.target(&TargetRequest::new("vertex", "m", None, &parts)).await.unwrap();
     /// assert_eq!(target.url().host_str(), Some("aiplatform.eu.rep.googleapis.com"));
     /// assert!(Vertex::new("my project", "eu", VertexCredential::ApiKey(Secret::new("k").into())).is_err());
+    /// # }
     /// ```
     pub fn new(
         project: &str,
@@ -138,7 +144,7 @@ impl Vertex {
 
     /// The target with a valid access token, fetching one if needed.
     ///
-    /// [`Provider::target`] cannot wait for I/O: it uses the cached token
+    /// [`Provider::target`] does not wait for the token: it uses the cached one
     /// (refreshing it in the background when it nears expiry) and answers
     /// 503 `token_unavailable` while there is none yet. Call this, or
     /// [`ServiceAccount::token`] once at start-up, to have one ready.
@@ -203,7 +209,15 @@ impl Vertex {
 }
 
 impl Provider for Vertex {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(self.cached_target(request))
+    }
+}
+
+impl Vertex {
+    /// The target with the cached access token (refreshed in the background
+    /// when it nears expiry), or 503 `token_unavailable` while there is none.
+    fn cached_target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
         let token = match &self.credential {
             VertexCredential::ServiceAccount(account) => {
                 if account.needs_refresh() {
@@ -256,7 +270,7 @@ mod tests {
 
     fn target(vertex: &Vertex, model: &str) -> Result<Target, TargetError> {
         let (parts, ()) = http::Request::get("/").body(()).unwrap().into_parts();
-        vertex.target(&TargetRequest::new("vertex", model, None, &parts))
+        vertex.cached_target(&TargetRequest::new("vertex", model, None, &parts))
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! xAI's Grok voice agent.
 
-use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, TargetRequest};
+use super::{Compatible, ConfigError, Keys, Provider, TargetFuture, TargetRequest, ready};
 
 /// xAI's realtime (voice agent) API: `wss://api.x.ai/v1/realtime?model=M`
 /// with `Authorization: Bearer KEY`.
@@ -13,15 +13,18 @@ use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, Target
 /// # Example
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// use tower_realtime::provider::{Provider, TargetRequest, Xai};
 /// use tower_realtime::Secret;
 ///
 /// let xai = Xai::new(Secret::new("xai-123"));
 /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
-/// let target = xai.target(&TargetRequest::new("xai", "grok-voice", None, &parts)).unwrap();
+/// let target = xai.target(&TargetRequest::new("xai", "grok-voice", None, &parts)).await.unwrap();
 /// assert_eq!(target.url().as_str(), "wss://api.x.ai/v1/realtime?model=grok-voice");
 /// assert_eq!(target.headers()["authorization"], "Bearer xai-123");
 /// assert!(target.supports_pcm_input_rate(16_000));
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Xai(Compatible);
@@ -52,10 +55,11 @@ impl Xai {
 }
 
 impl Provider for Xai {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
-        Ok(self
-            .0
-            .target(request)?
-            .pcm_input_rates(Self::PCM_INPUT_RATES))
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(
+            self.0
+                .build(request)
+                .map(|target| target.pcm_input_rates(Self::PCM_INPUT_RATES)),
+        )
     }
 }

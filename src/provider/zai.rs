@@ -1,6 +1,6 @@
 //! Z.ai (Zhipu AI, BigModel) GLM-Realtime.
 
-use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, TargetRequest};
+use super::{Compatible, ConfigError, Keys, Provider, TargetFuture, TargetRequest, ready};
 
 /// Z.ai / Zhipu GLM-Realtime: `wss://HOST/api/paas/v4/realtime?model=M` with
 /// `Authorization: Bearer KEY`.
@@ -13,13 +13,16 @@ use super::{Compatible, ConfigError, Keys, Provider, Target, TargetError, Target
 /// # Example
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// use tower_realtime::provider::{Provider, TargetRequest, Zai};
 /// use tower_realtime::Secret;
 ///
 /// let zai = Zai::new(Secret::new("zai-key")).base_url("https://api.z.ai/api/coding/paas/v4").unwrap();
 /// let (parts, ()) = http::Request::get("/v1/realtime").body(()).unwrap().into_parts();
-/// let target = zai.target(&TargetRequest::new("zai", "glm-realtime", None, &parts)).unwrap();
+/// let target = zai.target(&TargetRequest::new("zai", "glm-realtime", None, &parts)).await.unwrap();
 /// assert_eq!(target.url().as_str(), "wss://api.z.ai/api/paas/v4/realtime?model=glm-realtime");
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Zai(Compatible);
@@ -52,7 +55,7 @@ impl Zai {
 }
 
 impl Provider for Zai {
-    fn target(&self, request: &TargetRequest<'_>) -> Result<Target, TargetError> {
-        self.0.target(request)
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        ready(self.0.build(request))
     }
 }

@@ -75,7 +75,7 @@ pub(crate) fn from_status(response: &UpstreamResponse, secrets: &[Secret]) -> Re
     };
     tracing::warn!(
         status = status.as_u16(),
-        code = rejection.code,
+        code = &*rejection.code,
         detail = detail.as_deref().unwrap_or_default(),
         "upstream refused the session"
     );
@@ -205,7 +205,7 @@ mod tests {
         for (upstream, status, code) in cases {
             let rejection = from_status(&response(upstream, "", &[]), &secrets);
             assert_eq!(
-                (rejection.status, rejection.code),
+                (rejection.status, rejection.code.as_ref()),
                 (status, code),
                 "{upstream}"
             );

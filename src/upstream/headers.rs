@@ -88,6 +88,7 @@ mod tests {
         let headers = forwarded(&client, &DEFAULT_FORWARDED, &id);
         let mut names: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
+        // Not the client's safety identifier: it comes from the identity.
         assert_eq!(names, ["user-agent", "x-request-id"]);
     }
 

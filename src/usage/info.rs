@@ -2,30 +2,36 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::admission::Identity;
 use crate::hooks::SessionId;
 
-/// One session as the gateway opened it: its id, routing and timing, from
-/// the moment its upstream was connected.
+/// One session as the gateway opened it: who it belongs to, its id, routing
+/// and timing, from the moment its upstream was connected.
 ///
-/// Hooks get it when their session opens ([`NewHook`](crate::hooks::NewHook)),
-/// and so does anything holding the session's
-/// [`SessionControl`](crate::hooks::SessionControl).
+/// Observers get it as [`Observation::SessionStart`](super::Observation::SessionStart),
+/// hooks when their session opens ([`NewHook`](crate::hooks::NewHook)), and so
+/// does anything holding the session's [`SessionControl`](crate::hooks::SessionControl).
 ///
 /// # Example
 ///
 /// ```
-/// use tower_realtime::SessionInfo;
+/// use tower_realtime::usage::Observation;
+/// use tower_realtime::{Providers, RealtimeLayer};
 ///
-/// fn label(session: &SessionInfo) -> String {
-///     format!("{} {}/{} ({})", session.id(), session.provider(), session.model(), session.request_id())
-/// }
-/// # let _ = label;
+/// let layer = RealtimeLayer::new(Providers::new()).observer(|observation: Observation<'_>| {
+///     if let Observation::SessionStart(info) = observation {
+///         println!("{} opened {}/{} ({})", info.identity(), info.provider(), info.model(), info.request_id());
+///     }
+/// });
+/// # drop(layer);
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SessionInfo {
     /// The gateway's id of the session.
     pub(crate) id: SessionId,
+    /// Who the session belongs to, as the admission hook decided.
+    pub(crate) identity: Identity,
     /// The provider's name in the registry.
     pub(crate) provider: String,
     /// The model without the provider prefix.
@@ -58,6 +64,12 @@ impl SessionInfo {
         self.id
     }
 
+    /// Who the session belongs to, as the [admission hook](crate::admission)
+    /// decided: the identity to bill and budget.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
     /// The provider's name in the registry (the prefix of `?model=`).
     pub fn provider(&self) -> &str {
         &self.provider
@@ -80,7 +92,8 @@ impl SessionInfo {
         &self.attempts
     }
 
-    /// The request id echoed to the client (a correlation id, not an identity).
+    /// The request id echoed to the client (`X-Request-Id`): the client's
+    /// own when it sent a usable one, so a correlation id, never an identity.
     pub fn request_id(&self) -> &str {
         &self.request_id
     }
@@ -88,6 +101,11 @@ impl SessionInfo {
     /// When the session opened, on the wall clock.
     pub fn started_at(&self) -> SystemTime {
         self.started_at
+    }
+
+    /// How long dialling the upstream took.
+    pub fn connect_time(&self) -> Duration {
+        self.connect_time
     }
 }
 
@@ -97,6 +115,7 @@ impl SessionInfo {
     pub(crate) fn example() -> Self {
         Self {
             id: SessionId::next(),
+            identity: Identity::anonymous(),
             provider: "openai".into(),
             model: "gpt-realtime".into(),
             model_label: "gpt-realtime".into(),

@@ -159,6 +159,7 @@ impl<'a> Meter<'a> {
             let record = UsageRecord {
                 provider: self.info.provider.clone(),
                 model: self.info.model.clone(),
+                identity: self.info.identity.clone(),
                 request_id: self.info.request_id.clone(),
                 session_id: self.totals.session_id.clone(),
                 response_id: response.and_then(|r| string(r, "id")),
@@ -185,6 +186,7 @@ impl<'a> Meter<'a> {
             let record = TranscriptionRecord {
                 provider: self.info.provider.clone(),
                 model: self.info.model.clone(),
+                identity: self.info.identity.clone(),
                 request_id: self.info.request_id.clone(),
                 session_id: self.totals.session_id.clone(),
                 item_id: string(&event, "item_id"),
@@ -236,6 +238,7 @@ mod tests {
     fn info() -> SessionInfo {
         SessionInfo {
             id: crate::hooks::SessionId::next(),
+            identity: crate::Identity::new("alice"),
             pcm_input_rate: 24_000,
             pcm_input_rates: vec![24_000, 16_000],
             provider: "openai".into(),

@@ -13,6 +13,14 @@
 //!   the minute and report no tokens).
 //!
 //! Register an [`Observer`] with [`RealtimeLayer::observer`](crate::RealtimeLayer::observer).
+//! It also hears when each session opens ([`SessionInfo`]).
+//!
+//! # Whom to bill
+//!
+//! Every record and summary carries the session's [`Identity`](crate::Identity),
+//! the one its [admission hook](crate::admission) decided: bill and budget
+//! by it. The `request_id` is the client's `X-Request-Id` when it sent one,
+//! so any client can choose it: use it to correlate logs, never to bill.
 //!
 //! # What it costs
 //!
@@ -33,7 +41,7 @@
 //! # Tracing
 //!
 //! Each session runs in an `INFO` span `realtime_session` with the fields
-//! `provider`, `model` and `request_id`. Inside it: `upstream connected`
+//! `identity`, `provider`, `model` and `request_id`. Inside it: `upstream connected`
 //! (with `connect_ms`), `session open` and `session closed` (with the close
 //! code, duration and traffic) at `DEBUG`; `session failed` at `WARN` when
 //! the upstream failed and at `DEBUG` when the client did; `realtime upgrade
@@ -77,9 +85,13 @@
 //!
 //! let layer = RealtimeLayer::new(Providers::new()).observer(|observation: Observation<'_>| {
 //!     match observation {
+//!         Observation::SessionStart(info) => {
+//!             println!("{} opened a session ({})", info.identity(), info.request_id());
+//!         }
 //!         Observation::Usage(record) => {
-//!             // Bill `record.usage` to `record.request_id`...
-//!             let _ = (&record.request_id, &record.usage);
+//!             // Bill `record.usage` to `record.identity` (the request id
+//!             // only correlates logs: clients choose it).
+//!             let _ = (record.identity.name(), &record.usage);
 //!         }
 //!         Observation::SessionEnd(summary) => {
 //!             let _ = (summary.input_audio_seconds, &summary.usage, &summary.end);

@@ -1,16 +1,21 @@
 //! The [`Observer`] trait and what it is told.
 
+use super::info::SessionInfo;
 use super::summary::SessionSummary;
 use super::tokens::Usage;
 use super::transcription::TranscriptionUsage;
+use crate::admission::Identity;
 
 /// Receives the usage and the summary of every session, registered with
 /// [`RealtimeLayer::observer`](crate::RealtimeLayer::observer).
 ///
-/// It is called on the session's own task, in the order things happen: a
-/// [`UsageRecord`] for each `response.done`, a [`TranscriptionRecord`] for
+/// It is called on the session's own task, in the order things happen: the
+/// [`SessionInfo`] when the session opens, a [`UsageRecord`] for each
+/// `response.done`, a [`TranscriptionRecord`] for
 /// each transcription that reports usage, and one [`SessionSummary`] when
-/// the session has ended, however it ended. Keep it quick and never block:
+/// the session has ended, however it ended (exactly one for every
+/// `SessionStart`). Every record carries the session's [`Identity`], the
+/// one to bill. Keep it quick and never block:
 /// hand the data to a channel or an atomic counter for anything slow.
 ///
 /// A panic in `observe` is caught and logged (ERROR); the session goes on,
@@ -84,6 +89,7 @@ impl<O: Observer> Observer for Isolated<O> {
 ///
 /// fn describe(observation: Observation<'_>) -> &'static str {
 ///     match observation {
+///         Observation::SessionStart(_) => "a new session",
 ///         Observation::Usage(_) => "a response",
 ///         Observation::Transcription(_) => "a transcription",
 ///         Observation::SessionEnd(_) => "the end of a session",
@@ -95,6 +101,10 @@ impl<O: Observer> Observer for Isolated<O> {
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum Observation<'a> {
+    /// The session opened: its upstream is connected and the client's `101`
+    /// is on its way. A [`SessionEnd`](Self::SessionEnd) follows, however
+    /// the session ends.
+    SessionStart(&'a SessionInfo),
     /// The usage of one response.
     Usage(&'a UsageRecord),
     /// The usage of one transcription.
@@ -108,21 +118,26 @@ pub enum Observation<'a> {
 /// # Example
 ///
 /// ```
+/// use tower_realtime::Identity;
 /// use tower_realtime::usage::{Usage, UsageRecord};
 ///
 /// let mut record = UsageRecord::new("openai", "gpt-realtime", "req_1", Usage::default().with_total_tokens(253));
 /// record.response_id = Some("resp_1".into());
+/// record.identity = Identity::new("alice");
 /// assert_eq!(record.usage.total_tokens, Some(253));
 /// assert_eq!(record.session_id, None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UsageRecord {
+    /// Who the session belongs to: the identity to bill.
+    pub identity: Identity,
     /// The provider the session was routed to (its name in [`Providers`](crate::Providers)).
     pub provider: String,
     /// The model, without the provider prefix.
     pub model: String,
-    /// The session's request id (echoed to the client as `X-Request-Id`).
+    /// The session's request id (echoed to the client as `X-Request-Id`):
+    /// a correlation id the client may choose, never an identity.
     pub request_id: String,
     /// The upstream's session id, once `session.created` announced it.
     pub session_id: Option<String>,
@@ -139,6 +154,7 @@ pub struct UsageRecord {
 /// # Example
 ///
 /// ```
+/// use tower_realtime::Identity;
 /// use tower_realtime::usage::{TranscriptionRecord, TranscriptionUsage};
 ///
 /// let mut record = TranscriptionRecord::new(
@@ -148,16 +164,19 @@ pub struct UsageRecord {
 ///     TranscriptionUsage::Duration { seconds: 2.4 },
 /// );
 /// record.item_id = Some("item_1".into());
+/// record.identity = Identity::new("alice");
 /// assert!(matches!(record.usage, TranscriptionUsage::Duration { .. }));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TranscriptionRecord {
+    /// Who the session belongs to: the identity to bill.
+    pub identity: Identity,
     /// The provider the session was routed to.
     pub provider: String,
     /// The model of the session, without the provider prefix.
     pub model: String,
-    /// The session's request id.
+    /// The session's request id: a correlation id, never an identity.
     pub request_id: String,
     /// The upstream's session id, once `session.created` announced it.
     pub session_id: Option<String>,
@@ -169,7 +188,8 @@ pub struct TranscriptionRecord {
 
 impl UsageRecord {
     /// The usage of a response in the session `request_id` of `provider`
-    /// and `model`, without session or response id.
+    /// and `model`, without session or response id, of an
+    /// [anonymous](Identity::anonymous) session.
     pub fn new(
         provider: impl Into<String>,
         model: impl Into<String>,
@@ -177,6 +197,7 @@ impl UsageRecord {
         usage: Usage,
     ) -> Self {
         Self {
+            identity: Identity::anonymous(),
             provider: provider.into(),
             model: model.into(),
             request_id: request_id.into(),
@@ -189,7 +210,8 @@ impl UsageRecord {
 
 impl TranscriptionRecord {
     /// The usage of a transcription in the session `request_id` of
-    /// `provider` and `model`, without session or item id.
+    /// `provider` and `model`, without session or item id, of an
+    /// [anonymous](Identity::anonymous) session.
     pub fn new(
         provider: impl Into<String>,
         model: impl Into<String>,
@@ -197,6 +219,7 @@ impl TranscriptionRecord {
         usage: TranscriptionUsage,
     ) -> Self {
         Self {
+            identity: Identity::anonymous(),
             provider: provider.into(),
             model: model.into(),
             request_id: request_id.into(),

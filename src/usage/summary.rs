@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use super::tokens::Usage;
 use super::transcription::TranscriptionTotals;
+use crate::admission::Identity;
 use crate::deployment::Attempt;
 use crate::outcome::SessionEnd;
 
@@ -24,6 +25,8 @@ use crate::outcome::SessionEnd;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SessionSummary {
+    /// Who the session belonged to, as the admission hook decided.
+    pub identity: Identity,
     /// The provider the session was routed to.
     pub provider: String,
     /// The model, without the provider prefix.
@@ -34,7 +37,8 @@ pub struct SessionSummary {
     /// Every deployment tried to open the session, in order, the one that
     /// served it last (one attempt when the first accepted).
     pub attempts: Vec<Attempt>,
-    /// The session's request id (echoed to the client as `X-Request-Id`).
+    /// The session's request id (echoed to the client as `X-Request-Id`):
+    /// a correlation id the client may choose, never an identity.
     pub request_id: String,
     /// The upstream's session id, from `session.created` (or the first
     /// `session.updated` when there was none).
@@ -118,6 +122,7 @@ impl SessionSummary {
         end: SessionEnd,
     ) -> Self {
         Self {
+            identity: Identity::anonymous(),
             provider: provider.into(),
             model: model.into(),
             deployment: None,

@@ -38,7 +38,7 @@ use names::*;
 /// where they happen (with their cause); here they are `DEBUG`.
 pub(crate) fn refused(rejection: &Rejection) {
     let status = rejection.status.as_u16();
-    let code = rejection.code;
+    let code = &*rejection.code;
     let detail = &rejection.message;
     match rejection.kind {
         ErrorType::Server | ErrorType::RateLimit => {
@@ -49,21 +49,21 @@ pub(crate) fn refused(rejection: &Rejection) {
         }
     }
     #[cfg(feature = "metrics")]
-    metrics::counter!(REFUSALS, "code" => code).increment(1);
+    metrics::counter!(REFUSALS, "code" => rejection.code.clone()).increment(1);
 }
 
 /// A session was tried on the alias deployment `deployment`: `opened`, or
 /// the code of its failure. Deployments are configured, so the labels stay
 /// bounded.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn deployment_attempt(deployment: &str, outcome: &'static str) {
+pub(crate) fn deployment_attempt(deployment: &str, outcome: &str) {
     #[cfg(feature = "metrics")]
     {
         describe();
         metrics::counter!(
             DEPLOYMENT_ATTEMPTS,
             "deployment" => deployment.to_owned(),
-            "outcome" => outcome,
+            "outcome" => outcome.to_owned(),
         )
         .increment(1);
     }

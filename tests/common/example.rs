@@ -141,6 +141,7 @@ impl Example {
                 command.env_remove(&variable);
             }
         }
+        command.env_remove("GATEWAY_API_KEYS");
         match api_key {
             Some(key) => command.env("GATEWAY_API_KEY", key),
             None => command.env_remove("GATEWAY_API_KEY"),
@@ -221,7 +222,12 @@ impl Example {
 
     /// Waits until the log contains `needle`; `false` if it does not in time.
     pub fn wait_for_log(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + PATIENCE;
+        self.wait_for_log_within(needle, PATIENCE)
+    }
+
+    /// Waits up to `patience` until the log contains `needle`.
+    pub fn wait_for_log_within(&self, needle: &str, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
         while !self.log().contains(needle) {
             if Instant::now() > deadline {
                 return false;

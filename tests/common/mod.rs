@@ -71,6 +71,10 @@ pub fn app() -> Router {
 }
 
 /// Serves `RealtimeLayer` wrapping [`app`] with `axum::serve`.
+///
+/// The serving helpers allow unauthenticated sessions: a test that sets an
+/// admission hook still gets it (the hook runs either way), and one that
+/// tests the missing decision uses [`serve_as_configured`].
 pub async fn serve_axum(layer: RealtimeLayer) -> Gateway {
     serve_router(layer, app()).await
 }
@@ -84,7 +88,7 @@ pub async fn serve_axum_tapped(
     use axum::serve::ListenerExt;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = app().layer(layer);
+    let app = app().layer(layer.allow_unauthenticated());
     let task = tokio::spawn(async move {
         axum::serve(listener.tap_io(tap), app).await.unwrap();
     });
@@ -123,6 +127,12 @@ pub async fn expect_upstream_lost(client: &mut Client) -> serde_json::Value {
 
 /// Serves `RealtimeLayer` wrapping `router` with `axum::serve`.
 pub async fn serve_router(layer: RealtimeLayer, router: Router) -> Gateway {
+    serve_as_configured(layer.allow_unauthenticated(), router).await
+}
+
+/// Serves `RealtimeLayer` wrapping `router` with `axum::serve`, with the
+/// admission decision the layer has (or has not).
+pub async fn serve_as_configured(layer: RealtimeLayer, router: Router) -> Gateway {
     stack::serve_service(layer.layer(router)).await
 }
 
@@ -143,7 +153,7 @@ pub async fn serve_hyper_with(
 ) -> Gateway {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let service = layer.layer(app());
+    let service = layer.allow_unauthenticated().layer(app());
     let task = tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
