@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo bench --bench relay                    # the whole table, ~15 s of measuring
 //! cargo bench --bench relay -- --quick         # a tenth of the work
-//! cargo bench --bench relay -- --only=echo,flood,setup,first,paced,memory
+//! cargo bench --bench relay -- --only=echo,flood,setup,first,paced,memory,far
 //! cargo bench --bench relay -- --paths=layer,axum,example
 //! cargo bench --bench relay -- --no-pin        # no CPU placement
 //! ```
@@ -29,6 +29,8 @@
 
 #[path = "relay/client.rs"]
 mod client;
+#[path = "relay/far.rs"]
+mod far;
 #[path = "relay/gateway.rs"]
 mod gateway;
 #[path = "relay/peer.rs"]

@@ -14,11 +14,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{Instrument, Span, field};
 
 use crate::admission::admit;
+use crate::deployment;
 use crate::error::{ErrorType, Rejection};
 use crate::handshake::{self, Upgrade};
 use crate::hooks::SessionId;
 use crate::layer::Config;
-use crate::provider::{Protocol, TargetRequest};
+use crate::provider::Protocol;
 use crate::request_id::request_id;
 use crate::route;
 use crate::session::Session;
@@ -36,6 +37,8 @@ pub(crate) async fn accept<B: From<Bytes>>(config: Arc<Config>, parts: Parts) ->
         identity = field::Empty,
         provider = field::Empty,
         model = field::Empty,
+        deployment = field::Empty,
+        attempts = field::Empty,
         request_id = request_id.to_str().unwrap_or_default(),
     );
     match open(config, parts, request_id, &span)
@@ -64,36 +67,42 @@ async fn open<B: From<Bytes>>(
     let identity = admit(&config, &parts).await?;
     span.record("identity", identity.name());
     let route = route::resolve(parts.uri.query(), &config.providers)?;
-    span.record("provider", route.provider_name.as_str());
-    span.record("model", route.model.as_str());
+    span.record("provider", route.targets[0].provider_name.as_str());
+    span.record("model", route.targets[0].model.as_str());
     let mut permit = config.sessions.try_open(config.max_sessions)?;
 
-    let request = TargetRequest::new(
-        &route.provider_name,
-        &route.model,
-        route.intent.as_deref(),
-        &parts,
-    )
-    .with_identity(&identity);
-    let target = tokio::time::timeout(config.dialer.timeout, route.provider.target(&request))
-        .await
-        .map_err(|_elapsed| provider_timeout(config.dialer.timeout))??;
-    let protocol = target.upstream_protocol().clone();
-    let pcm_input_rate = target.default_pcm_input_rate();
-    let pcm_input_rates = target.supported_pcm_input_rates();
-    let secrets = target.secrets().to_vec();
     let dialling = Instant::now();
     let forwarded = forwarded(&parts.headers, &config.forward_headers, &request_id);
-    let upstream = config.dialer.dial(target, forwarded.clone()).await?;
+    let connected =
+        deployment::connect(&config, route, &parts, &identity, forwarded.clone()).await?;
+    let protocol = connected.protocol;
+    let intent = connected.intent;
+    let target = connected.target;
+    span.record("provider", target.provider_name.as_str());
+    span.record("model", target.model.as_str());
+    if let Some(entry) = &target.deployment {
+        span.record("deployment", entry.spec.selector());
+    }
+    span.record("attempts", connected.attempts.len());
+    let upstream = connected.upstream;
+    let secrets = connected.secrets;
+    if let Some(slot) = connected.slot {
+        permit.hold(slot);
+    }
     let info = SessionInfo {
         id: SessionId::next(),
         identity: identity.clone(),
-        provider: route.provider_name.clone(),
-        model: route.model.clone(),
-        model_label: route.model_label,
+        provider: target.provider_name.clone(),
+        model: target.model.clone(),
+        model_label: target.model_label,
+        deployment: target
+            .deployment
+            .as_ref()
+            .map(|entry| entry.spec.selector().to_owned()),
+        attempts: connected.attempts,
         request_id: request_id.to_str().unwrap_or_default().to_owned(),
-        pcm_input_rate,
-        pcm_input_rates,
+        pcm_input_rate: connected.pcm_input_rate,
+        pcm_input_rates: connected.pcm_input_rates,
         connect_time: dialling.elapsed(),
         started_at: SystemTime::now(),
         started: Instant::now(),
@@ -114,10 +123,10 @@ async fn open<B: From<Bytes>>(
     let upstream = match protocol {
         Protocol::GeminiLive(gemini) => {
             let redial = Redial {
-                provider: route.provider,
-                provider_name: route.provider_name,
-                model: route.model,
-                intent: route.intent,
+                provider: target.provider,
+                provider_name: target.provider_name,
+                model: target.model,
+                intent,
                 parts: Redial::request_parts(&parts),
                 dialer: config.dialer.clone(),
                 forwarded,

@@ -153,7 +153,6 @@ impl Rejection {
     }
 
     /// The value of one extra header, if set.
-    #[cfg(test)]
     pub(crate) fn header(&self, name: &str) -> Option<&HeaderValue> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }

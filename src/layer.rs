@@ -18,7 +18,10 @@ use crate::service::RealtimeService;
 use crate::sessions::{Sessions, ShutdownHandle};
 use crate::socket_options::SocketOptions;
 use crate::upstream::headers::{DEFAULT_FORWARDED, is_forwardable};
-use crate::upstream::{Dialer, tls};
+use crate::upstream::{Dialer, Pool, PoolConfig, tls};
+
+/// How long a pre-warmed socket waits at most by default.
+const DEFAULT_PREWARM_IDLE: Duration = Duration::from_secs(20);
 use crate::usage::{Isolated, Observer};
 
 /// Everything a [`RealtimeService`] needs, shared by all its clones.
@@ -63,6 +66,7 @@ pub(crate) struct Config {
 /// | [`client_socket_buffers`](Self::client_socket_buffers) | 64 KiB receive, 64 KiB send |
 /// | [`upstream_notsent_lowat`](Self::upstream_notsent_lowat) | 16 KiB |
 /// | [`max_sessions`](Self::max_sessions) | unlimited |
+/// | [`prewarm`](Self::prewarm) / [`prewarm_idle`](Self::prewarm_idle) | off / 20 s |
 /// | [`origins`](Self::origins) | any origin |
 /// | [`forward_header`](Self::forward_header) | `User-Agent`, `traceparent`, `tracestate` (and `X-Request-Id`) |
 /// | [`observer`](Self::observer) | none |
@@ -124,6 +128,7 @@ impl RealtimeLayer {
                     tls: tls::default_config(),
                     timeout: Duration::from_secs(10),
                     websocket,
+                    pool: None,
                     sockets: SocketOptions {
                         client_recv_buffer: Some(64 << 10),
                         client_send_buffer: Some(64 << 10),
@@ -182,6 +187,53 @@ impl RealtimeLayer {
     /// (then `504` with `admission_timeout` or `provider_timeout`).
     pub fn connect_timeout(self, timeout: Duration) -> Self {
         self.edit(|config| config.dialer.timeout = timeout)
+    }
+
+    /// Keeps `sockets` connected sockets (TCP, and TLS for `wss`) ready per
+    /// upstream host, so that a session pays only the WebSocket upgrade's
+    /// round trip instead of TCP + TLS + upgrade. A host is warmed from its
+    /// first session on; each socket is used once and replaced in the
+    /// background after each session, and replaced when it has waited
+    /// [`prewarm_idle`](Self::prewarm_idle). A socket the upstream closed
+    /// while it waited is not used (the session dials afresh). `0` (the
+    /// default) turns pre-warming off.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_realtime::{Providers, RealtimeLayer};
+    ///
+    /// let layer = RealtimeLayer::new(Providers::new())
+    ///     .prewarm(2)
+    ///     .prewarm_idle(Duration::from_secs(20));
+    /// # let _ = layer;
+    /// ```
+    pub fn prewarm(self, sockets: usize) -> Self {
+        let idle = self.prewarm_config().idle;
+        self.with_pool(PoolConfig {
+            per_host: sockets,
+            idle,
+        })
+    }
+
+    /// How long a pre-warmed socket may wait before it is replaced: well
+    /// under the upstream's idle timeout (typically 60 s or more). Default 20 s.
+    pub fn prewarm_idle(self, idle: Duration) -> Self {
+        let per_host = self.prewarm_config().per_host;
+        self.with_pool(PoolConfig { per_host, idle })
+    }
+
+    fn prewarm_config(&self) -> PoolConfig {
+        self.config.dialer.pool.as_ref().map_or(
+            PoolConfig {
+                per_host: 0,
+                idle: DEFAULT_PREWARM_IDLE,
+            },
+            |pool| pool.config(),
+        )
+    }
+
+    fn with_pool(self, config: PoolConfig) -> Self {
+        self.edit(|c| c.dialer.pool = (config.per_host > 0).then(|| Pool::new(config)))
     }
 
     /// The largest message accepted from either side; a larger one closes the
@@ -515,6 +567,8 @@ impl std::fmt::Debug for RealtimeLayer {
             .field("relay", &config.relay)
             .field("sockets", &config.dialer.sockets)
             .field("max_sessions", &config.max_sessions)
+            .field("prewarm", &self.prewarm_config().per_host)
+            .field("prewarm_idle", &self.prewarm_config().idle)
             .field("origins", &config.origins)
             .field("forward_headers", &config.forward_headers)
             .field("observer", &config.observer.is_some())

@@ -7,6 +7,7 @@ pub mod admission;
 mod body;
 pub mod budget;
 mod client_io;
+pub mod deployment;
 mod error;
 mod handshake;
 pub mod hooks;

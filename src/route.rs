@@ -4,15 +4,24 @@ use std::sync::Arc;
 
 use url::form_urlencoded;
 
+use crate::deployment::DeploymentEntry;
 use crate::error::Rejection;
 use crate::provider::{Provider, Providers};
 
 /// The longest model selector accepted, in bytes.
 pub(crate) const MAX_MODEL_LEN: usize = 256;
 
-/// Where one session goes.
+/// Where one session may go: one target, or an alias's deployments.
 #[derive(Clone)]
 pub(crate) struct Route {
+    /// At least one.
+    pub(crate) targets: Vec<RouteTarget>,
+    pub(crate) intent: Option<String>,
+}
+
+/// One provider and model a session may open on.
+#[derive(Clone)]
+pub(crate) struct RouteTarget {
     /// The name of the provider (lower case).
     pub(crate) provider_name: String,
     pub(crate) provider: Arc<dyn Provider>,
@@ -21,7 +30,8 @@ pub(crate) struct Route {
     /// The `model` label of metrics: the model when clients cannot choose
     /// it freely (an allow-list or an alias), else [`OTHER_MODEL`].
     pub(crate) model_label: String,
-    pub(crate) intent: Option<String>,
+    /// The alias deployment it is, if it came from an alias.
+    pub(crate) deployment: Option<Arc<DeploymentEntry>>,
 }
 
 /// The metrics label of models that clients may name freely.
@@ -89,9 +99,32 @@ pub(crate) fn resolve(query: Option<&str>, providers: &Providers) -> Result<Rout
             .with_param("model")
         })?;
     validate_selector(&selector)?;
-    let alias = providers.alias_of(&selector);
-    let selector = alias.unwrap_or(&selector);
+    let targets = match providers.alias_of(&selector) {
+        Some(deployments) => deployments
+            .iter()
+            .map(|entry| target(entry.spec.selector(), Some(Arc::clone(entry)), providers))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![target(&selector, None, providers)?],
+    };
+    if targets.is_empty() {
+        return Err(Rejection::bad_request(
+            "unknown_provider",
+            format!("model `{selector}` is an alias without deployments"),
+        )
+        .with_param("model"));
+    }
+    Ok(Route {
+        targets,
+        intent: query.intent.filter(|intent| !intent.is_empty()),
+    })
+}
 
+/// Resolves one selector (the client's, or an alias deployment's).
+fn target(
+    selector: &str,
+    deployment: Option<Arc<DeploymentEntry>>,
+    providers: &Providers,
+) -> Result<RouteTarget, Rejection> {
     let (name, model) = match selector.split_once('/') {
         Some((prefix, model)) => (prefix.to_ascii_lowercase(), model),
         None => match providers.default_name() {
@@ -129,17 +162,17 @@ pub(crate) fn resolve(query: Option<&str>, providers: &Providers) -> Result<Rout
         )
         .with_param("model"));
     }
-    let model_label = if alias.is_some() || providers.has_allow_list(&name) {
+    let model_label = if deployment.is_some() || providers.has_allow_list(&name) {
         model.to_owned()
     } else {
         OTHER_MODEL.to_owned()
     };
-    Ok(Route {
+    Ok(RouteTarget {
         provider_name: name,
         provider,
         model: model.to_owned(),
         model_label,
-        intent: query.intent.filter(|intent| !intent.is_empty()),
+        deployment,
     })
 }
 
@@ -158,7 +191,12 @@ mod tests {
 
     fn route(query: &str, providers: &Providers) -> Result<(String, String), String> {
         resolve(Some(query), providers)
-            .map(|r| (r.provider_name, r.model))
+            .map(|r| {
+                (
+                    r.targets[0].provider_name.clone(),
+                    r.targets[0].model.clone(),
+                )
+            })
             .map_err(|e| e.code.into_owned())
     }
 
@@ -228,7 +266,7 @@ mod tests {
             .alias("banned", "openai/gpt-4o-realtime-preview");
         let label = |query: &str| {
             resolve(Some(query), &p)
-                .map(|route| route.model_label)
+                .map(|route| route.targets[0].model_label.clone())
                 .map_err(|rejection| rejection.code.into_owned())
         };
         assert_eq!(
@@ -320,7 +358,9 @@ mod tests {
         /// Routes `query` and builds the upstream URL, as a session would.
         fn upstream_url(query: &str) -> Result<(String, Url), Rejection> {
             let providers = providers();
-            let route = resolve(Some(query), &providers)?;
+            let mut route = resolve(Some(query), &providers)?;
+            let intent = route.intent.take();
+            let route = route.targets.remove(0);
             let (parts, ()) = http::Request::get("/v1/realtime")
                 .body(())
                 .unwrap()
@@ -329,7 +369,7 @@ mod tests {
                 futures_util::FutureExt::now_or_never(route.provider.target(&TargetRequest::new(
                     &route.provider_name,
                     &route.model,
-                    route.intent.as_deref(),
+                    intent.as_deref(),
                     &parts,
                 )))
                 .expect("built-in providers answer at once")?;

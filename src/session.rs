@@ -161,6 +161,8 @@ fn finish(
         identity: info.identity,
         provider: info.provider,
         model: info.model,
+        deployment: info.deployment,
+        attempts: info.attempts,
         request_id: info.request_id,
         session_id: metered.session_id,
         started_at: info.started_at,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::StatusCode;
 use tokio::sync::{Notify, watch};
 
+use crate::deployment::DeploymentSlot;
 use crate::error::{ErrorType, Rejection};
 
 /// Counts the sessions of one layer and tells them when to shut down.
@@ -55,6 +56,7 @@ impl Sessions {
         Ok(SessionPermit {
             sessions: Arc::clone(self),
             dialling: true,
+            deployment: None,
         })
     }
 
@@ -90,9 +92,16 @@ impl Sessions {
 pub(crate) struct SessionPermit {
     sessions: Arc<Sessions>,
     dialling: bool,
+    /// The session's place under its deployment's cap, freed with the permit.
+    deployment: Option<DeploymentSlot>,
 }
 
 impl SessionPermit {
+    /// Keeps the session's place under its deployment's cap while it lives.
+    pub(crate) fn hold(&mut self, slot: DeploymentSlot) {
+        self.deployment = Some(slot);
+    }
+
     /// The session's upstream is connected: it no longer counts as dialling.
     pub(crate) fn connected(&mut self) {
         if std::mem::take(&mut self.dialling) {

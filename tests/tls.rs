@@ -51,6 +51,20 @@ fn pki() -> Pki {
 // The handshake callback's error type is tungstenite's `ErrorResponse`.
 #[allow(clippy::result_large_err)]
 async fn tls_upstream(pki: &Pki) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let (addr, seen, _) = tls_upstream_with_handshakes(pki).await;
+    (addr, seen)
+}
+
+/// Like [`tls_upstream`], also recording whether each TLS handshake was a
+/// full one or resumed a session.
+#[allow(clippy::result_large_err)]
+async fn tls_upstream_with_handshakes(
+    pki: &Pki,
+) -> (
+    SocketAddr,
+    Arc<Mutex<Vec<String>>>,
+    Arc<Mutex<Vec<rustls::HandshakeKind>>>,
+) {
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -64,14 +78,20 @@ async fn tls_upstream(pki: &Pki) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
+    let handshakes = Arc::new(Mutex::new(Vec::new()));
+    let kinds = Arc::clone(&handshakes);
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             let record = Arc::clone(&record);
+            let kinds = Arc::clone(&kinds);
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                if let Some(kind) = tls.get_ref().1.handshake_kind() {
+                    kinds.lock().unwrap().push(kind);
+                }
                 let callback = |request: &Request, response: Response| {
                     let authorization = request
                         .headers()
@@ -98,7 +118,7 @@ async fn tls_upstream(pki: &Pki) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
             });
         }
     });
-    (addr, seen)
+    (addr, seen, handshakes)
 }
 
 fn provider(base: &str) -> Providers {
@@ -124,6 +144,25 @@ async fn a_trusted_tls_upstream_relays_and_gets_the_key() {
     send_text(&mut client, "over TLS").await;
     assert_eq!(next_data(&mut client).await, Message::text("over TLS"));
     assert_eq!(*seen.lock().unwrap(), [format!("Bearer {PROVIDER_KEY}")]);
+}
+
+#[tokio::test]
+async fn later_upstream_tls_handshakes_resume_the_session() {
+    let pki = pki();
+    let (upstream, _, handshakes) = tls_upstream_with_handshakes(&pki).await;
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.ca.clone()).unwrap();
+    let base = format!("https://localhost:{}/v1", upstream.port());
+    let gateway = serve_axum(RealtimeLayer::new(provider(&base)).tls_roots(roots)).await;
+    for _ in 0..2 {
+        let mut client = open(&gateway, "openai/gpt-realtime").await;
+        assert_eq!(next_event(&mut client).await["type"], "session.created");
+        client.close(None).await.unwrap();
+    }
+    assert_eq!(
+        *handshakes.lock().unwrap(),
+        [rustls::HandshakeKind::Full, rustls::HandshakeKind::Resumed]
+    );
 }
 
 #[tokio::test]

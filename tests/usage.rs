@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tower_realtime::deployment::Attempt;
 use tower_realtime::provider::OpenAi;
 use tower_realtime::testing::{Handshake, MockUpstream, UpstreamSession};
 use tower_realtime::usage::{
@@ -309,6 +310,16 @@ fn expected(actual: &SessionSummary, session: Option<&str>, rest: Expected) -> S
     expected.started_at = actual.started_at;
     expected.duration = actual.duration;
     expected.upstream_connect_time = actual.upstream_connect_time;
+    // Not an alias: one attempt, on the provider and model the client named.
+    let tried = actual
+        .attempts
+        .first()
+        .map_or(Duration::ZERO, |a| a.duration);
+    expected.attempts = vec![Attempt::new(
+        format!("{}/{}", actual.provider, actual.model),
+        None,
+        tried,
+    )];
     expected.client_to_upstream = actual.client_to_upstream;
     expected.upstream_to_client = actual.upstream_to_client;
     expected.responses = rest.responses;

@@ -74,6 +74,7 @@ struct Scale {
     first_sessions: usize,
     paced_repeats: usize,
     paced_sessions: usize,
+    far_setups: usize,
 }
 
 impl Scale {
@@ -95,6 +96,7 @@ impl Scale {
             first_sessions: 100,
             paced_repeats: 5,
             paced_sessions: 10,
+            far_setups: 200,
         };
         if !quick {
             return full;
@@ -111,6 +113,7 @@ impl Scale {
             first_repeats: 1,
             first_sessions: 10,
             paced_repeats: 1,
+            far_setups: 20,
             ..full
         }
     }
@@ -345,6 +348,7 @@ pub(crate) fn main(options: &Options) {
         .expect("a tokio runtime");
     let mut report = Report::new(paths.iter().map(|p| p.name.clone()).collect());
     let mut findings = vec![Findings::default(); paths.len()];
+    let mut far = None;
     runtime.block_on(async {
         if options.wants("echo") {
             echo_one(&paths, &upstream, &scale, &mut report, &mut findings).await;
@@ -366,11 +370,19 @@ pub(crate) fn main(options: &Options) {
             let at = (upstream.addr, placement);
             memory(&paths, at, &scale, fd_limit, &mut report, &mut findings).await;
         }
+        if options.wants("far") {
+            let started = Instant::now();
+            far = Some(crate::far::setup(scale.far_setups).await);
+            progress("far provider setup", started);
+        }
     });
     for (path, found) in paths.iter().zip(&findings).skip(1) {
         judge(&mut report, &path.name, found, &scale);
     }
     print!("{}", report.render());
+    if let Some(far) = far {
+        print!("\n{}", far.render());
+    }
     println!("\n(whole run: {:.0} s)", started.elapsed().as_secs_f64());
 }
 

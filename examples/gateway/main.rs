@@ -144,6 +144,7 @@ async fn run(options: Options) -> io::Result<()> {
     let mut realtime = RealtimeLayer::new(providers)
         .max_sessions(options.max_sessions)
         .keepalive(options.keepalive)
+        .prewarm(options.prewarm)
         .observer(usage_log::log);
     if !options.deny_events.is_empty() {
         realtime = realtime.hook(EventPolicy::deny(options.deny_events.clone()));

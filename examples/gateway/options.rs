@@ -14,6 +14,8 @@ Options:
   --max-sessions N            live sessions at most (default 100)
   --keepalive SECS            ping a silent peer after SECS seconds; two unanswered pings end the
                               session (default 3; 0 turns keepalive off)
+  --prewarm N                 connected upstream sockets (TCP + TLS) kept ready per provider host,
+                              so a session pays only the WebSocket upgrade (default 2; 0: off)
   --deny-event TYPE           refuse client events of this type (exact name, repeatable): they are
                               not forwarded, the client gets an `error` event (event_not_allowed)
   --no-demo                   do not start the demo providers (demo, gemini-demo)
@@ -54,6 +56,8 @@ pub struct Options {
     /// `None`: keepalive is off.
     pub keepalive: Option<Duration>,
     pub demo: bool,
+    /// Pre-warmed upstream sockets per provider host.
+    pub prewarm: usize,
     /// Client event types refused by the event policy.
     pub deny_events: Vec<String>,
 }
@@ -79,6 +83,7 @@ impl Command {
             max_sessions: 100,
             keepalive: Some(tower_realtime::RealtimeLayer::DEFAULT_KEEPALIVE),
             demo: true,
+            prewarm: 2,
             deny_events: Vec::new(),
         };
         let mut args = args.into_iter();
@@ -99,6 +104,7 @@ impl Command {
                         .map_err(|_| format!("--keepalive: `{seconds}` is not valid"))?;
                     options.keepalive = (!interval.is_zero()).then_some(interval);
                 }
+                "--prewarm" => options.prewarm = parse(&value("--prewarm")?, "--prewarm")?,
                 "--deny-event" => {
                     let event_type = value("--deny-event")?;
                     if event_type.is_empty() {

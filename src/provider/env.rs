@@ -9,13 +9,15 @@ use super::{
     Azure, Bailian, Compatible, ConfigError, Gemini, Keys, OpenAi, Provider, Providers,
     ServiceAccount, Vertex, VertexCredential, Xai, Zai, websocket_base_url,
 };
+use crate::deployment::Deployment;
 use crate::secret::Secret;
 
 /// The names of extra OpenAI-compatible providers, comma-separated.
 const PROVIDERS: &str = "REALTIME_PROVIDERS";
 /// The provider for models without a `provider/` prefix.
 const DEFAULT_PROVIDER: &str = "REALTIME_DEFAULT_PROVIDER";
-/// `alias=provider/model` pairs, comma-separated.
+/// `alias=provider/model` pairs, comma-separated; an alias may name several
+/// deployments separated by `|`, tried in that order.
 const MODEL_ALIASES: &str = "REALTIME_MODEL_ALIASES";
 
 impl Providers {
@@ -78,7 +80,9 @@ impl Providers {
     ///   is the provider name in upper case with `-` as `_`.
     /// - `REALTIME_DEFAULT_PROVIDER` names the provider of unprefixed models.
     /// - `REALTIME_MODEL_ALIASES=voice=openai/gpt-realtime,fast=xai/grok-voice`
-    ///   maps public model names to `provider/model`.
+    ///   maps public model names to `provider/model`; several deployments
+    ///   separated by `|` (`voice=azure-east/gpt-realtime|openai/gpt-realtime`)
+    ///   are tried in that order, one tier each (see [`crate::deployment`]).
     ///
     /// Base URLs with another scheme than `https`, `http`, `wss` or `ws`,
     /// keys that cannot be sent in a header, unknown auth styles, and default
@@ -556,23 +560,32 @@ fn register_aliases(vars: &Vars, mut providers: Providers) -> Result<Providers, 
                 "{MODEL_ALIASES}: `{alias}` is defined twice"
             )));
         }
-        match selector.split_once('/') {
-            Some((_, "")) => {
-                return Err(ConfigError::new(format!(
-                    "{MODEL_ALIASES}: `{alias}` names no model after its provider"
-                )));
+        let mut deployments = Vec::new();
+        for (tier, selector) in (0..).zip(selector.split('|').map(str::trim)) {
+            match selector.split_once('/') {
+                _ if selector.is_empty() => {
+                    return Err(ConfigError::new(format!(
+                        "{MODEL_ALIASES}: `{alias}` has an empty deployment between `|`"
+                    )));
+                }
+                Some((_, "")) => {
+                    return Err(ConfigError::new(format!(
+                        "{MODEL_ALIASES}: `{alias}` names no model after its provider"
+                    )));
+                }
+                Some((provider, _)) if providers.get(provider).is_none() => {
+                    return Err(not_configured(MODEL_ALIASES, provider, &providers));
+                }
+                None if providers.default_name().is_none() => {
+                    return Err(ConfigError::new(format!(
+                        "{MODEL_ALIASES}: `{alias}={selector}` has no provider prefix and {DEFAULT_PROVIDER} is not set"
+                    )));
+                }
+                _ => {}
             }
-            Some((provider, _)) if providers.get(provider).is_none() => {
-                return Err(not_configured(MODEL_ALIASES, provider, &providers));
-            }
-            None if providers.default_name().is_none() => {
-                return Err(ConfigError::new(format!(
-                    "{MODEL_ALIASES}: `{alias}={selector}` has no provider prefix and {DEFAULT_PROVIDER} is not set"
-                )));
-            }
-            _ => {}
+            deployments.push(Deployment::new(selector).tier(tier));
         }
-        providers = providers.alias(alias, selector);
+        providers = providers.deployments(alias, deployments);
     }
     Ok(providers)
 }

@@ -3,8 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use super::Provider;
+use crate::deployment::{Deployment, DeploymentEntry, DeploymentHealth, LocalHealth};
 
 /// Named providers, an optional default for unprefixed models, model
 /// aliases and model allow-lists.
@@ -26,13 +28,30 @@ use super::Provider;
 ///     .alias("voice", "openai/gpt-realtime");
 /// assert_eq!(providers.names().collect::<Vec<_>>(), ["openai"]);
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Providers {
     by_name: BTreeMap<String, Arc<dyn Provider>>,
-    aliases: BTreeMap<String, String>,
+    aliases: BTreeMap<String, Vec<Arc<DeploymentEntry>>>,
+    /// The live sessions of each deployment, by selector, shared by the
+    /// aliases that name it.
+    live: BTreeMap<String, Arc<AtomicUsize>>,
+    health: Arc<dyn DeploymentHealth>,
     default: Option<String>,
     /// The models each provider may be asked for, by provider name.
     allowed: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Default for Providers {
+    fn default() -> Self {
+        Self {
+            by_name: BTreeMap::new(),
+            aliases: BTreeMap::new(),
+            live: BTreeMap::new(),
+            health: Arc::new(LocalHealth::new()),
+            default: None,
+            allowed: BTreeMap::new(),
+        }
+    }
 }
 
 impl Providers {
@@ -75,9 +94,68 @@ impl Providers {
     /// Maps the public model name `model` to `selector` (`provider/model`), so
     /// `?model=MODEL` routes like `?model=SELECTOR`.
     #[must_use]
-    pub fn alias(mut self, model: &str, selector: &str) -> Self {
-        self.aliases.insert(model.to_owned(), selector.to_owned());
+    pub fn alias(self, model: &str, selector: &str) -> Self {
+        self.deployments(model, [Deployment::new(selector)])
+    }
+
+    /// Maps the public model name `model` to several deployments: a
+    /// session tries them tier by tier, by weight within a tier, skipping
+    /// those cooling down after a failure and those at their session cap,
+    /// and fails over to the next when one cannot open the session (see
+    /// [`crate::deployment`]). Replaces any alias of that name.
+    ///
+    /// ```
+    /// use tower_realtime::deployment::Deployment;
+    /// use tower_realtime::provider::OpenAi;
+    /// use tower_realtime::{Providers, Secret};
+    ///
+    /// let providers = Providers::new()
+    ///     .with("east", OpenAi::new(Secret::new("k1")))
+    ///     .with("west", OpenAi::new(Secret::new("k2")))
+    ///     .deployments(
+    ///         "voice",
+    ///         [
+    ///             Deployment::new("east/gpt-realtime"),
+    ///             Deployment::new("west/gpt-realtime").tier(1),
+    ///         ],
+    ///     );
+    /// let voice: Vec<&str> = providers.deployments_of("voice").unwrap().collect();
+    /// assert_eq!(voice, ["east/gpt-realtime", "west/gpt-realtime"]);
+    /// ```
+    #[must_use]
+    pub fn deployments<I>(mut self, model: &str, deployments: I) -> Self
+    where
+        I: IntoIterator<Item = Deployment>,
+    {
+        let entries = deployments
+            .into_iter()
+            .map(|spec| {
+                let live = self.live.entry(spec.selector().to_owned()).or_default();
+                Arc::new(DeploymentEntry::new(spec, Arc::clone(live)))
+            })
+            .collect();
+        self.aliases.insert(model.to_owned(), entries);
         self
+    }
+
+    /// The selectors of the deployments of the alias `model`, in the order
+    /// they were given, or `None` when it is no alias.
+    pub fn deployments_of(&self, model: &str) -> Option<impl Iterator<Item = &str>> {
+        self.aliases
+            .get(model)
+            .map(|entries| entries.iter().map(|entry| entry.spec.selector()))
+    }
+
+    /// Where the health of deployments is kept (default: [`LocalHealth`],
+    /// this process only).
+    #[must_use]
+    pub fn deployment_health(mut self, health: impl DeploymentHealth) -> Self {
+        self.health = Arc::new(health);
+        self
+    }
+
+    pub(crate) fn health(&self) -> &dyn DeploymentHealth {
+        &*self.health
     }
 
     /// Lets clients ask the provider `name` for these models only (the
@@ -153,9 +231,9 @@ impl Providers {
         self.default.as_deref()
     }
 
-    /// The selector an alias stands for.
-    pub(crate) fn alias_of(&self, model: &str) -> Option<&str> {
-        self.aliases.get(model).map(String::as_str)
+    /// The deployments an alias stands for.
+    pub(crate) fn alias_of(&self, model: &str) -> Option<&[Arc<DeploymentEntry>]> {
+        self.aliases.get(model).map(Vec::as_slice)
     }
 }
 
@@ -163,7 +241,14 @@ impl fmt::Debug for Providers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Providers")
             .field("names", &self.by_name.keys().collect::<Vec<_>>())
-            .field("aliases", &self.aliases)
+            .field(
+                "aliases",
+                &self
+                    .aliases
+                    .iter()
+                    .map(|(alias, entries)| (alias, entries.iter().map(|e| &e.spec).collect()))
+                    .collect::<BTreeMap<_, Vec<_>>>(),
+            )
             .field("default", &self.default)
             .field("allowed", &self.allowed)
             .finish()

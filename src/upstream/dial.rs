@@ -15,6 +15,7 @@ use url::{Host, Url};
 
 use super::client_handshake::client_handshake;
 use super::connect::{ATTEMPT_DELAY, connect_first, interleave};
+use super::pool::{Opener, Pool, PoolKey};
 use super::stream::UpstreamStream;
 use super::{failure, tls};
 use crate::error::Rejection;
@@ -35,21 +36,25 @@ pub(crate) struct Dialer {
     pub(crate) websocket: WebSocketConfig,
     /// TCP options of both hops (the client's socket is tuned by the session).
     pub(crate) sockets: SocketOptions,
+    /// Pre-warmed sockets by upstream host, when enabled.
+    pub(crate) pool: Option<Arc<Pool>>,
 }
 
 impl Dialer {
     /// Opens the upstream WebSocket for `target`, sending `forwarded` client
-    /// headers plus the target's own. Any failure is the response the client gets.
+    /// headers plus the target's own, within `timeout`. Any failure is the
+    /// response the client gets.
     pub(crate) async fn dial(
         &self,
         target: Target,
         forwarded: HeaderMap,
+        timeout: Duration,
     ) -> Result<UpstreamSocket, Rejection> {
         let (url, headers, subprotocols, secrets) = target.into_parts();
         let request = handshake_request(&url, forwarded, headers, &subprotocols)?;
-        match tokio::time::timeout(self.timeout, self.connect(&url, request, &secrets)).await {
+        match tokio::time::timeout(timeout, self.connect(&url, request, &secrets)).await {
             Ok(result) => result,
-            Err(_elapsed) => Err(failure::timed_out(self.timeout)),
+            Err(_elapsed) => Err(failure::timed_out(timeout)),
         }
     }
 
@@ -59,6 +64,58 @@ impl Dialer {
         request: Request,
         secrets: &[Secret],
     ) -> Result<UpstreamSocket, Rejection> {
+        if let Some(pool) = &self.pool {
+            let key = pool_key(url)?;
+            if let Some(stream) = pool.take(&key, &self.opener()) {
+                match client_handshake(stream, &request, self.websocket).await {
+                    Ok(socket) => return Ok(socket),
+                    Err(WsError::Http(response)) => {
+                        return Err(failure::from_status(&response, secrets));
+                    }
+                    // Closed by the upstream as it was taken: dial afresh.
+                    Err(error) => {
+                        tracing::debug!(%error, "a pre-warmed upstream socket failed; dialling afresh");
+                    }
+                }
+            }
+        }
+        let stream = self.open(url, secrets).await?;
+        match client_handshake(stream, &request, self.websocket).await {
+            Ok(socket) => Ok(socket),
+            Err(WsError::Http(response)) => Err(failure::from_status(&response, secrets)),
+            Err(error) => Err(failure::unreachable(
+                "upstream_bad_handshake",
+                "the upstream WebSocket handshake failed",
+                &error,
+                secrets,
+            )),
+        }
+    }
+
+    /// What the pool opens its sockets with: this dialer, without the pool
+    /// (which would otherwise keep itself alive).
+    fn opener(&self) -> Opener {
+        let dialer = Dialer {
+            pool: None,
+            ..self.clone()
+        };
+        Arc::new(move |key: PoolKey| {
+            let dialer = dialer.clone();
+            Box::pin(async move {
+                let scheme = if key.secure { "wss" } else { "ws" };
+                let url = Url::parse(&format!("{scheme}://{}:{}/", key.host, key.port)).ok()?;
+                let opening = tokio::time::timeout(dialer.timeout, dialer.open(&url, &[]));
+                match opening.await {
+                    Ok(Ok(stream)) => Some(stream),
+                    _ => None,
+                }
+            })
+        })
+    }
+
+    /// Resolves, connects and (for `wss`) completes TLS: everything before
+    /// the WebSocket upgrade.
+    async fn open(&self, url: &Url, secrets: &[Secret]) -> Result<UpstreamStream, Rejection> {
         let host = url.host().ok_or_else(|| {
             Rejection::from(TargetError::misconfigured("the upstream URL has no host"))
         })?;
@@ -92,7 +149,7 @@ impl Dialer {
             })?;
         self.sockets.tune_upstream(&tcp);
 
-        let stream = match url.scheme() {
+        Ok(match url.scheme() {
             "wss" => {
                 let name = match host {
                     Host::Domain(domain) => ServerName::try_from(domain.to_owned()),
@@ -127,19 +184,32 @@ impl Dialer {
                 ))
                 .into());
             }
-        };
-
-        match client_handshake(stream, &request, self.websocket).await {
-            Ok(socket) => Ok(socket),
-            Err(WsError::Http(response)) => Err(failure::from_status(&response, secrets)),
-            Err(error) => Err(failure::unreachable(
-                "upstream_bad_handshake",
-                "the upstream WebSocket handshake failed",
-                &error,
-                secrets,
-            )),
-        }
+        })
     }
+}
+
+/// The pool a URL's sockets come from.
+fn pool_key(url: &Url) -> Result<PoolKey, Rejection> {
+    let misconfigured = |what: &str| Rejection::from(TargetError::misconfigured(what.to_owned()));
+    let secure = match url.scheme() {
+        "wss" => true,
+        "ws" => false,
+        other => {
+            return Err(misconfigured(&format!(
+                "the upstream URL has scheme `{other}`; use ws or wss"
+            )));
+        }
+    };
+    Ok(PoolKey {
+        secure,
+        host: url
+            .host_str()
+            .ok_or_else(|| misconfigured("the upstream URL has no host"))?
+            .to_owned(),
+        port: url
+            .port_or_known_default()
+            .ok_or_else(|| misconfigured("the upstream URL has no port"))?,
+    })
 }
 
 /// The upstream handshake request: the WebSocket headers, the forwarded

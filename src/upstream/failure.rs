@@ -54,12 +54,18 @@ pub(crate) fn from_status(response: &UpstreamResponse, secrets: &[Secret]) -> Re
                 "the upstream provider refused the session ({status})"
             )),
         ),
-        500..=599 => Rejection::new(
-            StatusCode::BAD_GATEWAY,
-            ErrorType::Upstream,
-            "upstream_unavailable",
-            said(format!("the upstream provider failed ({status})")),
-        ),
+        500..=599 => {
+            let mut rejection = Rejection::new(
+                StatusCode::BAD_GATEWAY,
+                ErrorType::Upstream,
+                "upstream_unavailable",
+                said(format!("the upstream provider failed ({status})")),
+            );
+            if let Some(retry_after) = response.headers().get(RETRY_AFTER) {
+                rejection = rejection.with_header(RETRY_AFTER, retry_after.clone());
+            }
+            rejection
+        }
         _ => Rejection::new(
             StatusCode::BAD_GATEWAY,
             ErrorType::Upstream,
@@ -74,6 +80,28 @@ pub(crate) fn from_status(response: &UpstreamResponse, secrets: &[Secret]) -> Re
         "upstream refused the session"
     );
     rejection
+}
+
+/// Whether another deployment may open the session that this refusal
+/// ended: yes for failures of the deployment (unreachable, timed out,
+/// credentials refused, rate limited, 408, 5xx), no for faults of the
+/// request itself (400, 404, 422 and other 4xx).
+pub(crate) fn fails_over(rejection: &Rejection) -> bool {
+    let status = rejection.status;
+    status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+/// The wait a refusal's `Retry-After` asks for (delay in seconds; an HTTP
+/// date is not read).
+pub(crate) fn retry_after(rejection: &Rejection) -> Option<std::time::Duration> {
+    let seconds = rejection.header(RETRY_AFTER.as_str())?.to_str().ok()?;
+    seconds
+        .trim()
+        .parse()
+        .ok()
+        .map(std::time::Duration::from_secs)
 }
 
 /// A failure to reach the upstream at all: DNS, TCP, TLS or a broken handshake.
@@ -182,6 +210,33 @@ mod tests {
                 "{upstream}"
             );
         }
+    }
+
+    #[test]
+    fn deployment_failures_fail_over_and_request_faults_do_not() {
+        for status in [401, 403, 408, 429, 500, 502, 503, 504] {
+            assert!(
+                fails_over(&from_status(&response(status, "", &[]), &[])),
+                "{status}"
+            );
+        }
+        for status in [400, 404, 409, 422] {
+            assert!(
+                !fails_over(&from_status(&response(status, "", &[]), &[])),
+                "{status}"
+            );
+        }
+        assert!(fails_over(&timed_out(std::time::Duration::from_secs(1))));
+        let limited = from_status(&response(429, "", &[("retry-after", " 12 ")]), &[]);
+        assert_eq!(
+            retry_after(&limited),
+            Some(std::time::Duration::from_secs(12))
+        );
+        let dated = from_status(
+            &response(503, "", &[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]),
+            &[],
+        );
+        assert_eq!(retry_after(&dated), None);
     }
 
     #[test]

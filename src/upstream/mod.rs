@@ -6,9 +6,12 @@ mod connect;
 mod dial;
 mod failure;
 pub(crate) mod headers;
+mod pool;
 mod stream;
 pub(crate) mod tls;
 mod translated;
 
 pub(crate) use dial::{Dialer, UpstreamSocket};
+pub(crate) use failure::{fails_over, retry_after, timed_out};
+pub(crate) use pool::{Pool, PoolConfig};
 pub(crate) use translated::{Redial, Upstream};

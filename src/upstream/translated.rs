@@ -68,7 +68,7 @@ impl Redial {
             };
             redial
                 .dialer
-                .dial(target, redial.forwarded.clone())
+                .dial(target, redial.forwarded.clone(), redial.dialer.timeout)
                 .await
                 .map_err(|rejection| rejection.message)
         })

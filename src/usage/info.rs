@@ -39,6 +39,10 @@ pub struct SessionInfo {
     /// The `model` label of metrics (bounded: see `Route::model_label`).
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) model_label: String,
+    /// The alias deployment that serves the session (`provider/model`).
+    pub(crate) deployment: Option<String>,
+    /// The targets tried, the serving one last.
+    pub(crate) attempts: Vec<crate::deployment::Attempt>,
     /// The request id echoed to the client.
     pub(crate) request_id: String,
     /// The sample rate the upstream assumes for 16-bit PCM input that names none.
@@ -77,6 +81,17 @@ impl SessionInfo {
         &self.model
     }
 
+    /// The alias deployment serving the session (`provider/model`), when
+    /// the client named an alias (see [`crate::deployment`]).
+    pub fn deployment(&self) -> Option<&str> {
+        self.deployment.as_deref()
+    }
+
+    /// The deployments tried to open the session, in order, the serving one last.
+    pub fn attempts(&self) -> &[crate::deployment::Attempt] {
+        &self.attempts
+    }
+
     /// The request id echoed to the client (`X-Request-Id`): the client's
     /// own when it sent a usable one, so a correlation id, never an identity.
     pub fn request_id(&self) -> &str {
@@ -104,6 +119,8 @@ impl SessionInfo {
             provider: "openai".into(),
             model: "gpt-realtime".into(),
             model_label: "gpt-realtime".into(),
+            deployment: None,
+            attempts: Vec::new(),
             request_id: "req_1".into(),
             pcm_input_rate: 24_000,
             pcm_input_rates: vec![24_000],

@@ -243,6 +243,8 @@ mod tests {
             pcm_input_rates: vec![24_000, 16_000],
             provider: "openai".into(),
             model: "gpt-realtime".into(),
+            deployment: None,
+            attempts: Vec::new(),
             model_label: "other".into(),
             request_id: "req_1".into(),
             connect_time: Duration::ZERO,

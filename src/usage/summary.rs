@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use super::tokens::Usage;
 use super::transcription::TranscriptionTotals;
 use crate::admission::Identity;
+use crate::deployment::Attempt;
 use crate::outcome::SessionEnd;
 
 /// Everything a session did, reported once when it ends, whether it closed
@@ -30,6 +31,12 @@ pub struct SessionSummary {
     pub provider: String,
     /// The model, without the provider prefix.
     pub model: String,
+    /// The alias deployment that served the session (`provider/model`),
+    /// when the client named an alias.
+    pub deployment: Option<String>,
+    /// Every deployment tried to open the session, in order, the one that
+    /// served it last (one attempt when the first accepted).
+    pub attempts: Vec<Attempt>,
     /// The session's request id (echoed to the client as `X-Request-Id`):
     /// a correlation id the client may choose, never an identity.
     pub request_id: String,
@@ -118,6 +125,8 @@ impl SessionSummary {
             identity: Identity::anonymous(),
             provider: provider.into(),
             model: model.into(),
+            deployment: None,
+            attempts: Vec::new(),
             request_id: request_id.into(),
             session_id: None,
             started_at: SystemTime::UNIX_EPOCH,

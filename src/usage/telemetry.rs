@@ -28,6 +28,7 @@ mod names {
     pub(super) const CONNECT_TIME: &str = "realtime_upstream_connect_seconds";
     pub(super) const SESSION_ERRORS: &str = "realtime_session_errors_total";
     pub(super) const REFUSALS: &str = "realtime_refusals_total";
+    pub(super) const DEPLOYMENT_ATTEMPTS: &str = "realtime_deployment_attempts_total";
 }
 
 #[cfg(feature = "metrics")]
@@ -49,6 +50,23 @@ pub(crate) fn refused(rejection: &Rejection) {
     }
     #[cfg(feature = "metrics")]
     metrics::counter!(REFUSALS, "code" => rejection.code.clone()).increment(1);
+}
+
+/// A session was tried on the alias deployment `deployment`: `opened`, or
+/// the code of its failure. Deployments are configured, so the labels stay
+/// bounded.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn deployment_attempt(deployment: &str, outcome: &str) {
+    #[cfg(feature = "metrics")]
+    {
+        describe();
+        metrics::counter!(
+            DEPLOYMENT_ATTEMPTS,
+            "deployment" => deployment.to_owned(),
+            "outcome" => outcome.to_owned(),
+        )
+        .increment(1);
+    }
 }
 
 /// The upstream accepted the session.
@@ -234,5 +252,9 @@ fn describe() {
             "Sessions that ended with an error, by kind."
         );
         describe_counter!(REFUSALS, "Refused realtime upgrades, by error code.");
+        describe_counter!(
+            DEPLOYMENT_ATTEMPTS,
+            "Sessions tried on an alias deployment, by deployment and outcome."
+        );
     });
 }

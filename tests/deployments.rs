@@ -1,0 +1,342 @@
+//! Deployments: failover across an alias's targets, cooldown, caps and weights.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::sync::mpsc;
+use tower_realtime::deployment::{Deployment, LocalHealth};
+use tower_realtime::provider::OpenAi;
+use tower_realtime::testing::{Handshake, MockUpstream};
+use tower_realtime::usage::{Observation, SessionSummary};
+use tower_realtime::{Providers, RealtimeLayer, Secret};
+
+fn provider(base_url: &str) -> OpenAi {
+    OpenAi::new(Secret::new(PROVIDER_KEY))
+        .base_url(base_url)
+        .unwrap()
+}
+
+async fn refusing(handshake: Handshake) -> MockUpstream {
+    MockUpstream::builder()
+        .handshake(handshake)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// `voice` = `primary/gpt-a` (tier 0) then `backup/gpt-b` (tier 1).
+fn two_tiers(primary: &str, backup: &MockUpstream) -> Providers {
+    Providers::new()
+        .with("primary", provider(primary))
+        .with("backup", provider(&backup.base_url()))
+        .deployments(
+            "voice",
+            [
+                Deployment::new("primary/gpt-a"),
+                Deployment::new("backup/gpt-b").tier(1),
+            ],
+        )
+}
+
+/// The base URL of a loopback port nobody listens on.
+async fn closed_port() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{address}/v1")
+}
+
+/// An observer that forwards every session summary.
+fn summaries() -> (
+    impl Fn(Observation<'_>) + Send + Sync + 'static,
+    mpsc::UnboundedReceiver<SessionSummary>,
+) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let observer = move |observation: Observation<'_>| {
+        if let Observation::SessionEnd(summary) = observation {
+            let _ = sender.send(summary.clone());
+        }
+    };
+    (observer, receiver)
+}
+
+async fn next_summary(receiver: &mut mpsc::UnboundedReceiver<SessionSummary>) -> SessionSummary {
+    tokio::time::timeout(PROMPTLY, receiver.recv())
+        .await
+        .expect("the session ends in time")
+        .expect("the observer is alive")
+}
+
+/// Opens a session on `voice` and closes it; returns its summary.
+async fn one_session(
+    gateway: &Gateway,
+    summaries: &mut mpsc::UnboundedReceiver<SessionSummary>,
+) -> SessionSummary {
+    let mut client = open(gateway, "voice").await;
+    client.close(None).await.unwrap();
+    next_summary(summaries).await
+}
+
+#[tokio::test]
+async fn each_failure_of_a_deployment_fails_over_to_the_next() {
+    let stalled = || Handshake::Stall;
+    let cases: Vec<(&str, Option<Handshake>)> = vec![
+        ("upstream_connect_failed", None),
+        ("upstream_timeout", Some(stalled())),
+        (
+            "upstream_auth_failed",
+            Some(Handshake::reject(401, "bad key")),
+        ),
+        (
+            "upstream_auth_failed",
+            Some(Handshake::reject(403, "forbidden")),
+        ),
+        ("upstream_rejected", Some(Handshake::reject(408, "slow"))),
+        (
+            "upstream_rate_limited",
+            Some(Handshake::reject(429, "slow down").header("retry-after", "30")),
+        ),
+        ("upstream_unavailable", Some(Handshake::reject(500, "oops"))),
+        ("upstream_unavailable", Some(Handshake::reject(503, "busy"))),
+        ("upstream_bad_handshake", Some(Handshake::Hangup)),
+    ];
+    for (code, handshake) in cases {
+        let backup = MockUpstream::echo().await.unwrap();
+        let failing = match handshake {
+            Some(handshake) => Some(refusing(handshake).await),
+            None => None,
+        };
+        let primary = match &failing {
+            Some(upstream) => upstream.base_url(),
+            None => closed_port().await,
+        };
+        let (observer, mut summaries) = summaries();
+        let layer = RealtimeLayer::new(two_tiers(&primary, &backup))
+            .connect_timeout(Duration::from_secs(4))
+            .observer(observer);
+        let gateway = serve_axum(layer).await;
+        let summary = one_session(&gateway, &mut summaries).await;
+
+        assert_eq!(backup.connections(), 1, "{code}");
+        assert_eq!(
+            backup.requests()[0].query_pairs(),
+            [("model".into(), "gpt-b".into())]
+        );
+        if let Some(failing) = &failing {
+            assert_eq!(failing.connections(), 1, "{code}");
+        }
+        assert_eq!(
+            (summary.provider.as_str(), summary.model.as_str()),
+            ("backup", "gpt-b")
+        );
+        assert_eq!(summary.deployment.as_deref(), Some("backup/gpt-b"));
+        let tried: Vec<(&str, Option<&str>)> = summary
+            .attempts
+            .iter()
+            .map(|attempt| (attempt.deployment.as_str(), attempt.error.as_deref()))
+            .collect();
+        assert_eq!(
+            tried,
+            [("primary/gpt-a", Some(code)), ("backup/gpt-b", None)]
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_requests_own_faults_do_not_fail_over() {
+    for status in [400u16, 404, 422] {
+        let backup = MockUpstream::echo().await.unwrap();
+        let failing = refusing(Handshake::reject(status, "your fault")).await;
+        let gateway = serve_axum(RealtimeLayer::new(two_tiers(&failing.base_url(), &backup))).await;
+        let (got, _, body) = refused(&gateway.url("?model=voice"), &[]).await;
+        assert_eq!(got, status);
+        assert!(body["error"]["message"].is_string(), "{body}");
+        assert_eq!(failing.connections(), 1);
+        assert_eq!(backup.connections(), 0, "{status} is not failed over");
+    }
+}
+
+#[tokio::test]
+async fn when_every_deployment_fails_the_client_gets_the_last_refusal() {
+    let first = refusing(Handshake::reject(500, "down")).await;
+    let second = refusing(Handshake::reject(429, "later").header("retry-after", "7")).await;
+    let providers = Providers::new()
+        .with("one", provider(&first.base_url()))
+        .with("two", provider(&second.base_url()))
+        .deployments(
+            "voice",
+            [Deployment::new("one/m"), Deployment::new("two/m").tier(1)],
+        );
+    let gateway = serve_axum(RealtimeLayer::new(providers)).await;
+    let (status, headers, body) = refused(&gateway.url("?model=voice"), &[]).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "7");
+    assert_eq!(body["error"]["code"], "upstream_rate_limited");
+    assert_eq!((first.connections(), second.connections()), (1, 1));
+
+    // Both cool down now; the next session still probes the one ready first
+    // (the 500's second of backoff, before the 429's 7 s), not refuses.
+    let (status, _, _) = refused(&gateway.url("?model=voice"), &[]).await;
+    assert_eq!(status, 502);
+    assert_eq!((first.connections(), second.connections()), (2, 1));
+}
+
+#[tokio::test]
+async fn a_failed_deployment_cools_down_then_is_probed_again() {
+    let failing = refusing(Handshake::reject(503, "busy")).await;
+    let backup = MockUpstream::echo().await.unwrap();
+    let providers = two_tiers(&failing.base_url(), &backup)
+        // At least 250 ms, at most 500 ms for the first failure.
+        .deployment_health(
+            LocalHealth::new().backoff(Duration::from_millis(500), Duration::from_secs(1)),
+        );
+    let (observer, mut summaries) = summaries();
+    let gateway = serve_axum(RealtimeLayer::new(providers).observer(observer)).await;
+
+    one_session(&gateway, &mut summaries).await;
+    assert_eq!((failing.connections(), backup.connections()), (1, 1));
+    let skipped = one_session(&gateway, &mut summaries).await;
+    assert_eq!((failing.connections(), backup.connections()), (1, 2));
+    assert_eq!(skipped.attempts.len(), 1, "{:?}", skipped.attempts);
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    one_session(&gateway, &mut summaries).await;
+    assert_eq!(
+        (failing.connections(), backup.connections()),
+        (2, 3),
+        "probed again after its cooldown"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_keeps_a_deployment_cooling_beyond_its_backoff() {
+    let limited = refusing(Handshake::reject(429, "later").header("retry-after", "3600")).await;
+    let backup = MockUpstream::echo().await.unwrap();
+    let providers = two_tiers(&limited.base_url(), &backup).deployment_health(
+        LocalHealth::new().backoff(Duration::from_millis(10), Duration::from_millis(20)),
+    );
+    let (observer, mut summaries) = summaries();
+    let gateway = serve_axum(RealtimeLayer::new(providers).observer(observer)).await;
+    one_session(&gateway, &mut summaries).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    one_session(&gateway, &mut summaries).await;
+    assert_eq!((limited.connections(), backup.connections()), (1, 2));
+}
+
+#[tokio::test]
+async fn a_deployment_at_its_cap_is_skipped_and_all_full_is_a_503() {
+    let capped = MockUpstream::echo().await.unwrap();
+    let backup = MockUpstream::echo().await.unwrap();
+    let providers = Providers::new()
+        .with("capped", provider(&capped.base_url()))
+        .with("backup", provider(&backup.base_url()))
+        .deployments(
+            "voice",
+            [
+                Deployment::new("capped/m").max_sessions(1),
+                Deployment::new("backup/m").tier(1).max_sessions(1),
+            ],
+        );
+    let gateway = serve_axum(RealtimeLayer::new(providers)).await;
+    let mut first = open(&gateway, "voice").await;
+    let mut second = open(&gateway, "voice").await;
+    assert_eq!((capped.connections(), backup.connections()), (1, 1));
+
+    let (status, headers, body) = refused(&gateway.url("?model=voice"), &[]).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"]["code"], "too_many_sessions");
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!((capped.connections(), backup.connections()), (1, 1));
+
+    // A session that ends frees its place.
+    first.close(None).await.unwrap();
+    assert!(
+        capped
+            .wait_until(PROMPTLY, |upstream| upstream.sessions_ended() == 1)
+            .await
+    );
+    let reopened = async {
+        loop {
+            match connect(&gateway.url("?model=voice"), &[]).await {
+                Ok((client, _)) => break client,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    };
+    let mut third = tokio::time::timeout(PROMPTLY, reopened)
+        .await
+        .expect("the place is freed");
+    assert_eq!(capped.connections(), 2);
+    third.close(None).await.unwrap();
+    second.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn weights_share_sessions_within_a_tier() {
+    let heavy = MockUpstream::echo().await.unwrap();
+    let light = MockUpstream::echo().await.unwrap();
+    let providers = Providers::new()
+        .with("heavy", provider(&heavy.base_url()))
+        .with("light", provider(&light.base_url()))
+        .deployments(
+            "voice",
+            [
+                Deployment::new("heavy/m").weight(3),
+                Deployment::new("light/m").weight(1),
+            ],
+        );
+    let gateway = serve_axum(RealtimeLayer::new(providers)).await;
+    for _ in 0..80 {
+        let mut client = open(&gateway, "voice").await;
+        client.close(None).await.unwrap();
+    }
+    // 60 expected; the bounds are more than four standard deviations away.
+    let heavy = heavy.connections();
+    assert!((40..=78).contains(&heavy), "{heavy} of 80");
+    assert_eq!(heavy + light.connections(), 80);
+}
+
+#[tokio::test]
+async fn the_alias_variable_lists_deployments_in_tiers() {
+    let providers = Providers::from_vars([
+        ("OPENAI_API_KEY", "sk-1"),
+        ("REALTIME_PROVIDERS", "azure-east,azure-west"),
+        ("AZURE_EAST_BASE_URL", "https://east.example/openai/v1"),
+        ("AZURE_WEST_BASE_URL", "https://west.example/openai/v1"),
+        (
+            "REALTIME_MODEL_ALIASES",
+            "voice=azure-east/gpt-realtime|azure-west/gpt-realtime|openai/gpt-realtime,one=openai/gpt-realtime-mini",
+        ),
+    ])
+    .unwrap();
+    let voice: Vec<&str> = providers.deployments_of("voice").unwrap().collect();
+    assert_eq!(
+        voice,
+        [
+            "azure-east/gpt-realtime",
+            "azure-west/gpt-realtime",
+            "openai/gpt-realtime"
+        ]
+    );
+    let debug = format!("{providers:?}");
+    for tier in ["tier: 0", "tier: 1", "tier: 2"] {
+        assert!(debug.contains(tier), "{debug}");
+    }
+    let one: Vec<&str> = providers.deployments_of("one").unwrap().collect();
+    assert_eq!(one, ["openai/gpt-realtime-mini"]);
+    for bad in [
+        "voice=openai/a||openai/b",
+        "voice=openai/a|nope/b",
+        "voice=openai/a|openai/",
+    ] {
+        let error =
+            Providers::from_vars([("OPENAI_API_KEY", "sk-1"), ("REALTIME_MODEL_ALIASES", bad)])
+                .unwrap_err();
+        assert!(
+            error.to_string().contains("REALTIME_MODEL_ALIASES"),
+            "{error}"
+        );
+    }
+}
