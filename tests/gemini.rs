@@ -508,26 +508,7 @@ async fn read_until(
     socket: &mut GeminiSocket<Upstream>,
     stop: impl Fn(&Value) -> bool,
 ) -> (Vec<Value>, Option<u16>) {
-    let mut events = Vec::new();
-    let read = async {
-        while let Some(message) = socket.next().await {
-            match message.unwrap() {
-                Message::Text(text) => {
-                    let event: Value = serde_json::from_str(&text).unwrap();
-                    let done = stop(&event);
-                    events.push(event);
-                    if done {
-                        return None;
-                    }
-                }
-                Message::Close(frame) => return frame.map(|frame| u16::from(frame.code)),
-                _ => {}
-            }
-        }
-        None
-    };
-    let close = tokio::time::timeout(PROMPTLY, read).await.expect("in time");
-    (events, close)
+    common::read_events_until(socket, stop).await
 }
 
 fn append(audio: &str) -> Message {

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 use tower_realtime::provider::{Gemini, Provider, TargetError, TargetFuture, TargetRequest};
 use tower_realtime::testing::{GeminiLive, MockUpstream, Step, Trigger};
 use tower_realtime::usage::{Observation, SessionSummary};
@@ -31,32 +29,12 @@ async fn gateway(upstream: &MockUpstream) -> Gateway {
     serve_axum(layer(upstream)).await
 }
 
-/// The events the client reads until `stop` says so, and the close code if
-/// the session closes first.
+/// What the client reads until `stop` says so: events, and the close code if any.
 async fn read_until(
     client: &mut Client,
     stop: impl Fn(&Value) -> bool,
 ) -> (Vec<Value>, Option<u16>) {
-    let mut events = Vec::new();
-    let read = async {
-        while let Some(message) = client.next().await {
-            match message.unwrap() {
-                Message::Text(text) => {
-                    let event: Value = serde_json::from_str(&text).unwrap();
-                    let done = stop(&event);
-                    events.push(event);
-                    if done {
-                        return None;
-                    }
-                }
-                Message::Close(frame) => return frame.map(|frame| u16::from(frame.code)),
-                _ => {}
-            }
-        }
-        None
-    };
-    let close = tokio::time::timeout(PROMPTLY, read).await.expect("in time");
-    (events, close)
+    common::read_events_until(client, stop).await
 }
 
 fn is_done(event: &Value) -> bool {

@@ -464,3 +464,41 @@ pub mod http2;
 pub mod log_capture;
 pub mod process;
 pub mod stack;
+
+/// The JSON events a client reads until `stop` says so, and the close code
+/// if the session closes first.
+pub async fn read_events_until<S>(
+    socket: &mut S,
+    stop: impl Fn(&serde_json::Value) -> bool,
+) -> (Vec<serde_json::Value>, Option<u16>)
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut events = Vec::new();
+    let read = async {
+        while let Some(message) = socket.next().await {
+            match message.unwrap() {
+                Message::Text(text) => {
+                    let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    let done = stop(&event);
+                    events.push(event);
+                    if done {
+                        return None;
+                    }
+                }
+                Message::Close(frame) => return frame.map(|frame| u16::from(frame.code)),
+                _ => {}
+            }
+        }
+        None
+    };
+    let close = tokio::time::timeout(PROMPTLY, read).await.expect("in time");
+    (events, close)
+}
