@@ -105,6 +105,17 @@ pub(crate) fn refuse_clear_text_key(url: &Url, opt_in: Option<&str>) -> Result<(
     )))
 }
 
+/// The WebSocket form of `base` for a provider that sends a key, refused
+/// when the key would travel in clear text and `insecure_transport` was not
+/// allowed (with `allow_insecure_transport()`).
+pub(crate) fn keyed_base_url(base: &str, insecure_transport: bool) -> Result<Url, ConfigError> {
+    let url = websocket_base_url(base)?;
+    if !insecure_transport {
+        refuse_clear_text_key(&url, Some("`allow_insecure_transport()`"))?;
+    }
+    Ok(url)
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),

@@ -3,7 +3,7 @@
 use http::HeaderName;
 use url::Url;
 
-use super::base_url::refuse_clear_text_key;
+use super::base_url::keyed_base_url;
 use super::{
     ConfigError, Keys, Protocol, Provider, Target, TargetError, TargetFuture, TargetRequest, ready,
     websocket_base_url,
@@ -80,11 +80,7 @@ impl Gemini {
     /// assert!(Gemini::new(Secret::new("k")).allow_insecure_transport().base_url("http://gemini.lan").is_ok());
     /// ```
     pub fn base_url(mut self, base: &str) -> Result<Self, ConfigError> {
-        let url = websocket_base_url(base)?;
-        if !self.insecure_transport {
-            refuse_clear_text_key(&url, Some("`allow_insecure_transport()`"))?;
-        }
-        self.base = url;
+        self.base = keyed_base_url(base, self.insecure_transport)?;
         Ok(self)
     }
 

@@ -3,7 +3,7 @@
 use http::{HeaderName, HeaderValue};
 use url::Url;
 
-use super::base_url::refuse_clear_text_key;
+use super::base_url::keyed_base_url;
 use super::gemini::checked_version;
 use super::{
     ConfigError, Keys, Protocol, Provider, ServiceAccount, Target, TargetError, TargetFuture,
@@ -120,11 +120,7 @@ impl Vertex {
     /// A plain (`http`/`ws`) host other than loopback is refused, unless
     /// [`Vertex::allow_insecure_transport`] was called first.
     pub fn base_url(mut self, base: &str) -> Result<Self, ConfigError> {
-        let url = websocket_base_url(base)?;
-        if !self.insecure_transport {
-            refuse_clear_text_key(&url, Some("`allow_insecure_transport()`"))?;
-        }
-        self.base = url;
+        self.base = keyed_base_url(base, self.insecure_transport)?;
         Ok(self)
     }
 
