@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use data_encoding::BASE64;
 use serde_json::{Value, json};
 use tower_realtime::provider::{Gemini, Provider, TargetError, TargetFuture, TargetRequest};
 use tower_realtime::testing::{GeminiLive, MockUpstream, Step, Trigger};
@@ -410,4 +411,195 @@ async fn a_failed_resumption_is_an_error_event_and_a_close() {
     assert_eq!(error["error"]["code"], "session_resumption_failed");
     assert_eq!(close, Some(1011));
     assert_eq!(upstream.connections(), 1, "no second connection");
+}
+
+/// Base64 of `samples` as 16-bit little-endian PCM.
+fn pcm(samples: &[i16]) -> String {
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    BASE64.encode(&bytes)
+}
+
+#[tokio::test]
+async fn a_g711_client_hears_g711_and_gemini_hears_pcm() {
+    // 100 ms of 24 kHz model audio per chunk: 2400 samples, 800 at 8 kHz.
+    let tone: Vec<i16> = (0..2400)
+        .map(|n| ((n as f32 * 0.05).sin() * 8000.0) as i16)
+        .collect();
+    let chunk = pcm(&tone);
+    let mut turn = vec![GeminiLive::audio(&chunk), GeminiLive::audio(&chunk)];
+    turn.extend(GeminiLive::text_turn("", 4, 2));
+    let upstream = MockUpstream::with_script(GeminiLive::new().reply(Trigger::AudioChunk(2), turn))
+        .await
+        .unwrap();
+    let gateway = gateway(&upstream).await;
+    let mut client = open(&gateway, MODEL).await;
+    let update = json!({"type": "session.update", "session": {"type": "realtime", "audio": {
+        "input": {"format": {"type": "audio/pcmu"}},
+        "output": {"format": {"type": "audio/pcmu"}}}}});
+    send_text(&mut client, &update.to_string()).await;
+    // 20 ms of μ-law each: full-scale positive and negative samples.
+    let ulaw: Vec<u8> = [0x80u8, 0x00].repeat(80);
+    send_text(&mut client, &append(&BASE64.encode(&ulaw))).await;
+    send_text(&mut client, &append(&BASE64.encode(&ulaw))).await;
+    let (events, close) = read_until(&mut client, is_done).await;
+    assert_eq!(close, None);
+    let updated = events
+        .iter()
+        .rfind(|event| event["type"] == "session.updated")
+        .expect("session.updated");
+    assert_eq!(
+        updated["session"]["audio"]["output"]["format"]["type"],
+        "audio/pcmu"
+    );
+    let deltas: Vec<Vec<u8>> = events
+        .iter()
+        .filter(|event| event["type"] == "response.output_audio.delta")
+        .map(|event| {
+            BASE64
+                .decode(event["delta"].as_str().unwrap().as_bytes())
+                .unwrap()
+        })
+        .collect();
+    // One μ-law byte per 8 kHz sample, a third of the 24 kHz samples. The
+    // turn's own 4-sample chunk is less than the resampler's 10 ms block:
+    // held, not sent as an empty delta.
+    assert_eq!(deltas.len(), 2, "{events:?}");
+    // The first is short of the resampling filter's delay (under 2 ms).
+    assert!((784..800).contains(&deltas[0].len()), "{}", deltas[0].len());
+    assert_eq!(deltas[1].len(), 800);
+    assert!(
+        deltas[1].iter().any(|&byte| byte != 0xFF),
+        "the tone is heard, not silence"
+    );
+
+    let audio: Vec<Value> = received(&upstream)
+        .into_iter()
+        .filter_map(|message| message.pointer("/realtimeInput/audio").cloned())
+        .collect();
+    assert_eq!(audio.len(), 2);
+    for chunk in &audio {
+        // Gemini takes any rate it is told: 8 kHz PCM16, decoded from μ-law.
+        assert_eq!(chunk["mimeType"], "audio/pcm;rate=8000");
+        let bytes = BASE64
+            .decode(chunk["data"].as_str().unwrap().as_bytes())
+            .unwrap();
+        assert_eq!(bytes.len(), 320, "160 samples of 16 bits");
+        let samples: Vec<i16> = bytes
+            .chunks_exact(2)
+            .map(|pair| i16::from_le_bytes([pair[0], pair[1]]))
+            .collect();
+        assert_eq!(&samples[..2], [32124, -32124]);
+    }
+}
+
+#[tokio::test]
+async fn parallel_tool_calls_with_outputs_and_a_cancelled_call() {
+    let script = GeminiLive::new()
+        .reply(
+            Trigger::AudioChunk(1),
+            [
+                GeminiLive::tool_call([
+                    ("call-1", "get_weather", json!({"city": "SF"})),
+                    ("call-2", "get_weather", json!({"city": "Paris"})),
+                    ("call-3", "get_time", json!({"zone": "CET"})),
+                ]),
+                // The user spoke over the third call: Gemini withdraws it.
+                GeminiLive::tool_call_cancellation(["call-3"]),
+                Step::Send(json!({"serverContent": {"turnComplete": true}})),
+            ],
+        )
+        .reply(Trigger::ToolResponse, [])
+        .reply(
+            Trigger::ToolResponse,
+            GeminiLive::text_turn("Sunny in both.", 9, 4),
+        );
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let gateway = gateway(&upstream).await;
+    let mut client = open(&gateway, MODEL).await;
+    let function = |name: &str| json!({"type": "function", "name": name, "parameters": {"type": "object"}});
+    let tools = json!({"type": "session.update", "session": {"type": "realtime",
+        "tools": [function("get_weather"), function("get_time")]}});
+    send_text(&mut client, &tools.to_string()).await;
+    send_text(&mut client, &append("AAAA")).await;
+    let (events, close) = read_until(&mut client, is_done).await;
+    assert_eq!(close, None);
+    let response = &events.last().unwrap()["response"];
+    assert_eq!(response["status"], "completed");
+    let calls: Vec<(&str, &str, &str)> = response["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            assert_eq!(item["type"], "function_call");
+            (
+                item["call_id"].as_str().unwrap(),
+                item["name"].as_str().unwrap(),
+                item["arguments"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("call-1", "get_weather", r#"{"city":"SF"}"#),
+            ("call-2", "get_weather", r#"{"city":"Paris"}"#),
+            ("call-3", "get_time", r#"{"zone":"CET"}"#),
+        ]
+    );
+    // Each call streams as its own item, added before its arguments are done.
+    for (index, call_id) in ["call-1", "call-2", "call-3"].iter().enumerate() {
+        let position = |kind: &str| {
+            events
+                .iter()
+                .position(|event| {
+                    event["type"] == kind
+                        && (event["item"]["call_id"] == *call_id || event["call_id"] == *call_id)
+                })
+                .unwrap_or_else(|| panic!("{kind} for {call_id}: {events:?}"))
+        };
+        let added = position("response.output_item.added");
+        let arguments = position("response.function_call_arguments.done");
+        let done = position("response.output_item.done");
+        assert!(added < arguments && arguments < done, "{call_id}");
+        assert_eq!(events[added]["output_index"], index);
+    }
+
+    // The late answer to the withdrawn call first, then the other two.
+    let output = |call_id: &str, output: &str| {
+        json!({"type": "conversation.item.create", "item": {
+            "type": "function_call_output", "call_id": call_id, "output": output}})
+        .to_string()
+    };
+    send_text(&mut client, &output("call-3", r#"{"time":"12:00"}"#)).await;
+    send_text(&mut client, &output("call-1", r#"{"sky":"sunny"}"#)).await;
+    send_text(&mut client, &output("call-2", r#"{"sky":"sunny"}"#)).await;
+    send_text(&mut client, r#"{"type":"response.create"}"#).await;
+    let (events, close) = read_until(&mut client, is_done).await;
+    assert_eq!(close, None);
+    assert!(
+        events.iter().all(|event| event["type"] != "error"),
+        "{events:?}"
+    );
+    let acknowledged: Vec<&str> = events
+        .iter()
+        .filter(|event| event["type"] == "conversation.item.done")
+        .map(|event| event["item"]["call_id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(acknowledged[..3], ["call-3", "call-1", "call-2"]);
+    assert_eq!(
+        events.last().unwrap()["response"]["output"][0]["content"][0]["transcript"],
+        "Sunny in both."
+    );
+    let answered: Vec<Value> = received(&upstream)
+        .into_iter()
+        .filter_map(|message| message.get("toolResponse").cloned())
+        .collect();
+    assert_eq!(
+        answered,
+        [
+            json!({"functionResponses": [{"id": "call-1", "name": "get_weather", "response": {"sky": "sunny"}}]}),
+            json!({"functionResponses": [{"id": "call-2", "name": "get_weather", "response": {"sky": "sunny"}}]}),
+        ],
+        "no answer to the cancelled call reaches Gemini"
+    );
 }
