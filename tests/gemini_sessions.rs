@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use data_encoding::BASE64;
 use serde_json::{Value, json};
-use tower_realtime::provider::{Gemini, Provider, TargetError, TargetFuture, TargetRequest};
-use tower_realtime::testing::{GeminiLive, MockUpstream, Step, Trigger};
+use tower_realtime::provider::{
+    Gemini, Provider, ServiceAccount, TargetError, TargetFuture, TargetRequest, Vertex,
+    VertexCredential,
+};
+use tower_realtime::testing::{GeminiLive, MockUpstream, Step, TokenEndpoint, Trigger};
 use tower_realtime::usage::{Observation, SessionSummary};
 use tower_realtime::{Providers, RealtimeLayer, Secret};
 
@@ -601,5 +604,98 @@ async fn parallel_tool_calls_with_outputs_and_a_cancelled_call() {
             json!({"functionResponses": [{"id": "call-2", "name": "get_weather", "response": {"sky": "sunny"}}]}),
         ],
         "no answer to the cancelled call reaches Gemini"
+    );
+}
+
+#[tokio::test]
+async fn a_vertex_resumption_dials_with_a_fresh_token() {
+    let endpoint = TokenEndpoint::start().await.unwrap();
+    // Tokens that expire a second after they are granted.
+    endpoint.set_expires_in(1);
+    let mut key: Value =
+        serde_json::from_str(include_str!("fixtures/service-account.json")).unwrap();
+    key["token_uri"] = endpoint.url().into();
+    let account = ServiceAccount::from_json(&key.to_string())
+        .unwrap()
+        .refresh_before(Duration::ZERO);
+    let script = GeminiLive::new()
+        .resumption()
+        .reply(Trigger::TurnComplete, GeminiLive::text_turn("First.", 3, 2))
+        .reply(Trigger::AudioChunk(1), [GeminiLive::go_away("10s")])
+        .reply_when_resumed(
+            Trigger::AudioChunk(1),
+            GeminiLive::text_turn("Still here.", 5, 3),
+        );
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let vertex = Vertex::new(
+        "test-project",
+        "us-central1",
+        VertexCredential::ServiceAccount(account.clone()),
+    )
+    .unwrap()
+    .base_url(&format!("http://{}", upstream.addr()))
+    .unwrap();
+    let gateway = serve_axum(RealtimeLayer::new(
+        Providers::new().with("vertex", vertex),
+    ))
+    .await;
+    let mut client = open(&gateway, "vertex/gemini-live-2.5-flash").await;
+    // 20 ms of 24 kHz PCM: Vertex hears it resampled to 16 kHz.
+    let speech = pcm(&[0; 480]);
+    send_text(&mut client, &say("Hello")).await;
+    send_text(&mut client, r#"{"type":"response.create"}"#).await;
+    let (first, _) = read_until(&mut client, is_done).await;
+    // The session's token expires while it talks.
+    let deadline = tokio::time::Instant::now() + PROMPTLY;
+    while account.cached_token().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "the token expires");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    send_text(&mut client, &append(&speech)).await;
+    tokio::select! {
+        _ = read_until(&mut client, |_| false) => panic!("the client heard of it"),
+        resumed = upstream.wait_until(PROMPTLY, |upstream| upstream.requests().len() == 2) => assert!(resumed),
+    }
+    send_text(&mut client, &append(&speech)).await;
+    let (events, close) = read_until(&mut client, is_done).await;
+    assert_eq!(close, None);
+    assert!(
+        first
+            .iter()
+            .chain(&events)
+            .all(|event| event["type"] != "error"),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last().unwrap()["response"]["output"][0]["content"][0]["transcript"],
+        "Still here."
+    );
+    let requests = upstream.requests();
+    let bearer = |n: usize| requests[n].headers["authorization"].to_str().unwrap().to_owned();
+    assert_eq!(bearer(0), "Bearer token-1");
+    assert_eq!(
+        bearer(1),
+        format!("Bearer token-{}", endpoint.issued()),
+        "the resumption dialled with the newest token"
+    );
+    assert_ne!(bearer(0), bearer(1));
+    assert!(
+        requests[1]
+            .path
+            .ends_with("LlmBidiService/BidiGenerateContent"),
+        "{}",
+        requests[1].path
+    );
+    let setups: Vec<Value> = received(&upstream)
+        .into_iter()
+        .filter(|message| message.get("setup").is_some())
+        .collect();
+    assert_eq!(
+        setups[1]["setup"]["model"],
+        "projects/test-project/locations/us-central1/publishers/google/models/gemini-live-2.5-flash"
+    );
+    assert_eq!(
+        setups[1]["setup"]["sessionResumption"]["handle"],
+        "handle-sess_mock000001"
     );
 }
