@@ -13,11 +13,13 @@ use tower_realtime::provider::{
     Gemini, Provider, ServiceAccount, TargetError, TargetFuture, TargetRequest, Vertex,
     VertexCredential,
 };
-use tower_realtime::testing::{GeminiLive, MockUpstream, Step, TokenEndpoint, Trigger};
+use tower_realtime::testing::{
+    GeminiLive, Handshake, MockUpstream, Step, TokenEndpoint, Trigger, UpstreamSession,
+};
 use tower_realtime::usage::{Observation, SessionSummary};
 use tower_realtime::{Providers, RealtimeLayer, Secret};
 
-use common::{Client, Gateway, PROMPTLY, close_frame, open, send_text, serve_axum};
+use common::{Client, Gateway, PROMPTLY, close_frame, open, refused, send_text, serve_axum};
 
 const KEY: &str = "AIza-test-SECRET";
 const MODEL: &str = "gemini/gemini-live-2.5-flash-preview";
@@ -519,7 +521,8 @@ async fn parallel_tool_calls_with_outputs_and_a_cancelled_call() {
     let upstream = MockUpstream::with_script(script).await.unwrap();
     let gateway = gateway(&upstream).await;
     let mut client = open(&gateway, MODEL).await;
-    let function = |name: &str| json!({"type": "function", "name": name, "parameters": {"type": "object"}});
+    let function =
+        |name: &str| json!({"type": "function", "name": name, "parameters": {"type": "object"}});
     let tools = json!({"type": "session.update", "session": {"type": "realtime",
         "tools": [function("get_weather"), function("get_time")]}});
     send_text(&mut client, &tools.to_string()).await;
@@ -635,10 +638,7 @@ async fn a_vertex_resumption_dials_with_a_fresh_token() {
     .unwrap()
     .base_url(&format!("http://{}", upstream.addr()))
     .unwrap();
-    let gateway = serve_axum(RealtimeLayer::new(
-        Providers::new().with("vertex", vertex),
-    ))
-    .await;
+    let gateway = serve_axum(RealtimeLayer::new(Providers::new().with("vertex", vertex))).await;
     let mut client = open(&gateway, "vertex/gemini-live-2.5-flash").await;
     // 20 ms of 24 kHz PCM: Vertex hears it resampled to 16 kHz.
     let speech = pcm(&[0; 480]);
@@ -671,7 +671,12 @@ async fn a_vertex_resumption_dials_with_a_fresh_token() {
         "Still here."
     );
     let requests = upstream.requests();
-    let bearer = |n: usize| requests[n].headers["authorization"].to_str().unwrap().to_owned();
+    let bearer = |n: usize| {
+        requests[n].headers["authorization"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
     assert_eq!(bearer(0), "Bearer token-1");
     assert_eq!(
         bearer(1),
@@ -698,4 +703,182 @@ async fn a_vertex_resumption_dials_with_a_fresh_token() {
         setups[1]["setup"]["sessionResumption"]["handle"],
         "handle-sess_mock000001"
     );
+}
+
+/// The research's close table, row by row, through the layer: what Gemini
+/// does after the `101`, and what the client gets. (The `goAway` row, a
+/// failed resumption, is `a_failed_resumption_is_an_error_event_and_a_close`.)
+#[tokio::test]
+async fn each_gemini_close_reaches_the_client_per_the_close_table() {
+    struct Row {
+        upstream: &'static str,
+        /// `None`: the connection drops without a close frame (1006).
+        code: Option<u16>,
+        reason: &'static str,
+        /// Closed in answer to `setup`, before `setupComplete`.
+        during_setup: bool,
+        /// The `error` event's type and code, if one is due.
+        error: Option<(&'static str, &'static str)>,
+        close: u16,
+    }
+    let rows = [
+        Row {
+            upstream: "1007 during setup",
+            code: Some(1007),
+            reason: "Request contains an invalid argument.",
+            during_setup: true,
+            error: Some(("invalid_request_error", "invalid_session_config")),
+            close: 1008,
+        },
+        Row {
+            upstream: "1007 after setup",
+            code: Some(1007),
+            reason: "Request contains an invalid argument.",
+            during_setup: false,
+            error: Some(("invalid_request_error", "invalid_request")),
+            close: 1008,
+        },
+        Row {
+            upstream: "1008 unknown model",
+            code: Some(1008),
+            reason: "models/x is not found for API version v1, or is not supported for bidiGenerateContent",
+            during_setup: true,
+            error: Some(("invalid_request_error", "model_not_found")),
+            close: 1008,
+        },
+        Row {
+            upstream: "1008 other policy",
+            code: Some(1008),
+            reason: "Requested entity was not permitted",
+            during_setup: false,
+            error: Some(("invalid_request_error", "policy_violation")),
+            close: 1008,
+        },
+        Row {
+            upstream: "1011 internal",
+            code: Some(1011),
+            reason: "Internal error occurred.",
+            during_setup: false,
+            error: Some(("server_error", "upstream_error")),
+            close: 1011,
+        },
+        Row {
+            upstream: "1011 unavailable, with a key in the reason",
+            code: Some(1011),
+            reason: "The service is currently unavailable. wss://h/ws?key=AIza-test-SECRET",
+            during_setup: false,
+            error: Some(("server_error", "upstream_error")),
+            close: 1011,
+        },
+        Row {
+            upstream: "abnormal drop (1006)",
+            code: None,
+            reason: "",
+            during_setup: false,
+            error: Some(("server_error", "upstream_error")),
+            close: 1011,
+        },
+        Row {
+            upstream: "1000",
+            code: Some(1000),
+            reason: "",
+            during_setup: false,
+            error: None,
+            close: 1000,
+        },
+    ];
+    for row in rows {
+        let name = row.upstream;
+        let upstream = if row.during_setup {
+            let (code, reason) = (row.code.unwrap(), row.reason);
+            MockUpstream::with_script(move |mut session: UpstreamSession| async move {
+                let _setup = session.recv().await;
+                session.close(code, reason).await;
+            })
+            .await
+        } else {
+            let mut steps = vec![GeminiLive::audio("AQAD")];
+            steps.push(match row.code {
+                Some(code) => Step::Close(code, row.reason.into()),
+                None => Step::Pause(Duration::from_secs(3600)),
+            });
+            MockUpstream::with_script(GeminiLive::new().reply(Trigger::AudioChunk(1), steps)).await
+        }
+        .unwrap();
+        let gateway = gateway(&upstream).await;
+        let mut client = open(&gateway, MODEL).await;
+        if row.during_setup {
+            send_text(&mut client, &say("Hello")).await;
+        } else {
+            send_text(&mut client, &append("AAAA")).await;
+        }
+        if row.code.is_none() {
+            let heard = upstream
+                .wait_until(PROMPTLY, |upstream| upstream.received().len() == 2)
+                .await;
+            assert!(heard, "{name}: the audio reached Gemini");
+            upstream.abort_sessions();
+        }
+        let (events, close) = read_until(&mut client, |_| false).await;
+        assert_eq!(close, Some(row.close), "{name}: {events:?}");
+        let errors: Vec<&Value> = events
+            .iter()
+            .filter(|event| event["type"] == "error")
+            .collect();
+        match row.error {
+            Some((kind, code)) => {
+                assert_eq!(errors.len(), 1, "{name}: {events:?}");
+                assert_eq!(errors[0]["error"]["type"], kind, "{name}");
+                assert_eq!(errors[0]["error"]["code"], code, "{name}");
+            }
+            None => {
+                assert!(errors.is_empty(), "{name}: {events:?}");
+                let done = events
+                    .iter()
+                    .rfind(|event| is_done(event))
+                    .unwrap_or_else(|| panic!("{name}: the open response ends: {events:?}"));
+                assert_eq!(done["response"]["status"], "incomplete", "{name}");
+            }
+        }
+        let text = serde_json::to_string(&events).unwrap();
+        assert!(!text.contains("SECRET"), "{name}: {text}");
+    }
+}
+
+/// Refusals before the `101`: an HTTP status and an OpenAI-shaped body, as
+/// for every provider (the gateway's own key being refused is a 502: the
+/// client's credentials were fine).
+#[tokio::test]
+async fn gemini_handshake_refusals_are_http_statuses() {
+    for (status, body, expected, code) in [
+        (
+            401,
+            r#"{"error":{"code":401,"message":"API key not valid. key=AIza-test-SECRET"}}"#,
+            502,
+            "upstream_auth_failed",
+        ),
+        (403, "PERMISSION_DENIED", 502, "upstream_auth_failed"),
+        (
+            404,
+            r#"{"error":{"code":404,"message":"models/x is not found"}}"#,
+            404,
+            "upstream_not_found",
+        ),
+        (429, "RESOURCE_EXHAUSTED", 429, "upstream_rate_limited"),
+        (500, "INTERNAL", 502, "upstream_unavailable"),
+        (503, "UNAVAILABLE", 502, "upstream_unavailable"),
+    ] {
+        let upstream = MockUpstream::builder()
+            .handshake(Handshake::reject(status, body))
+            .start()
+            .await
+            .unwrap();
+        let gateway = gateway(&upstream).await;
+        let (got, _, json) = refused(&gateway.url(&format!("?model={MODEL}")), &[]).await;
+        assert_eq!(got, expected, "{status}: {json}");
+        assert_eq!(json["error"]["code"], code, "{status}: {json}");
+        assert!(json["error"]["type"].is_string(), "{status}: {json}");
+        assert!(!json.to_string().contains("SECRET"), "{status}: {json}");
+        assert_eq!(upstream.connections(), 1, "{status}");
+    }
 }
