@@ -292,6 +292,9 @@ async fn connect(gateway: SocketAddr, dialect: Dialect) -> Client {
         .await
         .expect("the bench session opens");
     until_done(&mut client, "session.created").await;
+    // One turn first: Gemini's setup is done before the appends pour in.
+    client.send(say("ack")).await.expect("ack");
+    until_done(&mut client, "response.done").await;
     client
 }
 
