@@ -453,8 +453,12 @@ async fn a_g711_client_hears_g711_and_gemini_hears_pcm() {
         .rfind(|event| event["type"] == "session.updated")
         .expect("session.updated");
     assert_eq!(
-        updated["session"]["audio"]["output"]["format"]["type"],
-        "audio/pcmu"
+        updated["session"]["audio"]["input"]["format"],
+        json!({"type": "audio/pcmu"})
+    );
+    assert_eq!(
+        updated["session"]["audio"]["output"]["format"],
+        json!({"type": "audio/pcmu"})
     );
     let deltas: Vec<Vec<u8>> = events
         .iter()
