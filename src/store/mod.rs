@@ -67,7 +67,7 @@ pub use error::{StoreError, StoreErrorKind};
 pub use exhausted::ExhaustedIdentities;
 pub use memory::MemoryBudgetStore;
 #[cfg(feature = "redis")]
-pub use redis::{OnUnavailable, RedisBudgetStore, RedisBudgetStoreBuilder};
+pub use redis::{OnUnavailable, RedisBudgetStore, RedisBudgetStoreBuilder, RedisDeploymentHealth};
 pub use request::{Admission, Balance, Grant, Reservation, SessionRequest, Settled, Settlement};
 
 use crate::budget::Limits;
