@@ -83,11 +83,7 @@ pub(crate) async fn connect(
     let mut attempts = Vec::new();
     let mut last_refusal = None;
     let mut full = 0;
-    let order = order(
-        &candidates,
-        config.providers.balancing(),
-        &mut unit_random,
-    );
+    let order = order(&candidates, config.providers.balancing(), &mut unit_random);
     for (tried, &index) in order.iter().enumerate() {
         let target = &route.targets[index];
         let slot = match &target.deployment {

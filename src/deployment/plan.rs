@@ -98,20 +98,38 @@ mod tests {
     #[test]
     fn tiers_come_in_order() {
         let candidates = [up(2, 1), up(0, 1), up(1, 1)];
-        assert_eq!(order(&candidates, Balancing::Weighted, &mut fixed(&[0.0])), [1, 2, 0]);
+        assert_eq!(
+            order(&candidates, Balancing::Weighted, &mut fixed(&[0.0])),
+            [1, 2, 0]
+        );
     }
 
     #[test]
     fn weights_pick_the_first_of_a_tier() {
         // Weights 3 and 1: [0, 0.75) picks the first, [0.75, 1) the second.
         let candidates = [up(0, 3), up(0, 1), up(1, 1)];
-        assert_eq!(order(&candidates, Balancing::Weighted, &mut fixed(&[0.0])), [0, 1, 2]);
-        assert_eq!(order(&candidates, Balancing::Weighted, &mut fixed(&[0.74])), [0, 1, 2]);
-        assert_eq!(order(&candidates, Balancing::Weighted, &mut fixed(&[0.75])), [1, 0, 2]);
-        assert_eq!(order(&candidates, Balancing::Weighted, &mut fixed(&[0.99])), [1, 0, 2]);
+        assert_eq!(
+            order(&candidates, Balancing::Weighted, &mut fixed(&[0.0])),
+            [0, 1, 2]
+        );
+        assert_eq!(
+            order(&candidates, Balancing::Weighted, &mut fixed(&[0.74])),
+            [0, 1, 2]
+        );
+        assert_eq!(
+            order(&candidates, Balancing::Weighted, &mut fixed(&[0.75])),
+            [1, 0, 2]
+        );
+        assert_eq!(
+            order(&candidates, Balancing::Weighted, &mut fixed(&[0.99])),
+            [1, 0, 2]
+        );
         // A zero weight comes last in its tier.
         let candidates = [up(0, 0), up(0, 1)];
-        assert_eq!(order(&candidates, Balancing::Weighted, &mut fixed(&[0.0, 0.5])), [1, 0]);
+        assert_eq!(
+            order(&candidates, Balancing::Weighted, &mut fixed(&[0.0, 0.5])),
+            [1, 0]
+        );
     }
 
     #[test]
@@ -131,9 +149,15 @@ mod tests {
     #[test]
     fn cooling_deployments_are_skipped_but_the_soonest_is_a_last_resort() {
         let candidates = [cooling(0, 30), up(1, 1), cooling(0, 5), up(0, 1)];
-        assert_eq!(order(&candidates, Balancing::Weighted, &mut fixed(&[0.0])), [3, 1, 2]);
+        assert_eq!(
+            order(&candidates, Balancing::Weighted, &mut fixed(&[0.0])),
+            [3, 1, 2]
+        );
         let all_cooling = [cooling(0, 30), cooling(1, 2), cooling(0, 5)];
-        assert_eq!(order(&all_cooling, Balancing::Weighted, &mut fixed(&[0.0])), [1]);
+        assert_eq!(
+            order(&all_cooling, Balancing::Weighted, &mut fixed(&[0.0])),
+            [1]
+        );
         assert!(order(&[], Balancing::Weighted, &mut fixed(&[0.0])).is_empty());
     }
 
@@ -146,7 +170,8 @@ mod tests {
         let candidates = [busy(0, 9, 3), busy(0, 1, 1), busy(0, 1, 2), busy(1, 1, 0)];
         // Weights would put the first first; live sessions decide, and the
         // next tier stays last however idle.
-        let least = |numbers: &[f64]| order(&candidates, Balancing::LeastSessions, &mut fixed(numbers));
+        let least =
+            |numbers: &[f64]| order(&candidates, Balancing::LeastSessions, &mut fixed(numbers));
         assert_eq!(least(&[0.0]), [1, 2, 0, 3]);
         assert_eq!(least(&[0.99]), [1, 2, 0, 3]);
         assert_eq!(

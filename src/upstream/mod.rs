@@ -14,6 +14,6 @@ mod translated;
 
 pub(crate) use dial::{Dialer, UpstreamSocket};
 pub(crate) use failure::{fails_over, timed_out};
-pub(crate) use retry_after::retry_after;
 pub(crate) use pool::{Pool, PoolConfig};
+pub(crate) use retry_after::retry_after;
 pub(crate) use translated::{Redial, Upstream};

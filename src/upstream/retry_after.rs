@@ -22,9 +22,7 @@ fn parse(value: &str, now: SystemTime) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let date = httpdate::parse_http_date(value).ok()?;
-    date.duration_since(now)
-        .ok()
-        .filter(|wait| !wait.is_zero())
+    date.duration_since(now).ok().filter(|wait| !wait.is_zero())
 }
 
 #[cfg(test)]

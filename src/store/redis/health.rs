@@ -138,10 +138,7 @@ impl RedisDeploymentHealth {
         let mut connection = self.shared.connection.clone();
         let (remaining_ms, counted): (i64, bool) = self
             .shared
-            .call(
-                "deployment cooldown",
-                pipeline.query_async(&mut connection),
-            )
+            .call("deployment cooldown", pipeline.query_async(&mut connection))
             .await?;
         if counted {
             lock(&self.counted).insert(deployment.to_owned());

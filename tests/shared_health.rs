@@ -1,0 +1,128 @@
+//! Deployment health shared by two gateways through a real `redis-server`:
+//! a deployment that failed behind one gateway is skipped behind the other
+//! until its cooldown ends, and sessions still open while Redis is down.
+#![cfg(feature = "redis")]
+
+mod common;
+#[path = "common/redis_server.rs"]
+mod redis_server;
+
+use std::time::Duration;
+
+use common::*;
+use redis_server::RedisServer;
+use tower_realtime::deployment::Deployment;
+use tower_realtime::provider::OpenAi;
+use tower_realtime::store::{RedisBudgetStore, RedisDeploymentHealth};
+use tower_realtime::testing::{Handshake, MockUpstream};
+use tower_realtime::{Providers, RealtimeLayer, Secret};
+
+/// The first cooldown, and the longest: a failed deployment cools down
+/// between half of it and all of it.
+const COOLDOWN: Duration = Duration::from_secs(2);
+
+fn provider(base_url: &str) -> OpenAi {
+    OpenAi::new(Secret::new(PROVIDER_KEY))
+        .base_url(base_url)
+        .unwrap()
+}
+
+/// A gateway whose alias `voice` is `primary/m` then `backup/m` (tier 1),
+/// with its own client of the shared health.
+async fn gateway(
+    primary: &MockUpstream,
+    backup: &MockUpstream,
+    health: RedisDeploymentHealth,
+) -> Gateway {
+    let providers = Providers::new()
+        .with("primary", provider(&primary.base_url()))
+        .with("backup", provider(&backup.base_url()))
+        .deployments(
+            "voice",
+            [
+                Deployment::new("primary/m"),
+                Deployment::new("backup/m").tier(1),
+            ],
+        )
+        .deployment_health(health.backoff(COOLDOWN, COOLDOWN));
+    serve_axum(RealtimeLayer::new(providers)).await
+}
+
+fn health(redis: &RedisServer) -> RedisDeploymentHealth {
+    RedisBudgetStore::builder(redis.url())
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .deployment_health()
+}
+
+/// Opens a session on `voice` (within [`PROMPTLY`]) and closes it.
+async fn one_session(gateway: &Gateway) {
+    let mut client = tokio::time::timeout(PROMPTLY, open(gateway, "voice"))
+        .await
+        .expect("the session opens in time");
+    client.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_deployment_that_failed_behind_one_gateway_is_skipped_by_the_other_until_it_cooled_down()
+{
+    let redis = RedisServer::start().await;
+    let failing = MockUpstream::builder()
+        .handshake(Handshake::reject(503, "busy"))
+        .start()
+        .await
+        .unwrap();
+    let backup = MockUpstream::echo().await.unwrap();
+    let a = gateway(&failing, &backup, health(&redis)).await;
+    let b = gateway(&failing, &backup, health(&redis)).await;
+
+    one_session(&a).await;
+    assert_eq!((failing.connections(), backup.connections()), (1, 1));
+    // At most a second after the failure: well within its cooldown.
+    one_session(&b).await;
+    assert_eq!(
+        (failing.connections(), backup.connections()),
+        (1, 2),
+        "the other gateway skipped the failed deployment"
+    );
+
+    tokio::time::sleep(COOLDOWN * 2).await;
+    one_session(&b).await;
+    assert_eq!(
+        (failing.connections(), backup.connections()),
+        (2, 3),
+        "probed again once cooled down"
+    );
+}
+
+#[tokio::test]
+async fn while_redis_is_down_sessions_open_and_health_is_kept_locally() {
+    let mut redis = RedisServer::start().await;
+    let failing = MockUpstream::builder()
+        .handshake(Handshake::reject(503, "busy"))
+        .start()
+        .await
+        .unwrap();
+    let backup = MockUpstream::echo().await.unwrap();
+    let working = MockUpstream::echo().await.unwrap();
+    let a = gateway(&failing, &backup, health(&redis)).await;
+    let b = gateway(&working, &backup, health(&redis)).await;
+    one_session(&b).await;
+    assert_eq!(
+        working.connections(),
+        1,
+        "Redis answered: nothing cools down"
+    );
+    redis.kill();
+
+    // Every session opens (in time) on the deployment that works.
+    one_session(&b).await;
+    one_session(&b).await;
+    assert_eq!(working.connections(), 3);
+    one_session(&a).await;
+    assert_eq!((failing.connections(), backup.connections()), (1, 1));
+    // The failure is remembered in the gateway that saw it.
+    one_session(&a).await;
+    assert_eq!((failing.connections(), backup.connections()), (1, 2));
+}
