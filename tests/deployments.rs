@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tower_realtime::deployment::{Balancing, Deployment, LocalHealth};
 use tower_realtime::provider::OpenAi;
-use tower_realtime::testing::{Handshake, MockUpstream};
+use tower_realtime::testing::{Handshake, MockUpstream, UpstreamSession};
 use tower_realtime::usage::{Observation, SessionSummary};
 use tower_realtime::{Providers, RealtimeLayer, Secret};
 
@@ -257,6 +257,57 @@ async fn the_session_span_names_the_serving_deployment_and_the_attempts() {
             && line.contains("attempts=2")),
         "no span naming the deployment:\n{text}"
     );
+}
+
+#[tokio::test]
+async fn a_session_and_its_usage_are_reported_with_the_serving_deployments_model() {
+    let failing = refusing(Handshake::reject(503, "busy")).await;
+    let backup = MockUpstream::with_script(|mut session: UpstreamSession| async move {
+        session.session_created().await;
+        session
+            .send_json(&serde_json::json!({
+                "type": "response.done",
+                "response": {"id": "resp_1", "usage": {
+                    "total_tokens": 3, "input_tokens": 1, "output_tokens": 2
+                }}
+            }))
+            .await;
+        session.echo().await;
+    })
+    .await
+    .unwrap();
+    let (sender, mut seen) = mpsc::unbounded_channel();
+    let observer = move |observation: Observation<'_>| {
+        let seen = match observation {
+            Observation::SessionStart(info) => format!(
+                "start {}/{} {:?} {}",
+                info.provider(),
+                info.model(),
+                info.deployment(),
+                info.attempts().len()
+            ),
+            Observation::Usage(record) => format!(
+                "usage {}/{} {:?}",
+                record.provider, record.model, record.usage.total_tokens
+            ),
+            _ => return,
+        };
+        let _ = sender.send(seen);
+    };
+    let layer = RealtimeLayer::new(two_tiers(&failing.base_url(), &backup)).observer(observer);
+    let gateway = serve_axum(layer).await;
+    let mut client = open(&gateway, "voice").await;
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    assert_eq!(next_event(&mut client).await["type"], "response.done");
+    client.close(None).await.unwrap();
+    let mut next = async || {
+        tokio::time::timeout(PROMPTLY, seen.recv())
+            .await
+            .expect("observed in time")
+            .unwrap()
+    };
+    assert_eq!(next().await, r#"start backup/gpt-b Some("backup/gpt-b") 2"#);
+    assert_eq!(next().await, "usage backup/gpt-b Some(3)");
 }
 
 #[tokio::test]

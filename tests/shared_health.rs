@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use redis_server::RedisServer;
-use tower_realtime::deployment::Deployment;
+use tower_realtime::deployment::{Deployment, DeploymentHealth};
 use tower_realtime::provider::OpenAi;
 use tower_realtime::store::{RedisBudgetStore, RedisDeploymentHealth};
 use tower_realtime::testing::{Handshake, MockUpstream};
@@ -125,4 +125,45 @@ async fn while_redis_is_down_sessions_open_and_health_is_kept_locally() {
     // The failure is remembered in the gateway that saw it.
     one_session(&a).await;
     assert_eq!((failing.connections(), backup.connections()), (1, 2));
+}
+
+#[tokio::test]
+async fn replicas_count_failures_in_a_row_together_and_one_success_resets_them() {
+    let redis = RedisServer::start().await;
+    let backoff = |health: RedisDeploymentHealth| {
+        health.backoff(Duration::from_secs(10), Duration::from_secs(80))
+    };
+    let a = backoff(health(&redis));
+    let b = backoff(health(&redis));
+    const EAST: &str = "azure-east/gpt-realtime";
+    let secs = |cooldown: Option<Duration>| cooldown.map(|d| d.as_secs_f64());
+
+    assert_eq!(b.cooldown(EAST).await, None);
+    // Failures from either replica double the same backoff: 10 s, 20 s,
+    // 40 s, each with up to half taken off.
+    for (failing, full) in [(&a, 10.0), (&b, 20.0), (&a, 40.0)] {
+        failing.failed(EAST, None).await;
+        for seen_by in [&a, &b] {
+            let cooldown = secs(seen_by.cooldown(EAST).await).expect("cooling down");
+            assert!(
+                (full / 2.0 - 1.0..=full).contains(&cooldown),
+                "{cooldown} of {full}"
+            );
+        }
+    }
+    // A Retry-After longer than the backoff is honoured.
+    b.failed(EAST, Some(Duration::from_secs(3600))).await;
+    let cooldown = secs(a.cooldown(EAST).await).unwrap();
+    assert!((3590.0..=3600.0).contains(&cooldown), "{cooldown}");
+    assert_eq!(a.cooldown("openai/gpt-realtime").await, None);
+
+    // One session opening anywhere resets it for everyone.
+    b.succeeded(EAST).await;
+    assert_eq!(a.cooldown(EAST).await, None);
+    a.failed(EAST, None).await;
+    let cooldown = secs(b.cooldown(EAST).await).unwrap();
+    assert!(
+        (4.0..=10.0).contains(&cooldown),
+        "counted from one again: {cooldown}"
+    );
 }
