@@ -350,6 +350,26 @@ async fn when_every_deployment_fails_the_client_gets_the_last_refusal() {
 }
 
 #[tokio::test]
+async fn deployments_that_never_answer_share_the_connect_timeout() {
+    let first = refusing(Handshake::Stall).await;
+    let second = refusing(Handshake::Stall).await;
+    let providers = Providers::new()
+        .with("one", provider(&first.base_url()))
+        .with("two", provider(&second.base_url()))
+        .deployments(
+            "voice",
+            [Deployment::new("one/m"), Deployment::new("two/m").tier(1)],
+        );
+    let layer = RealtimeLayer::new(providers).connect_timeout(Duration::from_secs(1));
+    let gateway = serve_axum(layer).await;
+    let (status, _, body) = refused(&gateway.url("?model=voice"), &[]).await;
+    assert_eq!(status, 504);
+    assert_eq!(body["error"]["code"], "upstream_timeout");
+    // The first did not take the whole timeout: the second was tried too.
+    assert_eq!((first.connections(), second.connections()), (1, 1));
+}
+
+#[tokio::test]
 async fn a_failed_deployment_cools_down_then_is_probed_again() {
     let failing = refusing(Handshake::reject(503, "busy")).await;
     let backup = MockUpstream::echo().await.unwrap();

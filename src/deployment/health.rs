@@ -134,6 +134,7 @@ impl LocalHealth {
     }
 
     /// The first cooldown and the longest.
+    #[cfg(feature = "redis")]
     pub(crate) fn backoff_bounds(&self) -> (Duration, Duration) {
         (self.base, self.max)
     }
