@@ -167,3 +167,70 @@ async fn replicas_count_failures_in_a_row_together_and_one_success_resets_them()
         "counted from one again: {cooldown}"
     );
 }
+
+#[tokio::test]
+async fn sessions_open_when_redis_accepts_but_never_answers() {
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let silent_health = || {
+        RedisBudgetStore::builder(url.clone())
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+            .deployment_health()
+    };
+    let failing = MockUpstream::builder()
+        .handshake(Handshake::reject(503, "busy"))
+        .start()
+        .await
+        .unwrap();
+    let backup = MockUpstream::echo().await.unwrap();
+    let gateway = gateway(&failing, &backup, silent_health()).await;
+    for _ in 0..3 {
+        one_session(&gateway).await;
+    }
+    assert_eq!(
+        (failing.connections(), backup.connections()),
+        (1, 3),
+        "failed over once, then cooled down in this process"
+    );
+}
+
+#[tokio::test]
+async fn health_is_shared_again_once_redis_is_back() {
+    let mut redis = RedisServer::start().await;
+    let a = health(&redis);
+    let b = health(&redis);
+    a.failed("before/m", None).await;
+    assert!(b.cooldown("before/m").await.is_some());
+    redis.kill();
+    a.failed("during/m", None).await;
+    assert_eq!(b.cooldown("during/m").await, None, "Redis lost it");
+    assert!(
+        a.cooldown("during/m").await.is_some(),
+        "kept in the process"
+    );
+    redis.restart().await;
+
+    let shared_again = async {
+        for attempt in 0.. {
+            let deployment = format!("after-{attempt}/m");
+            a.failed(&deployment, None).await;
+            // `b` never saw it fail: a cooldown can only come from Redis.
+            if b.cooldown(&deployment).await.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(PROMPTLY, shared_again)
+        .await
+        .expect("shared again within the retry interval");
+}
