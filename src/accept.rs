@@ -76,6 +76,11 @@ async fn open<B: From<Bytes>>(
         config
             .budget_listener
             .call_once(|| budget::exhaustion::listen(budget, config.live.clone()));
+        let models = route
+            .targets
+            .iter()
+            .map(|target| (target.provider_name.as_str(), target.model.as_str()));
+        budget::admission::priced(budget, identity.name(), models)?;
         permit.hold_budget(budget::admission::admit(budget, identity.name(), id).await?);
     }
 
