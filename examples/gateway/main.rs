@@ -37,6 +37,7 @@
 //! (up to 10 s) before the server stops.
 
 mod auth;
+mod budget;
 mod console;
 mod demo;
 mod gemini_demo;
@@ -86,6 +87,7 @@ async fn main() -> ExitCode {
         std::env::args().skip(1),
         std::env::var("GATEWAY_API_KEY").ok(),
         std::env::var("GATEWAY_API_KEYS").ok(),
+        std::env::var("REDIS_URL").ok(),
     );
     let options = match command {
         Ok(Command::Run(options)) => options,
@@ -98,7 +100,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(options).await {
+    let budgets = match budget::configure(&options.budget).await {
+        Ok(budgets) => budgets,
+        Err(message) => {
+            eprintln!("gateway: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(options, budgets).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("gateway: {error}");
@@ -137,7 +146,7 @@ async fn providers(demo: bool) -> io::Result<(Providers, Option<DemoUpstreams>)>
     Ok((providers, Some(upstreams)))
 }
 
-async fn run(options: Options) -> io::Result<()> {
+async fn run(options: Options, budgets: Option<budget::Budgets>) -> io::Result<()> {
     let (providers, demo) = providers(options.demo).await?;
     let provider_names: Vec<String> = providers.names().map(str::to_owned).collect();
 
@@ -148,6 +157,9 @@ async fn run(options: Options) -> io::Result<()> {
         .observer(usage_log::log);
     if !options.deny_events.is_empty() {
         realtime = realtime.hook(EventPolicy::deny(options.deny_events.clone()));
+    }
+    if let Some(budgets) = &budgets {
+        realtime = realtime.budget(budgets.budget.clone());
     }
     // A deliberate choice either way: without one, the layer refuses every session.
     let keys = (!options.api_keys.is_empty()).then(|| GatewayKeys::new(&options.api_keys));
@@ -195,7 +207,8 @@ async fn run(options: Options) -> io::Result<()> {
         .await?
         .tap_io(move |tcp| tuning.tune_client_socket(tcp));
     let addr = listener.local_addr()?;
-    print_banner(addr, &options, &provider_names, demo.as_ref());
+    let budget_banner = budgets.as_ref().map(|budgets| budgets.banner.as_str());
+    print_banner(addr, &options, &provider_names, demo.as_ref(), budget_banner);
 
     let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
         SocketAddr,
@@ -288,6 +301,7 @@ fn print_banner(
     options: &Options,
     providers: &[String],
     demo: Option<&DemoUpstreams>,
+    budget: Option<&str>,
 ) {
     let providers = match (providers.is_empty(), demo) {
         (true, _) => "none: every session will be refused".to_owned(),
@@ -330,6 +344,9 @@ fn print_banner(
         "  limits     {} new sessions per minute per client IP, {} live sessions",
         options.sessions_per_minute, options.max_sessions
     );
+    if let Some(budget) = budget {
+        println!("  budgets    {budget}");
+    }
     if !options.deny_events.is_empty() {
         println!(
             "  denied     client events {}",
