@@ -113,7 +113,8 @@ fn describe(options: &BudgetOptions) -> String {
         parts.push(format!("${dollars} per UTC day"));
     }
     if let Some(live) = options.max_sessions_per_key {
-        parts.push(format!("{live} live sessions"));
+        let plural = if live == 1 { "" } else { "s" };
+        parts.push(format!("{live} live session{plural}"));
     }
     if let Some(per_minute) = options.sessions_per_minute_per_key {
         parts.push(format!("{per_minute} new sessions per minute"));

@@ -208,7 +208,13 @@ async fn run(options: Options, budgets: Option<budget::Budgets>) -> io::Result<(
         .tap_io(move |tcp| tuning.tune_client_socket(tcp));
     let addr = listener.local_addr()?;
     let budget_banner = budgets.as_ref().map(|budgets| budgets.banner.as_str());
-    print_banner(addr, &options, &provider_names, demo.as_ref(), budget_banner);
+    print_banner(
+        addr,
+        &options,
+        &provider_names,
+        demo.as_ref(),
+        budget_banner,
+    );
 
     let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
         SocketAddr,

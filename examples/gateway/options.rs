@@ -22,6 +22,7 @@ Options:
   --deny-event TYPE           refuse client events of this type (exact name, repeatable): they are
                               not forwarded, the client gets an `error` event (event_not_allowed)
   --no-demo                   do not start the demo providers (demo, gemini-demo)
+  -h, --help                  print this help
 
 Budgets and limits per identity (the gateway key's name; `anonymous` without keys), counted
 in this process or, with --redis, shared by every replica using the same Redis:
@@ -33,15 +34,15 @@ in this process or, with --redis, shared by every replica using the same Redis:
   --max-sessions-per-key N    live sessions each identity may hold at once
   --sessions-per-minute-per-key N
                               new sessions each identity may open per UTC minute
-  --redis URL                 keep the budgets and limits above in Redis (redis://[user:pass@]host:port/db),
-                              shared by every replica; default: in this process only
+  --redis URL                 keep the budgets and limits above in Redis, shared by every replica
+                              (redis://[user:password@]host:port/db); default: in this process
   --redis-fail-open           while Redis is unreachable, admit sessions and count in this process
                               (default: fail closed, new sessions get 503 budget_store_unavailable;
                               live sessions carry on and are settled when Redis is back)
-  An identity over a budget or limit is refused with 429 (insufficient_quota,
+
+An identity over a budget or limit is refused with 429 (insufficient_quota,
   concurrency_limit_exceeded or rate_limit_exceeded); when a response spends its budget, every
   live session of the identity, on every replica, gets an `error` event and is closed with 1008.
-  -h, --help                  print this help
 
 A client's session.update or response.create that names another model is rewritten to the
 model the session was routed to (model pinning; always on).
@@ -225,15 +226,17 @@ fn check_budget(
         return Err("--usd-budget needs --prices FILE: the price of each model".into());
     }
     if flag.is_some() && !budget.limits_anything() {
-        return Err("--redis shares budgets and limits: set --token-budget, --usd-budget, \
+        return Err(
+            "--redis shares budgets and limits: set --token-budget, --usd-budget, \
                     --max-sessions-per-key or --sessions-per-minute-per-key too"
-            .into());
+                .into(),
+        );
     }
-    budget.redis = flag.or_else(|| {
-        env.filter(|url| !url.is_empty() && budget.limits_anything())
-    });
+    budget.redis = flag.or_else(|| env.filter(|url| !url.is_empty() && budget.limits_anything()));
     if budget.redis_fail_open && budget.redis.is_none() {
-        return Err("--redis-fail-open needs --redis URL (or REDIS_URL) and a budget or limit".into());
+        return Err(
+            "--redis-fail-open needs --redis URL (or REDIS_URL) and a budget or limit".into(),
+        );
     }
     Ok(())
 }
@@ -295,7 +298,10 @@ fn parse<T: std::str::FromStr>(value: &str, name: &str) -> Result<T, String> {
         .map_err(|_| format!("{name}: `{value}` is not valid"))
 }
 
-fn positive<T: std::str::FromStr + Default + PartialEq>(value: &str, name: &str) -> Result<T, String> {
+fn positive<T: std::str::FromStr + Default + PartialEq>(
+    value: &str,
+    name: &str,
+) -> Result<T, String> {
     let number: T = parse(value, name)?;
     if number == T::default() {
         return Err(format!("{name} must be at least 1"));
