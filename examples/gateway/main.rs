@@ -5,6 +5,8 @@
 //! cargo run --example gateway                       # http://127.0.0.1:8080, demo provider, no auth
 //! GATEWAY_API_KEY=secret cargo run --example gateway -- --listen 0.0.0.0:8080
 //! GATEWAY_API_KEYS="alice:KEY1,bob:KEY2" cargo run --example gateway   # a key per identity
+//! GATEWAY_API_KEYS="alice:KEY1,bob:KEY2" cargo run --example gateway -- \
+//!     --token-budget 100000 --max-sessions-per-key 2 --redis redis://127.0.0.1:6379/
 //! ```
 //!
 //! From the outside in, every request passes:
@@ -22,6 +24,11 @@
 //!    explicitly allows unauthenticated sessions, and says so loudly.
 //! 4. The router: the console at `/`, `/healthz`, and an explanation for
 //!    plain requests to `/v1/realtime`.
+//!
+//! With `--token-budget`, `--usd-budget` (priced by `--prices FILE`),
+//! `--max-sessions-per-key` or `--sessions-per-minute-per-key`, the layer
+//! holds each identity to a `Budget`: counted in this process, or with
+//! `--redis URL` (`REDIS_URL`) shared by every replica on that Redis.
 //!
 //! Every session runs model pinning (a client cannot switch models); with
 //! `--deny-event TYPE` the event policy refuses client events of that type.
@@ -90,7 +97,7 @@ async fn main() -> ExitCode {
         std::env::var("REDIS_URL").ok(),
     );
     let options = match command {
-        Ok(Command::Run(options)) => options,
+        Ok(Command::Run(options)) => *options,
         Ok(Command::Help) => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -119,7 +119,7 @@ impl BudgetOptions {
 
 /// What `main` does with the command line.
 pub enum Command {
-    Run(Options),
+    Run(Box<Options>),
     Help,
 }
 
@@ -211,7 +211,7 @@ impl Command {
             return Err("--sessions-per-minute must be at least 1".into());
         }
         check_budget(&mut options.budget, redis_flag, redis_url)?;
-        Ok(Command::Run(options))
+        Ok(Command::Run(Box::new(options)))
     }
 }
 
