@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{Instrument, Span, field};
 
 use crate::admission::admit;
+use crate::budget;
 use crate::deployment;
 use crate::error::{ErrorType, Rejection};
 use crate::handshake::{self, Upgrade};
@@ -70,6 +71,13 @@ async fn open<B: From<Bytes>>(
     span.record("provider", route.targets[0].provider_name.as_str());
     span.record("model", route.targets[0].model.as_str());
     let mut permit = config.sessions.try_open(config.max_sessions)?;
+    let id = SessionId::next();
+    if let Some(budget) = &config.budget {
+        config
+            .budget_listener
+            .call_once(|| budget::exhaustion::listen(budget, config.live.clone()));
+        permit.hold_budget(budget::admission::admit(budget, identity.name(), id).await?);
+    }
 
     let dialling = Instant::now();
     let forwarded = forwarded(&parts.headers, &config.forward_headers, &request_id);
@@ -90,7 +98,7 @@ async fn open<B: From<Bytes>>(
         permit.hold(slot);
     }
     let info = SessionInfo {
-        id: SessionId::next(),
+        id,
         identity: identity.clone(),
         provider: target.provider_name.clone(),
         model: target.model.clone(),

@@ -46,6 +46,8 @@ pub(crate) struct Config {
     /// The missing admission decision has been logged.
     pub(crate) undecided_logged: Arc<AtomicBool>,
     pub(crate) budget: Option<Budget>,
+    /// The listener that ends sessions of identities out of budget has started.
+    pub(crate) budget_listener: Arc<std::sync::Once>,
 }
 
 /// A [`Layer`] that turns WebSocket upgrades on one path into relayed
@@ -161,6 +163,7 @@ impl RealtimeLayer {
                 unauthenticated: false,
                 undecided_logged: Arc::new(AtomicBool::new(false)),
                 budget: None,
+                budget_listener: Arc::new(std::sync::Once::new()),
             }),
         }
     }
@@ -579,7 +582,10 @@ impl RealtimeLayer {
     /// # drop(layer);
     /// ```
     pub fn budget(self, budget: Budget) -> Self {
-        self.edit(|config| config.budget = Some(budget))
+        self.edit(|config| {
+            config.budget = Some(budget);
+            config.budget_listener = Arc::new(std::sync::Once::new());
+        })
     }
 
     /// Graceful shutdown and the live-session count of this layer and its clones.

@@ -9,6 +9,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
+use crate::budget::Spend;
+use crate::budget::session_hook::BudgetHook;
 use crate::client_io::ClientIo;
 use crate::hooks::{PinModel, SessionControl};
 use crate::layer::Config;
@@ -86,6 +88,7 @@ impl Session {
                     info,
                     active,
                     Metered::default(),
+                    None,
                     Default::default(),
                     end,
                 );
@@ -101,6 +104,13 @@ impl Session {
         let control = SessionControl::new(info.clone());
         let listed = config.live.register(&control);
         let mut hooks: Vec<_> = config.hooks.iter().map(|new| new.make(&info)).collect();
+        // After the user's hooks: it reserves for the `response.create` they let through.
+        let mut budget = None;
+        if let (Some(limits), Some(slot)) = (&config.budget, permit.budget_slot()) {
+            let (hook, handle) = BudgetHook::new(limits, &info, slot.session(), control.clone());
+            hooks.push(Box::new(hook));
+            budget = Some(handle);
+        }
         if config.pin_model {
             hooks.push(Box::new(PinModel::new(&info)));
         }
@@ -135,11 +145,16 @@ impl Session {
         drop((listed, pipeline));
         drop((client, upstream));
         let metered = meter.map(Meter::finish).unwrap_or_default();
+        let spend = match budget {
+            Some(budget) => Some(budget.finish(config.relay.close_timeout).await),
+            None => None,
+        };
         finish(
             &config,
             info,
             active,
             metered,
+            spend,
             [report.client_to_upstream, report.upstream_to_client],
             report.ending.summary(),
         );
@@ -153,6 +168,7 @@ fn finish(
     info: SessionInfo,
     active: Active,
     metered: Metered,
+    spend: Option<Spend>,
     [client_to_upstream, upstream_to_client]: [Traffic; 2],
     end: SessionEnd,
 ) {
@@ -174,6 +190,7 @@ fn finish(
         transcription: metered.transcription,
         input_audio_seconds: metered.input_audio_seconds,
         input_audio_bytes: metered.input_audio_bytes,
+        spend,
         end,
     };
     telemetry::session_closed(&summary, active);
