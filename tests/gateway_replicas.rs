@@ -221,6 +221,27 @@ async fn a_dollar_budget_is_priced_from_a_toml_file() {
     assert_eq!(body["error"]["code"], "insufficient_quota", "{body}");
     let mut bob = open_session(&example, BOB).await;
     bob.close(None).await.unwrap();
+
+    // The session's log line says what it charged alice: over $0.02 for
+    // the 2,000 tokens of input, as the price file says.
+    assert!(
+        example.wait_for_log("usage: session identity=alice"),
+        "{}",
+        example.log()
+    );
+    let log = example.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("usage: session identity=alice"))
+        .unwrap();
+    let usd: f64 = line
+        .split_once("usd=")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no spend in: {line}"))
+        .parse()
+        .unwrap();
+    assert!((0.02..0.03).contains(&usd), "{line}");
+    assert!(line.contains("spent=tokens=2"), "{line}");
 }
 
 #[tokio::test]
