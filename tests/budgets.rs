@@ -93,7 +93,8 @@ fn usage_of(response: &Value) -> Value {
 
 /// A client's `response.create` that will cost `input` + `output` tokens.
 fn response_create(input: u64, output: u64, max_output_tokens: Option<u64>) -> String {
-    let mut response = json!({"metadata": {"input": input.to_string(), "output": output.to_string()}});
+    let mut response =
+        json!({"metadata": {"input": input.to_string(), "output": output.to_string()}});
     if let Some(max) = max_output_tokens {
         response["max_output_tokens"] = json!(max);
     }
@@ -214,7 +215,10 @@ async fn a_spent_identity_is_refused_before_anything_is_dialled() {
     assert_eq!(body["error"]["code"], "insufficient_quota", "{body}");
     assert_eq!(body["error"]["type"], "insufficient_quota", "{body}");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("tokens budget (day)"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokens budget (day)"),
         "{body}"
     );
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
@@ -236,7 +240,10 @@ async fn live_sessions_are_limited_per_identity_and_released_when_they_end() {
 
     let (status, headers, body) = refused_as(&gateway, "alice").await;
     assert_eq!(status, 429);
-    assert_eq!(body["error"]["code"], "concurrency_limit_exceeded", "{body}");
+    assert_eq!(
+        body["error"]["code"], "concurrency_limit_exceeded",
+        "{body}"
+    );
     assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
     assert!(headers.get("retry-after").is_none());
     assert_eq!(upstream.connections(), 1);
@@ -272,14 +279,21 @@ async fn a_session_that_spends_the_budget_ends_every_session_of_its_identity() {
     respond(&mut spender, &response_create(200, 1_000, None)).await;
     expect_spent(&mut spender).await;
     expect_spent(&mut bystander).await;
-    assert!(upstream.wait_until(PROMPTLY, |u| closed_with(u, 1008) == 2).await);
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |u| closed_with(u, 1008) == 2)
+            .await
+    );
     assert_eq!(spent(&budget, "alice").await, (1_200, 0));
 
     // Bob's session goes on.
     respond(&mut other, &response_create(10, 10, None)).await;
     // Alice cannot come back today.
     let (status, _, body) = refused_as(&gateway, "alice").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("insufficient_quota")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("insufficient_quota"))
+    );
 
     eventually(|| async { summaries.lock().unwrap().len() >= 2 }).await;
     let summaries = summaries.lock().unwrap().clone();
@@ -327,9 +341,16 @@ async fn responses_are_clamped_to_the_budget_left_and_refused_when_none_is() {
     assert_eq!(error["error"]["code"], "insufficient_quota", "{error}");
     assert_eq!(error["error"]["event_id"], "evt_create", "{error}");
     send_text(&mut bob, r#"{"type":"test.ping"}"#).await;
-    assert!(upstream.wait_until(PROMPTLY, |u| u.received().len() > forwarded).await);
+    assert!(
+        upstream
+            .wait_until(PROMPTLY, |u| u.received().len() > forwarded)
+            .await
+    );
     let last = upstream.received().last().unwrap().clone().into_data();
-    assert_eq!(serde_json::from_slice::<Value>(&last).unwrap()["type"], "test.ping");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&last).unwrap()["type"],
+        "test.ping"
+    );
     assert_eq!(spent(&budget, "bob").await, (900, 0));
 }
 
@@ -447,7 +468,9 @@ mod redis {
         let budget_a = configure(Budget::new(store_a.clone(), limits.clone()));
         let budget_b = configure(Budget::new(store_b.clone(), limits));
         for store in [&store_a, &store_b] {
-            tokio::time::timeout(PROMPTLY, store.subscribed()).await.unwrap();
+            tokio::time::timeout(PROMPTLY, store.subscribed())
+                .await
+                .unwrap();
         }
         Replicas {
             a: serve_axum(layer(upstream, budget_a.clone())).await,
@@ -471,11 +494,18 @@ mod redis {
         respond(&mut on_a, &response_create(300, 900, None)).await;
         expect_spent(&mut on_a).await;
         expect_spent(&mut on_b).await;
-        assert!(upstream.wait_until(PROMPTLY, |u| closed_with(u, 1008) == 2).await);
+        assert!(
+            upstream
+                .wait_until(PROMPTLY, |u| closed_with(u, 1008) == 2)
+                .await
+        );
         respond(&mut bob_on_b, &response_create(1, 1, None)).await;
         assert_eq!(spent(&replicas.budget_a, "alice").await, (1_200, 0));
         let (status, _, body) = refused_as(&replicas.b, "alice").await;
-        assert_eq!((status, body["error"]["code"].as_str()), (429, Some("insufficient_quota")));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (429, Some("insufficient_quota"))
+        );
         drop((replicas.store_a, replicas.store_b));
     }
 
@@ -490,7 +520,10 @@ mod redis {
         for gateway in [&replicas.a, &replicas.b] {
             let (status, _, body) = refused_as(gateway, "alice").await;
             assert_eq!(status, 429);
-            assert_eq!(body["error"]["code"], "concurrency_limit_exceeded", "{body}");
+            assert_eq!(
+                body["error"]["code"], "concurrency_limit_exceeded",
+                "{body}"
+            );
         }
         assert_eq!(upstream.connections(), 2);
         let mut first = first;
@@ -551,7 +584,11 @@ mod redis {
         assert_eq!(status, 503);
         assert_eq!(body["error"]["code"], "budget_store_unavailable", "{body}");
         assert!(headers.get("retry-after").is_some());
-        assert_eq!(upstream.connections(), 1, "nothing dialled while the store is down");
+        assert_eq!(
+            upstream.connections(),
+            1,
+            "nothing dialled while the store is down"
+        );
         // The live session goes on; its response is settled once Redis is back.
         respond(&mut live, &response_create(100, 200, None)).await;
         eventually(|| async { replicas.store_a.deferred_settlements() > 0 }).await;
@@ -598,7 +635,12 @@ mod redis {
         }
         let mut outcomes = Vec::new();
         for client in &mut clients {
-            outcomes.push(next_event(client).await["type"].as_str().unwrap().to_owned());
+            outcomes.push(
+                next_event(client).await["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
         }
         let started = outcomes.iter().filter(|t| *t == "response.created").count();
         assert!(started >= 2, "{outcomes:?}");

@@ -161,9 +161,12 @@ async fn a_spent_token_budget_ends_the_identitys_sessions_on_every_replica() {
 
     // New sessions of hers are refused on both replicas, before any dial.
     for replica in [&a, &b] {
-        let (status, _, body) = refused(&url(replica), ALICE).await;
+        let (status, headers, body) = refused(&url(replica), ALICE).await;
         assert_eq!(status, 429);
         assert_eq!(body["error"]["code"], "insufficient_quota", "{body}");
+        // Until the UTC day ends.
+        let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=86_400).contains(&retry), "retry after {retry} s");
     }
     // Bob's session goes on, and he still gets in anywhere.
     send_text(&mut bob_on_b, r#"{"type":"response.create"}"#).await;
@@ -173,6 +176,39 @@ async fn a_spent_token_budget_ends_the_identitys_sessions_on_every_replica() {
     let mut bob_on_a = open_session(&a, BOB).await;
     bob_on_a.close(None).await.unwrap();
     bob_on_b.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_drained_replicas_sessions_may_reopen_on_another_at_once() {
+    let redis = RedisServer::start().await;
+    let args = ["--redis", &redis.url(), "--max-sessions-per-key", "1"];
+    let mut a = gateway(&args);
+    let b = gateway(&args);
+    let mut alice = open_session(&a, ALICE).await;
+
+    // SIGTERM: the session is told and closed with 1001 (SDKs reconnect on it)...
+    let stop = std::thread::spawn(move || {
+        let status = a.terminate();
+        (status, a.log())
+    });
+    let (events, close) = until_closed(&mut alice).await;
+    assert_eq!(close, Some(1001), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|event| event["error"]["code"] == "gateway_shutting_down"),
+        "{events:?}"
+    );
+    let (status, log) = stop.join().unwrap();
+    assert!(status.success(), "{status}\n{log}");
+    // ...and its place under the session limit was given back before the
+    // replica exited: the reconnect is admitted by the other replica, not
+    // refused until the drained replica's lease runs out.
+    let (mut again, _) = connect(&url(&b), ALICE)
+        .await
+        .expect("the reconnect opens at once");
+    assert_eq!(next_event(&mut again).await["type"], "session.created");
+    again.close(None).await.unwrap();
 }
 
 /// A price file in the scratch directory.
@@ -258,7 +294,7 @@ async fn unreachable_redis_fails_closed_unless_told_to_fail_open() {
     );
     let (status, headers, body) = refused(&url(&closed), ALICE).await;
     assert_eq!(status, 503);
-    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    assert_eq!(headers["retry-after"], "1");
     assert_eq!(body["error"]["code"], "budget_store_unavailable", "{body}");
 
     let open = gateway(&[

@@ -13,10 +13,19 @@ use crate::options::BudgetOptions;
 /// How long startup waits for Redis to answer before it goes on without.
 const REDIS_PATIENCE: Duration = Duration::from_secs(5);
 
+/// How long one Redis call may take.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// The budget the layer enforces, and a line for the banner.
 pub struct Budgets {
     pub budget: Budget,
     pub banner: String,
+    /// How long the sessions' last store calls may take after they ended
+    /// (a session gives its place under the limits back in the
+    /// background): shutdown waits this long once sessions are drained, so
+    /// that other replicas admit their reconnects at once. `None` when the
+    /// store dies with the process anyway.
+    pub release_wait: Option<Duration>,
 }
 
 /// The budget `options` ask for; `None` when they set neither a limit nor
@@ -32,7 +41,7 @@ pub async fn configure(options: &BudgetOptions) -> Result<Option<Budgets>, Strin
         ),
         None => None,
     };
-    let (budget, place) = match &options.redis {
+    let (budget, place, release_wait) = match &options.redis {
         Some(url) => {
             let policy = if options.redis_fail_open {
                 OnUnavailable::FailOpen
@@ -40,6 +49,7 @@ pub async fn configure(options: &BudgetOptions) -> Result<Option<Budgets>, Strin
                 OnUnavailable::FailClosed
             };
             let store = RedisBudgetStore::builder(url.as_str())
+                .timeout(REDIS_TIMEOUT)
                 .on_unavailable(policy)
                 .build()
                 .map_err(|error| format!("--redis: {error}"))?;
@@ -68,11 +78,13 @@ pub async fn configure(options: &BudgetOptions) -> Result<Option<Budgets>, Strin
             (
                 Budget::new(store, limits.clone()),
                 format!("shared through Redis at {at} ({policy})"),
+                Some(REDIS_TIMEOUT),
             )
         }
         None => (
             Budget::new(MemoryBudgetStore::new(), limits.clone()),
             "in this process".to_owned(),
+            None,
         ),
     };
     let budget = match prices {
@@ -82,6 +94,7 @@ pub async fn configure(options: &BudgetOptions) -> Result<Option<Budgets>, Strin
     Ok(Some(Budgets {
         budget,
         banner: format!("{}; {place}", describe(options)),
+        release_wait,
     }))
 }
 

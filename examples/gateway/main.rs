@@ -227,7 +227,10 @@ async fn run(options: Options, budgets: Option<budget::Budgets>) -> io::Result<(
         SocketAddr,
     >(app);
     axum::serve(listener, service)
-        .with_graceful_shutdown(drain_on_signal(sessions))
+        .with_graceful_shutdown(drain_on_signal(
+            sessions,
+            budgets.as_ref().and_then(|budgets| budgets.release_wait),
+        ))
         .await?;
     tracing::info!("stopped");
     Ok(())
@@ -282,8 +285,10 @@ async fn not_a_websocket(
     .into_response()
 }
 
-/// Resolves once Ctrl-C or SIGTERM arrived and live sessions are closed.
-async fn drain_on_signal(sessions: ShutdownHandle) {
+/// Resolves once Ctrl-C or SIGTERM arrived and live sessions are closed
+/// (and, with a shared budget store, `release_wait` later: the sessions'
+/// places under their identities' limits are given back to the store).
+async fn drain_on_signal(sessions: ShutdownHandle, release_wait: Option<Duration>) {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {
@@ -306,6 +311,9 @@ async fn drain_on_signal(sessions: ShutdownHandle) {
             live = sessions.active_sessions(),
             "sessions still open after 10 s"
         );
+    }
+    if let Some(wait) = release_wait {
+        tokio::time::sleep(wait).await;
     }
 }
 
