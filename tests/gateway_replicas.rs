@@ -15,6 +15,7 @@ use common::example::{Example, example_binary, scratch_dir};
 use common::*;
 use redis_server::RedisServer;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Error as WsError;
 
 const KEYS: &str = "alice:KEY-ALICE,bob:KEY-BOB";
 const ALICE: &[(&str, &str)] = &[("authorization", "Bearer KEY-ALICE")];
@@ -124,6 +125,48 @@ async fn one_live_session_per_key_holds_across_replicas() {
     let mut again = open_eventually(&b, ALICE).await;
     assert_eq!(refused(&url(&a), ALICE).await.0, 429);
     again.close(None).await.unwrap();
+    bob.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn new_sessions_per_key_and_minute_are_counted_across_replicas() {
+    let redis = RedisServer::start().await;
+    let args = [
+        "--redis",
+        &redis.url(),
+        "--sessions-per-minute-per-key",
+        "1",
+    ];
+    let a = gateway(&args);
+    let b = gateway(&args);
+    let mut first = open_session(&a, ALICE).await;
+    first.close(None).await.unwrap();
+    // Alice's next session is refused on the other replica; should the two
+    // straddle the end of a UTC minute, the one admitted is the new
+    // minute's first, and the next try (back on A) is refused.
+    let mut refusal = None;
+    for replica in [&b, &a] {
+        match connect(&url(replica), ALICE).await {
+            Err(WsError::Http(response)) => {
+                refusal = Some(response);
+                break;
+            }
+            Err(other) => panic!("{other}"),
+            Ok((mut admitted, _)) => admitted.close(None).await.unwrap(),
+        }
+    }
+    let response = refusal.expect("a second session in one minute is refused");
+    assert_eq!(response.status(), 429);
+    let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "retry after {retry} s");
+    // Bob has a minute of his own.
+    let mut bob = open_session(&b, BOB).await;
     bob.close(None).await.unwrap();
 }
 
