@@ -158,16 +158,23 @@ async fn respond(client: &mut Client, create: &str) -> Value {
 /// Expects the end of a session whose budget is spent: an `error` event
 /// `insufficient_quota`, then close 1008.
 async fn expect_spent(client: &mut Client) {
+    // Bounded as a whole: keepalive pings would restart a per-message wait.
+    tokio::time::timeout(PROMPTLY, expect_spent_event(client))
+        .await
+        .expect("the session ends in time");
+    let close = close_frame(client).await.expect("a close code");
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(close.reason, "insufficient_quota");
+}
+
+async fn expect_spent_event(client: &mut Client) {
     loop {
         let event = next_event(client).await;
         if event["type"] == "error" {
             assert_eq!(event["error"]["code"], "insufficient_quota", "{event}");
-            break;
+            return;
         }
     }
-    let close = close_frame(client).await.expect("a close code");
-    assert_eq!(u16::from(close.code), 1008);
-    assert_eq!(close.reason, "insufficient_quota");
 }
 
 /// Spent tokens of `identity`'s first budget.
