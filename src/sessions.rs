@@ -18,6 +18,9 @@ pub(crate) struct Sessions {
     active: AtomicUsize,
     /// Of those, the ones still dialling their upstream.
     dialling: AtomicUsize,
+    /// Ended sessions whose place under their identity's session limits is
+    /// still being given back to the budget store: drained waits for them.
+    releasing: AtomicUsize,
     shutdown: watch::Sender<bool>,
     drained: Notify,
 }
@@ -27,6 +30,7 @@ impl Sessions {
         Arc::new(Self {
             active: AtomicUsize::new(0),
             dialling: AtomicUsize::new(0),
+            releasing: AtomicUsize::new(0),
             shutdown: watch::Sender::new(false),
             drained: Notify::new(),
         })
@@ -87,6 +91,33 @@ impl Sessions {
     fn dialling(&self) -> usize {
         self.dialling.load(Ordering::Acquire)
     }
+
+    fn releasing(&self) -> usize {
+        self.releasing.load(Ordering::Acquire)
+    }
+
+    /// Whether no session is active and none is still being released.
+    fn is_drained(&self) -> bool {
+        self.active() == 0 && self.releasing() == 0
+    }
+
+    /// Gives `slot` back to its store in the background; the layer is not
+    /// drained until that is done (each store call ends within the store's
+    /// timeout).
+    fn release(self: &Arc<Self>, slot: SessionSlot) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to release it on: its lease ends it.
+            return;
+        };
+        self.releasing.fetch_add(1, Ordering::AcqRel);
+        let sessions = Arc::clone(self);
+        runtime.spawn(async move {
+            slot.release().await;
+            if sessions.releasing.fetch_sub(1, Ordering::AcqRel) == 1 && sessions.active() == 0 {
+                sessions.drained.notify_waiters();
+            }
+        });
+    }
 }
 
 /// A session's place in the count; dropping it frees the place.
@@ -127,7 +158,14 @@ impl SessionPermit {
 impl Drop for SessionPermit {
     fn drop(&mut self) {
         self.connected();
-        if self.sessions.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // Counted as releasing before it stops counting as active, so that
+        // no one sees the layer drained in between.
+        if let Some(slot) = self.budget.take() {
+            self.sessions.release(slot);
+        }
+        if self.sessions.active.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.sessions.releasing() == 0
+        {
             self.sessions.drained.notify_waiters();
         }
     }
@@ -203,19 +241,22 @@ impl ShutdownHandle {
         self.sessions.shutdown.send_replace(true);
     }
 
-    /// Waits until no session is live.
+    /// Waits until no session is live, and every ended session's place
+    /// under its identity's session limits is given back to the budget
+    /// store (so that other replicas admit reconnects at once).
     pub async fn drained(&self) {
         loop {
             let drained = self.sessions.drained.notified();
-            if self.sessions.active() == 0 {
+            if self.sessions.is_drained() {
                 return;
             }
             drained.await;
         }
     }
 
-    /// Begins shutdown and waits until every session has ended or `deadline`
-    /// has passed. Returns whether every session ended in time.
+    /// Begins shutdown and waits until every session has ended (see
+    /// [`drained`](Self::drained)) or `deadline` has passed. Returns
+    /// whether every session ended in time.
     pub async fn shutdown(&self, deadline: Duration) -> bool {
         self.begin();
         tokio::time::timeout(deadline, self.drained()).await.is_ok()

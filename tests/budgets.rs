@@ -9,14 +9,17 @@ mod common;
 mod redis_server;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use common::*;
 use http::request::Parts;
 use serde_json::{Value, json};
 use tower_realtime::admission::{Refusal, client_token};
 use tower_realtime::budget::{Budget, Limit, Limits, Micros, PriceTable, Spend, Window};
-use tower_realtime::store::{BudgetStore, MemoryBudgetStore, Settlement};
+use tower_realtime::store::{
+    Admission, Balance, BudgetStore, ExhaustedIdentities, Grant, MemoryBudgetStore, Reservation,
+    SessionRequest, Settled, Settlement, StoreFuture,
+};
 use tower_realtime::testing::{Handshake, MockUpstream, UpstreamSession};
 use tower_realtime::usage::{Observation, SessionSummary};
 use tower_realtime::{Identity, RealtimeLayer};
@@ -286,6 +289,68 @@ async fn a_session_whose_dial_fails_releases_its_place() {
     // (and fails the same way) instead of being refused for the limit.
     eventually(|| async { refused_as(&gateway, "alice").await.0 == 502 }).await;
     assert_eq!(upstream.connections(), 2);
+}
+
+/// A [`MemoryBudgetStore`] that takes its time to release a session, as a
+/// remote store may.
+struct SlowRelease(MemoryBudgetStore);
+
+impl BudgetStore for SlowRelease {
+    fn admit<'a>(&'a self, request: &'a SessionRequest<'a>) -> StoreFuture<'a, Admission> {
+        self.0.admit(request)
+    }
+
+    fn release_session<'a>(&'a self, identity: &'a str, session: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            self.0.release_session(identity, session).await
+        })
+    }
+
+    fn reserve<'a>(&'a self, reservation: &'a Reservation<'a>) -> StoreFuture<'a, Grant> {
+        self.0.reserve(reservation)
+    }
+
+    fn settle<'a>(&'a self, settlement: &'a Settlement<'a>) -> StoreFuture<'a, Settled> {
+        self.0.settle(settlement)
+    }
+
+    fn balance<'a>(
+        &'a self,
+        identity: &'a str,
+        limits: &'a Limits,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Vec<Balance>> {
+        self.0.balance(identity, limits, now)
+    }
+
+    fn announce_exhausted<'a>(&'a self, identity: &'a str) -> StoreFuture<'a, ()> {
+        self.0.announce_exhausted(identity)
+    }
+
+    fn exhausted(&self) -> ExhaustedIdentities {
+        self.0.exhausted()
+    }
+}
+
+#[tokio::test]
+async fn shutdown_returns_once_ended_sessions_gave_their_places_back() {
+    let upstream = billing_upstream().await;
+    let limits = Limits::new().max_live_sessions(1);
+    let store = Arc::new(SlowRelease(MemoryBudgetStore::new()));
+    let layer = layer(&upstream, Budget::new(Arc::clone(&store), limits.clone()));
+    let shutdown = layer.shutdown_handle();
+    let gateway = serve_axum(layer).await;
+    let mut client = open_as(&gateway, "alice").await;
+    let closed = tokio::spawn(async move { close_frame(&mut client).await });
+
+    assert!(shutdown.shutdown(PROMPTLY).await, "drained in time");
+    // The process may exit now: alice's place is free for her reconnect on
+    // another replica, not held until the session's lease runs out.
+    let reconnect = SessionRequest::new("alice", "on_another_replica", &limits);
+    assert_eq!(store.admit(&reconnect).await.unwrap(), Admission::Admitted);
+    let close = closed.await.unwrap().expect("a close code");
+    assert_eq!(u16::from(close.code), 1001);
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
-//! The gateway example's budgets and per-identity limits, driven from the
-//! outside: two gateway processes sharing one real `redis-server`, a money
-//! budget priced from a file, Redis unreachable under both policies, and the
-//! startup errors of the budget flags.
+//! The gateway example's budgets, per-identity limits and deployment
+//! health, driven from the outside: two gateway processes sharing one real
+//! `redis-server`, a money budget priced from a file, Redis unreachable
+//! under both policies, and the startup errors of the budget flags.
 
 mod common;
 #[path = "common/redis_server.rs"]
@@ -16,6 +16,7 @@ use common::*;
 use redis_server::RedisServer;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Error as WsError;
+use tower_realtime::testing::{Handshake, MockUpstream};
 
 const KEYS: &str = "alice:KEY-ALICE,bob:KEY-BOB";
 const ALICE: &[(&str, &str)] = &[("authorization", "Bearer KEY-ALICE")];
@@ -254,6 +255,65 @@ async fn a_drained_replicas_sessions_may_reopen_on_another_at_once() {
     again.close(None).await.unwrap();
 }
 
+#[tokio::test]
+async fn a_deployment_that_failed_behind_one_replica_is_not_dialled_by_the_other() {
+    let redis = RedisServer::start().await;
+    // Busy for a minute: the cooldown lasts as long (Retry-After is honoured).
+    let dead = MockUpstream::builder()
+        .handshake(
+            Handshake::reject(503, r#"{"error":{"message":"busy"}}"#).header("retry-after", "60"),
+        )
+        .start()
+        .await
+        .unwrap();
+    let live = MockUpstream::echo().await.unwrap();
+    let (dead_url, live_url) = (dead.base_url(), live.base_url());
+    let env = [
+        ("GATEWAY_API_KEYS", KEYS),
+        ("REALTIME_PROVIDERS", "dead,live"),
+        ("DEAD_BASE_URL", dead_url.as_str()),
+        ("LIVE_BASE_URL", live_url.as_str()),
+        ("REALTIME_MODEL_ALIASES", "voice=dead/m|live/m"),
+    ];
+    // Redis alone, without budgets: it shares deployment health. Nothing
+    // pre-warmed, so that each connection an upstream counts is a dial.
+    let replica = || {
+        Example::start_with_env(
+            &example_binary("gateway"),
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--no-demo",
+                "--prewarm",
+                "0",
+                "--redis",
+                &redis.url(),
+            ],
+            None,
+            &env,
+        )
+    };
+    let (a, b) = (replica(), replica());
+    assert!(
+        a.banner
+            .contains("shared     deployment health through Redis at 127.0.0.1:"),
+        "{}",
+        a.banner
+    );
+    let voice = |replica: &Example| format!("ws://{}/v1/realtime?model=voice", replica.addr);
+
+    let (mut on_a, _) = connect(&voice(&a), ALICE).await.expect("failed over");
+    assert_eq!((dead.connections(), live.connections()), (1, 1));
+    let (mut on_b, _) = connect(&voice(&b), ALICE).await.expect("opens");
+    assert_eq!(
+        (dead.connections(), live.connections()),
+        (1, 2),
+        "the other replica skipped the deployment that failed"
+    );
+    on_a.close(None).await.unwrap();
+    on_b.close(None).await.unwrap();
+}
+
 /// A price file in the scratch directory.
 fn price_file(name: &str, text: &str) -> PathBuf {
     let path = scratch_dir("gateway_replicas").join(name);
@@ -445,10 +505,6 @@ fn budget_flags_are_checked_at_startup() {
         (
             vec!["--redis-fail-open".into()],
             "--redis-fail-open needs --redis URL",
-        ),
-        (
-            vec!["--redis".into(), "redis://127.0.0.1:1/".into()],
-            "--redis shares budgets and limits",
         ),
         (
             vec![

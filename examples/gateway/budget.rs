@@ -1,12 +1,15 @@
 //! Budgets and limits per identity (`--token-budget`, `--usd-budget`,
 //! `--max-sessions-per-key`, ...), counted in this process or shared by
-//! every replica through Redis (`--redis`).
+//! every replica through Redis (`--redis`), which shares deployment health
+//! too.
 
 use std::path::Path;
 use std::time::Duration;
 
 use tower_realtime::budget::{Budget, Limit, Limits, PriceTable, Window};
-use tower_realtime::store::{MemoryBudgetStore, OnUnavailable, RedisBudgetStore};
+use tower_realtime::store::{
+    MemoryBudgetStore, OnUnavailable, RedisBudgetStore, RedisDeploymentHealth,
+};
 
 use crate::options::BudgetOptions;
 
@@ -16,44 +19,42 @@ const REDIS_PATIENCE: Duration = Duration::from_secs(5);
 /// How long one Redis call may take.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// The budget the layer enforces, and a line for the banner.
-pub struct Budgets {
-    pub budget: Budget,
-    pub banner: String,
-    /// How long the sessions' last store calls may take after they ended
-    /// (a session gives its place under the limits back in the
-    /// background): shutdown waits this long once sessions are drained, so
-    /// that other replicas admit their reconnects at once. `None` when the
-    /// store dies with the process anyway.
-    pub release_wait: Option<Duration>,
+/// What the gateway keeps per identity, and what it shares with other
+/// replicas.
+pub struct Shared {
+    /// The budget the layer enforces, if any.
+    pub budget: Option<Budget>,
+    /// Deployment health shared through Redis (`--redis`): a deployment
+    /// that failed on one replica is skipped by all of them.
+    pub health: Option<RedisDeploymentHealth>,
+    /// Banner lines: `(label, text)`.
+    pub banner: Vec<(&'static str, String)>,
 }
 
-/// The budget `options` ask for; `None` when they set neither a limit nor
-/// prices. Fails on a price file that cannot be read or a bad Redis URL.
-pub async fn configure(options: &BudgetOptions) -> Result<Option<Budgets>, String> {
-    if !options.limits_anything() && options.prices.is_none() {
-        return Ok(None);
-    }
-    let limits = limits(options);
+/// What `options` ask for. Fails on a price file that cannot be read or a
+/// bad Redis URL.
+pub async fn configure(options: &BudgetOptions) -> Result<Shared, String> {
+    let budgeted = options.limits_anything() || options.prices.is_some();
     let prices = match &options.prices {
         Some(path) => Some(
             read_prices(path).map_err(|error| format!("--prices {}: {error}", path.display()))?,
         ),
         None => None,
     };
-    let (budget, place, release_wait) = match &options.redis {
+    let mut banner = Vec::new();
+    let (budget, health) = match &options.redis {
         Some(url) => {
-            let policy = if options.redis_fail_open {
-                OnUnavailable::FailOpen
-            } else {
-                OnUnavailable::FailClosed
-            };
-            let store = RedisBudgetStore::builder(url.as_str())
-                .timeout(REDIS_TIMEOUT)
-                .on_unavailable(policy)
-                .build()
-                .map_err(|error| format!("--redis: {error}"))?;
+            let store = redis_store(url, options.redis_fail_open)?;
             let at = redis_host(url);
+            banner.push(("shared", format!("deployment health through Redis at {at}")));
+            let health = store.deployment_health();
+            if !budgeted {
+                return Ok(Shared {
+                    budget: None,
+                    health: Some(health),
+                    banner,
+                });
+            }
             // Exhaustion announced by other replicas reaches this one only
             // once it is subscribed.
             if tokio::time::timeout(REDIS_PATIENCE, store.subscribed())
@@ -75,27 +76,53 @@ pub async fn configure(options: &BudgetOptions) -> Result<Option<Budgets>, Strin
             } else {
                 "fail closed"
             };
-            (
-                Budget::new(store, limits.clone()),
-                format!("shared through Redis at {at} ({policy})"),
-                Some(REDIS_TIMEOUT),
-            )
+            banner.insert(
+                0,
+                (
+                    "budgets",
+                    format!(
+                        "{}; shared through Redis at {at} ({policy})",
+                        describe(options)
+                    ),
+                ),
+            );
+            (Budget::new(store, limits(options)), Some(health))
         }
-        None => (
-            Budget::new(MemoryBudgetStore::new(), limits.clone()),
-            "in this process".to_owned(),
-            None,
-        ),
+        None if budgeted => {
+            banner.push(("budgets", format!("{}; in this process", describe(options))));
+            (Budget::new(MemoryBudgetStore::new(), limits(options)), None)
+        }
+        None => {
+            return Ok(Shared {
+                budget: None,
+                health: None,
+                banner,
+            });
+        }
     };
     let budget = match prices {
         Some(prices) => budget.prices(prices),
         None => budget,
     };
-    Ok(Some(Budgets {
-        budget,
-        banner: format!("{}; {place}", describe(options)),
-        release_wait,
-    }))
+    Ok(Shared {
+        budget: Some(budget),
+        health,
+        banner,
+    })
+}
+
+/// The store on the Redis at `url`.
+fn redis_store(url: &str, fail_open: bool) -> Result<RedisBudgetStore, String> {
+    let policy = if fail_open {
+        OnUnavailable::FailOpen
+    } else {
+        OnUnavailable::FailClosed
+    };
+    RedisBudgetStore::builder(url)
+        .timeout(REDIS_TIMEOUT)
+        .on_unavailable(policy)
+        .build()
+        .map_err(|error| format!("--redis: {error}"))
 }
 
 /// The limits of every identity.

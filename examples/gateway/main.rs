@@ -29,6 +29,9 @@
 //! `--max-sessions-per-key` or `--sessions-per-minute-per-key`, the layer
 //! holds each identity to a `Budget`: counted in this process, or with
 //! `--redis URL` (`REDIS_URL`) shared by every replica on that Redis.
+//! `--redis` shares deployment health as well (with or without budgets): a
+//! deployment that failed behind one replica is skipped by all of them
+//! until its cooldown ends.
 //!
 //! Every session runs model pinning (a client cannot switch models); with
 //! `--deny-event TYPE` the event policy refuses client events of that type.
@@ -107,14 +110,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let budgets = match budget::configure(&options.budget).await {
-        Ok(budgets) => budgets,
+    let shared = match budget::configure(&options.budget).await {
+        Ok(shared) => shared,
         Err(message) => {
             eprintln!("gateway: {message}");
             return ExitCode::from(2);
         }
     };
-    match run(options, budgets).await {
+    match run(options, shared).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("gateway: {error}");
@@ -153,8 +156,11 @@ async fn providers(demo: bool) -> io::Result<(Providers, Option<DemoUpstreams>)>
     Ok((providers, Some(upstreams)))
 }
 
-async fn run(options: Options, budgets: Option<budget::Budgets>) -> io::Result<()> {
-    let (providers, demo) = providers(options.demo).await?;
+async fn run(options: Options, shared: budget::Shared) -> io::Result<()> {
+    let (mut providers, demo) = providers(options.demo).await?;
+    if let Some(health) = shared.health {
+        providers = providers.deployment_health(health);
+    }
     let provider_names: Vec<String> = providers.names().map(str::to_owned).collect();
 
     let mut realtime = RealtimeLayer::new(providers)
@@ -165,8 +171,8 @@ async fn run(options: Options, budgets: Option<budget::Budgets>) -> io::Result<(
     if !options.deny_events.is_empty() {
         realtime = realtime.hook(EventPolicy::deny(options.deny_events.clone()));
     }
-    if let Some(budgets) = &budgets {
-        realtime = realtime.budget(budgets.budget.clone());
+    if let Some(budget) = shared.budget {
+        realtime = realtime.budget(budget);
     }
     // A deliberate choice either way: without one, the layer refuses every session.
     let keys = (!options.api_keys.is_empty()).then(|| GatewayKeys::new(&options.api_keys));
@@ -214,23 +220,19 @@ async fn run(options: Options, budgets: Option<budget::Budgets>) -> io::Result<(
         .await?
         .tap_io(move |tcp| tuning.tune_client_socket(tcp));
     let addr = listener.local_addr()?;
-    let budget_banner = budgets.as_ref().map(|budgets| budgets.banner.as_str());
     print_banner(
         addr,
         &options,
         &provider_names,
         demo.as_ref(),
-        budget_banner,
+        &shared.banner,
     );
 
     let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
         SocketAddr,
     >(app);
     axum::serve(listener, service)
-        .with_graceful_shutdown(drain_on_signal(
-            sessions,
-            budgets.as_ref().and_then(|budgets| budgets.release_wait),
-        ))
+        .with_graceful_shutdown(drain_on_signal(sessions))
         .await?;
     tracing::info!("stopped");
     Ok(())
@@ -286,9 +288,9 @@ async fn not_a_websocket(
 }
 
 /// Resolves once Ctrl-C or SIGTERM arrived and live sessions are closed
-/// (and, with a shared budget store, `release_wait` later: the sessions'
-/// places under their identities' limits are given back to the store).
-async fn drain_on_signal(sessions: ShutdownHandle, release_wait: Option<Duration>) {
+/// (their places under their identities' session limits given back to the
+/// budget store, so that other replicas admit their reconnects at once).
+async fn drain_on_signal(sessions: ShutdownHandle) {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {
@@ -312,9 +314,6 @@ async fn drain_on_signal(sessions: ShutdownHandle, release_wait: Option<Duration
             "sessions still open after 10 s"
         );
     }
-    if let Some(wait) = release_wait {
-        tokio::time::sleep(wait).await;
-    }
 }
 
 fn print_banner(
@@ -322,7 +321,7 @@ fn print_banner(
     options: &Options,
     providers: &[String],
     demo: Option<&DemoUpstreams>,
-    budget: Option<&str>,
+    shared: &[(&str, String)],
 ) {
     let providers = match (providers.is_empty(), demo) {
         (true, _) => "none: every session will be refused".to_owned(),
@@ -365,8 +364,8 @@ fn print_banner(
         "  limits     {} new sessions per minute per client IP, {} live sessions",
         options.sessions_per_minute, options.max_sessions
     );
-    if let Some(budget) = budget {
-        println!("  budgets    {budget}");
+    for (label, text) in shared {
+        println!("  {label:<10} {text}");
     }
     if !options.deny_events.is_empty() {
         println!(

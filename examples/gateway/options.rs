@@ -35,7 +35,10 @@ in this process or, with --redis, shared by every replica using the same Redis:
   --sessions-per-minute-per-key N
                               new sessions each identity may open per UTC minute
   --redis URL                 keep the budgets and limits above in Redis, shared by every replica
-                              (redis://[user:password@]host:port/db); default: in this process
+                              (redis://[user:password@]host:port/db); default: in this process.
+                              Shares deployment health too, with or without budgets: a deployment
+                              that failed behind one replica is skipped by all until it cooled
+                              down (while Redis is unreachable, each replica keeps its own)
   --redis-fail-open           while Redis is unreachable, admit sessions and count in this process
                               (default: fail closed, new sessions get 503 budget_store_unavailable;
                               live sessions carry on and are settled when Redis is back)
@@ -65,7 +68,7 @@ Environment:
   SSL_CERT_FILE, SSL_CERT_DIR  CA certificates (PEM) to trust for wss:// upstreams instead of the
                               system's, e.g. a private CA of a self-hosted upstream; the bundled
                               Mozilla roots are trusted too
-  REDIS_URL                   as --redis (the flag wins); ignored when no budget or limit is set
+  REDIS_URL                   as --redis (the flag wins)
   RUST_LOG                    log filter (default: info)
 ";
 
@@ -101,7 +104,7 @@ pub struct BudgetOptions {
     pub max_sessions_per_key: Option<u32>,
     /// New sessions per identity per UTC minute.
     pub sessions_per_minute_per_key: Option<u32>,
-    /// The Redis URL; `None`: in memory.
+    /// The Redis URL; `None`: budgets in memory, deployment health per process.
     pub redis: Option<String>,
     /// Admit and count locally while Redis is unreachable.
     pub redis_fail_open: bool,
@@ -216,7 +219,7 @@ impl Command {
 }
 
 /// Checks that the budget flags go together, and picks the Redis URL:
-/// `--redis`, else `REDIS_URL` when there is something to share.
+/// `--redis`, else `REDIS_URL`.
 fn check_budget(
     budget: &mut BudgetOptions,
     flag: Option<String>,
@@ -225,18 +228,9 @@ fn check_budget(
     if budget.usd_budget.is_some() && budget.prices.is_none() {
         return Err("--usd-budget needs --prices FILE: the price of each model".into());
     }
-    if flag.is_some() && !budget.limits_anything() {
-        return Err(
-            "--redis shares budgets and limits: set --token-budget, --usd-budget, \
-                    --max-sessions-per-key or --sessions-per-minute-per-key too"
-                .into(),
-        );
-    }
-    budget.redis = flag.or_else(|| env.filter(|url| !url.is_empty() && budget.limits_anything()));
+    budget.redis = flag.or_else(|| env.filter(|url| !url.is_empty()));
     if budget.redis_fail_open && budget.redis.is_none() {
-        return Err(
-            "--redis-fail-open needs --redis URL (or REDIS_URL) and a budget or limit".into(),
-        );
+        return Err("--redis-fail-open needs --redis URL (or REDIS_URL)".into());
     }
     Ok(())
 }

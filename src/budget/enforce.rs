@@ -197,6 +197,7 @@ impl Budget {
                 store: self.inner.store.clone(),
                 identity: identity.to_owned(),
                 session: session.to_owned(),
+                held: true,
             }),
             Admission::Refused(refusal) => Err(BudgetError::Refused(refusal)),
         }
@@ -289,6 +290,8 @@ pub struct SessionSlot {
     store: Arc<dyn BudgetStore>,
     identity: String,
     session: String,
+    /// Not released yet.
+    held: bool,
 }
 
 impl SessionSlot {
@@ -307,21 +310,42 @@ impl fmt::Debug for SessionSlot {
     }
 }
 
+impl SessionSlot {
+    /// Gives the place back now, and waits for the store's answer (each
+    /// store call ends within the store's timeout); a store that cannot
+    /// answer leaves it to the session's lease.
+    pub(crate) async fn release(mut self) {
+        if let Some((store, identity, session)) = self.take() {
+            release(store, identity, session).await;
+        }
+    }
+
+    /// What to release, the first time only.
+    fn take(&mut self) -> Option<(Arc<dyn BudgetStore>, String, String)> {
+        std::mem::take(&mut self.held).then(|| {
+            (
+                self.store.clone(),
+                std::mem::take(&mut self.identity),
+                std::mem::take(&mut self.session),
+            )
+        })
+    }
+}
+
+async fn release(store: Arc<dyn BudgetStore>, identity: String, session: String) {
+    if let Err(error) = store.release_session(&identity, &session).await {
+        tracing::debug!(%error, "session release left to its lease");
+    }
+}
+
 impl Drop for SessionSlot {
     fn drop(&mut self) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let store = self.store.clone();
-        let (identity, session) = (
-            std::mem::take(&mut self.identity),
-            std::mem::take(&mut self.session),
-        );
-        runtime.spawn(async move {
-            if let Err(error) = store.release_session(&identity, &session).await {
-                tracing::debug!(%error, "session release left to its lease");
-            }
-        });
+        if let Some((store, identity, session)) = self.take() {
+            runtime.spawn(release(store, identity, session));
+        }
     }
 }
 

@@ -238,21 +238,27 @@ impl H2Connection {
     }
 }
 
-/// The next text or binary message, skipping pings and pongs.
+/// The next text or binary message, skipping pings and pongs; within
+/// [`PROMPTLY`] in all (pings do not extend the wait).
 pub async fn recv_data<S: AsyncRead + AsyncWrite + Unpin>(
     socket: &mut WebSocketStream<S>,
 ) -> Message {
-    loop {
-        let message = tokio::time::timeout(PROMPTLY, socket.next())
-            .await
-            .expect("a message in time")
-            .expect("the stream is open")
-            .expect("no error");
-        match message {
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => return other,
+    let next = async {
+        loop {
+            let message = socket
+                .next()
+                .await
+                .expect("the stream is open")
+                .expect("no error");
+            match message {
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => return other,
+            }
         }
-    }
+    };
+    tokio::time::timeout(PROMPTLY, next)
+        .await
+        .expect("a message in time")
 }
 
 /// The next JSON event.
@@ -265,20 +271,22 @@ pub async fn recv_event<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Reads until the peer's close frame; returns it.
+/// Reads until the peer's close frame, within [`PROMPTLY`] in all; returns it.
 pub async fn recv_close<S: AsyncRead + AsyncWrite + Unpin>(
     socket: &mut WebSocketStream<S>,
 ) -> Option<CloseFrame> {
-    loop {
-        match tokio::time::timeout(PROMPTLY, socket.next())
-            .await
-            .expect("a close in time")
-        {
-            Some(Ok(Message::Close(frame))) => return frame,
-            Some(Ok(_)) => {}
-            other => panic!("expected a close frame, got {other:?}"),
+    let close = async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
         }
-    }
+    };
+    tokio::time::timeout(PROMPTLY, close)
+        .await
+        .expect("a close in time")
 }
 
 /// Reads until the stream ends (after a close handshake).
@@ -291,9 +299,15 @@ pub async fn recv_end<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut WebSocketS
 }
 
 /// Reads raw frames off an upgraded stream until a close frame (from the
-/// server, so unmasked); returns its code, whatever tungstenite would make
-/// of it.
+/// server, so unmasked), within [`PROMPTLY`] in all; returns its code,
+/// whatever tungstenite would make of it.
 pub async fn raw_close_code(io: &mut TokioIo<Upgraded>) -> u16 {
+    tokio::time::timeout(PROMPTLY, read_close_code(io))
+        .await
+        .expect("a close frame in time")
+}
+
+async fn read_close_code(io: &mut TokioIo<Upgraded>) -> u16 {
     let mut buffer = Vec::new();
     loop {
         if buffer.len() >= 2 {

@@ -217,19 +217,25 @@ pub async fn refused(
     }
 }
 
-/// The next text or binary message, skipping pings and pongs.
+/// The next text or binary message, skipping pings and pongs; within
+/// [`PROMPTLY`] in all (keepalive pings do not extend the wait).
 pub async fn next_data(client: &mut Client) -> Message {
-    loop {
-        let message = tokio::time::timeout(PROMPTLY, client.next())
-            .await
-            .expect("a message in time")
-            .expect("the stream is open")
-            .expect("no error");
-        match message {
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => return other,
+    let next = async {
+        loop {
+            let message = client
+                .next()
+                .await
+                .expect("the stream is open")
+                .expect("no error");
+            match message {
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => return other,
+            }
         }
-    }
+    };
+    tokio::time::timeout(PROMPTLY, next)
+        .await
+        .expect("a message in time")
 }
 
 /// The next JSON event from the gateway.
@@ -240,18 +246,21 @@ pub async fn next_event(client: &mut Client) -> serde_json::Value {
     }
 }
 
-/// Reads until the gateway's close frame; returns it (its code and reason).
+/// Reads until the gateway's close frame, within [`PROMPTLY`] in all;
+/// returns it (its code and reason).
 pub async fn close_frame(client: &mut Client) -> Option<CloseFrame> {
-    loop {
-        match tokio::time::timeout(PROMPTLY, client.next())
-            .await
-            .expect("a close in time")
-        {
-            Some(Ok(Message::Close(frame))) => return frame,
-            Some(Ok(_)) => {}
-            other => panic!("expected a close frame, got {other:?}"),
+    let close = async {
+        loop {
+            match client.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
         }
-    }
+    };
+    tokio::time::timeout(PROMPTLY, close)
+        .await
+        .expect("a close in time")
 }
 
 /// Sends a text message.
@@ -365,17 +374,22 @@ impl RawClient {
         }
     }
 
-    /// Reads frames until a close frame; returns it.
+    /// Reads frames until a close frame, within [`PROMPTLY`] in all; returns it.
     pub async fn read_close(&mut self) -> RawFrame {
-        loop {
-            let frame = self
-                .read_frame()
-                .await
-                .expect("a close frame before the end");
-            if frame.opcode == 8 {
-                return frame;
+        let close = async {
+            loop {
+                let frame = self
+                    .read_frame()
+                    .await
+                    .expect("a close frame before the end");
+                if frame.opcode == 8 {
+                    return frame;
+                }
             }
-        }
+        };
+        tokio::time::timeout(PROMPTLY, close)
+            .await
+            .expect("a close frame in time")
     }
 
     /// Drops the connection with a TCP reset instead of a FIN.
