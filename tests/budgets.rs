@@ -31,7 +31,10 @@ const MODEL: &str = "openai/gpt-realtime";
 /// `response.metadata.usage` (or `input`/`output` tokens, the output capped
 /// by `max_output_tokens`). `test.server_response` starts a response the
 /// client did not ask for (server VAD), `test.done_again` repeats the last
-/// `response.done`, `test.transcription` sends a transcription's usage.
+/// `response.done`, `test.transcription` sends a transcription's usage,
+/// `test.session_updated` confirms `session` with `session.updated`. A
+/// response sends `response.metadata.audio` output audio deltas of one
+/// second of 24 kHz PCM each (48,000 bytes) before it is done.
 async fn billing_upstream() -> MockUpstream {
     MockUpstream::with_script(|mut session: UpstreamSession| async move {
         session.session_created().await;
@@ -56,6 +59,11 @@ async fn billing_upstream() -> MockUpstream {
                     }
                     continue;
                 }
+                Some("test.session_updated") => {
+                    let updated = json!({"type": "session.updated", "session": event["session"]});
+                    session.send_json(&updated).await;
+                    continue;
+                }
                 Some("test.transcription") => {
                     let completed = json!({
                         "type": "conversation.item.input_audio_transcription.completed",
@@ -71,6 +79,15 @@ async fn billing_upstream() -> MockUpstream {
             };
             let created = json!({"type": "response.created", "response": {"id": id, "status": "in_progress"}});
             session.send_json(&created).await;
+            let deltas = event["response"]["metadata"]["audio"]
+                .as_str()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            for _ in 0..deltas {
+                let delta = json!({"type": "response.output_audio.delta", "response_id": id,
+                    "delta": "A".repeat(64_000)});
+                session.send_json(&delta).await;
+            }
             let done = json!({"type": "response.done", "response": {"id": id, "status": "completed", "usage": usage}});
             session.send_json(&done).await;
             last_done = Some(done);
@@ -541,6 +558,107 @@ async fn every_token_class_and_input_audio_is_priced_through_a_session() {
     let spend = summaries.lock().unwrap()[0].spend.unwrap();
     assert_eq!(spend.money, Micros::new(expected));
     assert_eq!((spend.tokens, spend.input_audio_ms), (6_900, 1_000));
+}
+
+/// Sends `session` for the upstream to confirm, and reads its `session.updated`.
+async fn confirm_session(client: &mut Client, session: Value) {
+    let update = json!({"type": "test.session_updated", "session": session});
+    send_text(client, &update.to_string()).await;
+    assert_eq!(next_event(client).await["type"], "session.updated");
+}
+
+#[tokio::test]
+async fn output_audio_priced_by_the_minute_is_charged_from_its_deltas() {
+    let upstream = billing_upstream().await;
+    // $0.6 a minute of output audio: 10,000 micro-dollars a second.
+    let prices = PriceTable::from_json(
+        r#"{"models": {"openai/gpt-realtime": {"output_audio_per_minute": "0.6"}}}"#,
+    )
+    .unwrap();
+    let limits = Limits::new().with(Limit::money(Window::Month, Micros::new(1_000_000)));
+    let budget = Budget::new(MemoryBudgetStore::new(), limits).prices(prices);
+    let (layer, summaries) = summaries(layer(&upstream, budget.clone()));
+    let gateway = serve_axum(layer).await;
+    let mut client = open_as(&gateway, "alice").await;
+
+    // Two deltas of one second each at the 24 kHz PCM of `session.created`.
+    let create = json!({"type": "response.create", "response": {"metadata": {"audio": "2"}}});
+    send_text(&mut client, &create.to_string()).await;
+    let (events, close) =
+        read_events_until(&mut client, |event| event["type"] == "response.done").await;
+    assert_eq!(close, None);
+    let deltas = events
+        .iter()
+        .filter(|event| event["type"] == "response.output_audio.delta")
+        .count();
+    assert_eq!(deltas, 2, "the deltas reach the client");
+    eventually(|| async { spent(&budget, "alice").await == (20_000, 0) }).await;
+
+    // In G.711 (8,000 bytes a second) the same 48,000 bytes are six seconds.
+    confirm_session(
+        &mut client,
+        json!({"audio": {"output": {"format": {"type": "audio/pcmu"}}}}),
+    )
+    .await;
+    let create = json!({"type": "response.create", "response": {"metadata": {"audio": "1"}}});
+    send_text(&mut client, &create.to_string()).await;
+    read_events_until(&mut client, |event| event["type"] == "response.done").await;
+    eventually(|| async { spent(&budget, "alice").await == (80_000, 0) }).await;
+
+    client.close(None).await.unwrap();
+    eventually(|| async { !summaries.lock().unwrap().is_empty() }).await;
+    let spend = summaries.lock().unwrap()[0].spend.unwrap();
+    assert_eq!(spend.money, Micros::new(80_000));
+}
+
+#[tokio::test]
+async fn transcriptions_are_priced_at_the_sessions_transcription_model() {
+    let upstream = billing_upstream().await;
+    let prices = PriceTable::from_json(
+        r#"{"models": {
+            "openai/gpt-realtime": {"input_audio": "32", "input_audio_per_minute": "0.6"},
+            "gpt-4o-transcribe": {"input_audio": "6", "output_text": "10"},
+            "whisper-1": {"input_audio_per_minute": "0.006"}
+        }}"#,
+    )
+    .unwrap();
+    let limits = Limits::new().with(Limit::money(Window::Month, Micros::new(1_000_000)));
+    let budget = Budget::new(MemoryBudgetStore::new(), limits).prices(prices);
+    let gateway = serve_axum(layer(&upstream, budget.clone())).await;
+    let mut client = open_as(&gateway, "alice").await;
+    confirm_session(
+        &mut client,
+        json!({"audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}}}),
+    )
+    .await;
+
+    // One second of audio, then its transcription: the second at the
+    // session's $0.6 a minute, the tokens at gpt-4o-transcribe's prices
+    // (1,000 audio tokens in at $6, 500 text tokens out at $10 a million),
+    // not at the session model's $32.
+    let second = json!({"type": "input_audio_buffer.append", "audio": "A".repeat(64_000)});
+    send_text(&mut client, &second.to_string()).await;
+    let usage = json!({"type": "tokens", "total_tokens": 1_500, "input_tokens": 1_000,
+        "input_token_details": {"audio_tokens": 1_000}, "output_tokens": 500});
+    let transcription = json!({"type": "test.transcription", "item_id": "item_1", "usage": usage});
+    send_text(&mut client, &transcription.to_string()).await;
+    assert_eq!(
+        next_event(&mut client).await["type"],
+        "conversation.item.input_audio_transcription.completed"
+    );
+    eventually(|| async { spent(&budget, "alice").await == (10_000 + 6_000 + 5_000, 0) }).await;
+
+    // A model billed by the second (30 s at $0.006 a minute).
+    confirm_session(
+        &mut client,
+        json!({"input_audio_transcription": {"model": "whisper-1"}}),
+    )
+    .await;
+    let usage = json!({"type": "duration", "seconds": 30});
+    let transcription = json!({"type": "test.transcription", "item_id": "item_2", "usage": usage});
+    send_text(&mut client, &transcription.to_string()).await;
+    next_event(&mut client).await;
+    eventually(|| async { spent(&budget, "alice").await == (21_000 + 3_000, 0) }).await;
 }
 
 #[cfg(feature = "redis")]

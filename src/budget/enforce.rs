@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 
@@ -12,7 +12,7 @@ use super::{AudioTime, Limits, Micros, PriceTable, Refusal, Spend, TokenClass};
 use crate::store::{
     Admission, BudgetStore, Grant, Reservation, SessionRequest, Settled, Settlement, StoreError,
 };
-use crate::usage::Usage;
+use crate::usage::{TranscriptionUsage, Usage};
 
 /// Budgets for sessions: where they are counted, what each identity may
 /// spend, and (for money) what models cost.
@@ -160,6 +160,11 @@ impl Budget {
     /// The time now, by the budget's [`clock`](Self::clock).
     pub fn now(&self) -> SystemTime {
         (self.inner.clock)()
+    }
+
+    /// Whether the budget has a price table.
+    pub(crate) fn priced(&self) -> bool {
+        self.inner.prices.is_some()
     }
 
     /// The prices of `provider`'s `model`, if the budget prices it.
@@ -499,6 +504,48 @@ impl SessionBudget {
         let reservation = self.open.pop_front();
         self.settle(response_id, reservation.as_deref(), spend)
             .await
+    }
+
+    /// What a transcription counts against budgets: its tokens, the input
+    /// audio appended since the last charge (priced per minute at this
+    /// session's model), and the transcription's own cost at the prices of
+    /// `model` (the session's input transcription model, e.g.
+    /// `gpt-4o-transcribe`, looked up as `provider/model`, then `model`,
+    /// then the table's `default`). A transcription model the table does
+    /// not price costs no money; its tokens still count.
+    pub(crate) fn transcription_spend(
+        &self,
+        model: Option<&str>,
+        usage: Option<&TranscriptionUsage>,
+        audio: Duration,
+    ) -> Spend {
+        let input_audio = AudioTime::new(audio, Duration::ZERO);
+        let mut money = self
+            .cost(&Usage::default(), input_audio)
+            .unwrap_or(Micros::ZERO);
+        let prices = model.and_then(|model| self.budget.price_of(&self.provider, model));
+        let (tokens, transcribed) = match usage {
+            Some(TranscriptionUsage::Tokens(usage)) => {
+                let tokens = usage.total_tokens.unwrap_or_else(|| {
+                    usage.input_tokens.unwrap_or(0) + usage.output_tokens.unwrap_or(0)
+                });
+                (
+                    tokens,
+                    prices.map(|prices| prices.cost(usage, AudioTime::default())),
+                )
+            }
+            Some(TranscriptionUsage::Duration { seconds }) => {
+                let time = Duration::try_from_secs_f64(*seconds).unwrap_or_default();
+                let time = AudioTime::new(time, Duration::ZERO);
+                (0, prices.map(|prices| prices.cost(&Usage::default(), time)))
+            }
+            None => (0, None),
+        };
+        money += transcribed.unwrap_or(Micros::ZERO);
+        Spend::new()
+            .with_tokens(tokens)
+            .with_input_audio(audio)
+            .with_money(money)
     }
 
     /// Charges something that had no reservation (transcription usage,

@@ -22,13 +22,16 @@ use crate::hooks::{
     Close, ErrorEvent, Event, Hook, HookContext, Interest, SessionControl, Verdict,
 };
 use crate::store::{Settled, StoreError};
-use crate::usage::audio::{AudioFormat, InputAudio, base64_decoded_len};
+use crate::usage::audio::{AudioFormat, AudioStream, base64_decoded_len};
 use crate::usage::{SessionInfo, TranscriptionUsage, Usage, scan, telemetry};
 
 const RESPONSE_CREATE: &str = "response.create";
 const RESPONSE_CREATED: &str = "response.created";
 const RESPONSE_DONE: &str = "response.done";
 const APPEND: &str = "input_audio_buffer.append";
+const OUTPUT_AUDIO_DELTA: &str = "response.output_audio.delta";
+/// The beta name of [`OUTPUT_AUDIO_DELTA`].
+const AUDIO_DELTA: &str = "response.audio.delta";
 const TRANSCRIPTION_COMPLETED: &str = "conversation.item.input_audio_transcription.completed";
 const SESSION_CREATED: &str = "session.created";
 const SESSION_UPDATED: &str = "session.updated";
@@ -53,10 +56,16 @@ enum Command {
     Done {
         id: String,
         usage: Usage,
-        audio: Duration,
+        audio: AudioTime,
     },
-    /// Charge something without a reservation, once per id.
-    Charge { id: String, spend: Spend },
+    /// Charge a transcription (and the input audio appended before it),
+    /// once per id.
+    Transcription {
+        id: String,
+        usage: Option<TranscriptionUsage>,
+        audio: Duration,
+        model: Option<String>,
+    },
 }
 
 /// The session's end of its budget: what it spent, and its task.
@@ -84,18 +93,46 @@ pub(crate) struct BudgetHook {
     client_started: Arc<AtomicU32>,
     /// The session's input audio, when something budgets or prices it.
     audio: Option<AudioCount>,
+    /// The session's output audio, when it is priced by the minute.
+    output_audio: Option<AudioCount>,
+    /// The PCM rates the upstream accepts, its default first.
+    pcm_rates: Vec<u32>,
+    /// Whether the budget prices models: then the session's transcription
+    /// model is followed, to price transcriptions.
+    priced: bool,
+    /// The input transcription model the upstream confirmed.
+    transcription_model: Option<String>,
     /// Prefix of settlement ids: unique to the session on every replica.
     key: String,
 }
 
 struct AudioCount {
-    audio: InputAudio,
-    pcm_rates: Vec<u32>,
+    audio: AudioStream,
     /// Seconds already charged.
     charged: f64,
 }
 
 impl AudioCount {
+    /// 16-bit PCM at `pcm_rate` until the session says otherwise.
+    fn new(pcm_rate: u32) -> Self {
+        Self {
+            audio: AudioStream::new(pcm_rate),
+            charged: 0.0,
+        }
+    }
+
+    /// Counts the decoded size of the base64 string `member` of `event`.
+    fn count(&mut self, event: &Event, member: &[u8]) {
+        let audio = scan::members(event.as_bytes()).find_map(|(key, value)| match value {
+            scan::Value::Str(text) if key == member => Some(text),
+            _ => None,
+        });
+        if let Some(audio) = audio {
+            self.audio
+                .append(base64_decoded_len(audio.ascii_len(), audio.raw));
+        }
+    }
+
     /// Audio appended since the last call.
     fn take(&mut self) -> Duration {
         let seconds = self.audio.seconds();
@@ -118,11 +155,9 @@ impl BudgetHook {
         let identity = info.identity.name();
         let session = budget.session(identity, &info.provider, &info.model, key);
         let limits = budget.limits(identity);
-        let audio = counts_audio(budget, &limits, info).then(|| AudioCount {
-            audio: InputAudio::new(info.pcm_input_rate),
-            pcm_rates: info.pcm_input_rates.clone(),
-            charged: 0.0,
-        });
+        let (input, output) = counts_audio(budget, &limits, info);
+        let audio = input.then(|| AudioCount::new(info.pcm_input_rate));
+        let output_audio = output.then(|| AudioCount::new(info.pcm_input_rate));
         let (commands, receiver) = mpsc::unbounded_channel();
         let spent = Arc::new(Mutex::new(Spend::new()));
         let task = tokio::spawn(keep_books(
@@ -136,6 +171,10 @@ impl BudgetHook {
             commands,
             client_started: Arc::new(AtomicU32::new(0)),
             audio,
+            output_audio,
+            pcm_rates: info.pcm_input_rates.clone(),
+            priced: budget.priced(),
+            transcription_model: None,
             key: key.to_owned(),
         };
         (hook, BudgetHandle { spent, task })
@@ -212,7 +251,12 @@ impl BudgetHook {
             .and_then(Value::as_object)
             .map(Usage::from_json)
             .unwrap_or_default();
-        let audio = self.audio.as_mut().map_or(Duration::ZERO, AudioCount::take);
+        let audio = AudioTime::new(
+            self.audio.as_mut().map_or(Duration::ZERO, AudioCount::take),
+            self.output_audio
+                .as_mut()
+                .map_or(Duration::ZERO, AudioCount::take),
+        );
         self.send(Command::Done {
             id: format!("{}:{id}", self.key),
             usage,
@@ -224,18 +268,12 @@ impl BudgetHook {
         let Some(json) = event.to_json() else {
             return;
         };
-        let tokens = match json
+        let usage = json
             .get("usage")
             .and_then(Value::as_object)
-            .and_then(TranscriptionUsage::from_json)
-        {
-            Some(TranscriptionUsage::Tokens(usage)) => usage.total_tokens.unwrap_or_else(|| {
-                usage.input_tokens.unwrap_or(0) + usage.output_tokens.unwrap_or(0)
-            }),
-            _ => 0,
-        };
+            .and_then(TranscriptionUsage::from_json);
         let audio = self.audio.as_mut().map_or(Duration::ZERO, AudioCount::take);
-        if tokens == 0 && audio.is_zero() {
+        if usage.is_none() && audio.is_zero() {
             return;
         }
         let item = json
@@ -246,36 +284,46 @@ impl BudgetHook {
             .get("content_index")
             .and_then(Value::as_u64)
             .unwrap_or(0);
-        self.send(Command::Charge {
+        self.send(Command::Transcription {
             id: format!("{}:transcription:{item}:{part}", self.key),
-            spend: Spend::new().with_tokens(tokens).with_input_audio(audio),
+            usage,
+            audio,
+            model: self.transcription_model.clone(),
         });
     }
 
     fn append(&mut self, event: &Event) {
-        let Some(count) = &mut self.audio else {
-            return;
-        };
-        let audio = scan::members(event.as_bytes()).find_map(|(key, value)| match value {
-            scan::Value::Str(text) if key == b"audio" => Some(text),
-            _ => None,
-        });
-        if let Some(audio) = audio {
-            count
-                .audio
-                .append(base64_decoded_len(audio.ascii_len(), audio.raw));
+        if let Some(count) = &mut self.audio {
+            count.count(event, b"audio");
+        }
+    }
+
+    fn output_delta(&mut self, event: &Event) {
+        if let Some(count) = &mut self.output_audio {
+            count.count(event, b"delta");
         }
     }
 
     fn learn_format(&mut self, event: &Event) {
-        let Some(count) = &mut self.audio else {
+        let Some(session) = event
+            .to_json()
+            .and_then(|mut json| json.get_mut("session").map(Value::take))
+        else {
             return;
         };
-        let Some(json) = event.to_json() else {
-            return;
-        };
-        let declared = |session| AudioFormat::declared_by(session, &count.pcm_rates);
-        if let Some(format) = json.get("session").and_then(declared) {
+        if self.priced
+            && let Some(model) = transcription_model(&session)
+        {
+            self.transcription_model = Some(model.to_owned());
+        }
+        if let Some(count) = &mut self.audio
+            && let Some(format) = AudioFormat::declared_by(&session, &self.pcm_rates)
+        {
+            count.audio.set_format(format);
+        }
+        if let Some(count) = &mut self.output_audio
+            && let Some(format) = AudioFormat::output_declared_by(&session, &self.pcm_rates)
+        {
             count.audio.set_format(format);
         }
     }
@@ -287,9 +335,13 @@ impl Hook for BudgetHook {
             .client_events([RESPONSE_CREATE])
             .upstream_events([RESPONSE_CREATED, RESPONSE_DONE, TRANSCRIPTION_COMPLETED]);
         if self.audio.is_some() {
-            interest = interest
-                .client_events([APPEND])
-                .upstream_events([SESSION_CREATED, SESSION_UPDATED]);
+            interest = interest.client_events([APPEND]);
+        }
+        if self.output_audio.is_some() {
+            interest = interest.upstream_events([OUTPUT_AUDIO_DELTA, AUDIO_DELTA]);
+        }
+        if self.audio.is_some() || self.output_audio.is_some() || self.priced {
+            interest = interest.upstream_events([SESSION_CREATED, SESSION_UPDATED]);
         }
         interest
     }
@@ -301,6 +353,7 @@ impl Hook for BudgetHook {
             Some(RESPONSE_DONE) => self.response_done(&event),
             Some(TRANSCRIPTION_COMPLETED) => self.transcription(&event),
             Some(APPEND) => self.append(&event),
+            Some(OUTPUT_AUDIO_DELTA | AUDIO_DELTA) => self.output_delta(&event),
             Some(SESSION_CREATED | SESSION_UPDATED) => self.learn_format(&event),
             _ => {}
         }
@@ -308,17 +361,33 @@ impl Hook for BudgetHook {
     }
 }
 
-/// Whether the session's input audio is budgeted or priced.
-fn counts_audio(budget: &Budget, limits: &Limits, info: &SessionInfo) -> bool {
+/// Whether the session's input audio is budgeted or priced by the minute,
+/// and whether its output audio is priced by the minute.
+fn counts_audio(budget: &Budget, limits: &Limits, info: &SessionInfo) -> (bool, bool) {
     let budgeted = limits
         .budgets()
         .iter()
         .any(|limit| limit.meter() == Meter::InputAudio);
-    let one_minute = AudioTime::new(Duration::from_secs(60), Duration::ZERO);
-    let priced = budget
-        .price_of(&info.provider, &info.model)
-        .is_some_and(|prices| prices.cost(&Usage::default(), one_minute) > Micros::ZERO);
-    budgeted || priced
+    let minute = Duration::from_secs(60);
+    let priced = |audio| {
+        budget
+            .price_of(&info.provider, &info.model)
+            .is_some_and(|prices| prices.cost(&Usage::default(), audio) > Micros::ZERO)
+    };
+    (
+        budgeted || priced(AudioTime::new(minute, Duration::ZERO)),
+        priced(AudioTime::new(Duration::ZERO, minute)),
+    )
+}
+
+/// The input transcription model a session object names (GA
+/// `audio.input.transcription.model`, beta `input_audio_transcription.model`).
+fn transcription_model(session: &Value) -> Option<&str> {
+    session
+        .pointer("/audio/input/transcription/model")
+        .or_else(|| session.pointer("/input_audio_transcription/model"))
+        .and_then(Value::as_str)
+        .filter(|model| !model.is_empty())
 }
 
 /// `response.create` with `response.max_output_tokens` set to `max`.
@@ -363,12 +432,17 @@ async fn keep_books(
                 }
             }
             Command::Done { id, usage, audio } => {
-                let audio = AudioTime::new(audio, Duration::ZERO);
                 let charged = session.finish_response(&id, &usage, audio).await;
                 let spend = session.spend_of(&usage, audio);
                 account(charged, spend, &spent, &control, &info);
             }
-            Command::Charge { id, spend } => {
+            Command::Transcription {
+                id,
+                usage,
+                audio,
+                model,
+            } => {
+                let spend = session.transcription_spend(model.as_deref(), usage.as_ref(), audio);
                 let charged = session.charge(&id, spend).await;
                 account(charged, spend, &spent, &control, &info);
             }

@@ -1,14 +1,16 @@
-//! Input audio time from `input_audio_buffer.append` payload sizes.
+//! Audio time from payload sizes: input from `input_audio_buffer.append`,
+//! output from `response.output_audio.delta`.
 //!
-//! An append carries base64 audio; its decoded size follows from the length
-//! of the base64 text, so nothing is decoded. The duration follows from the
-//! decoded size and the session's input format, which the meter learns only
-//! from what the upstream confirms (`session.created`, `session.updated`):
-//! a client's `session.update` may be refused, so it changes nothing.
+//! Each carries base64 audio; its decoded size follows from the length of
+//! the base64 text, so nothing is decoded. The duration follows from the
+//! decoded size and the session's format in that direction, which the
+//! meter learns only from what the upstream confirms (`session.created`,
+//! `session.updated`): a client's `session.update` may be refused, so it
+//! changes nothing.
 
 use serde_json::Value;
 
-/// The input audio format of a session, as far as its duration goes.
+/// An audio format of a session, as far as its duration goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AudioFormat {
     /// 16-bit little-endian mono PCM at `rate` samples per second.
@@ -37,8 +39,38 @@ impl AudioFormat {
     /// `"g711_alaw"`). PCM without a rate is at the upstream's own default
     /// (24 kHz for OpenAI, 16 kHz for DashScope).
     pub(crate) fn declared_by(session: &Value, pcm_rates: &[u32]) -> Option<Option<AudioFormat>> {
+        Self::declared(
+            session,
+            "/audio/input/format",
+            "input_audio_format",
+            pcm_rates,
+        )
+    }
+
+    /// The output format a session object declares, as
+    /// [`declared_by`](Self::declared_by) reads the input one
+    /// (`audio.output.format`, `output_audio_format`), PCM rates believed
+    /// when the upstream accepts them for input too.
+    pub(crate) fn output_declared_by(
+        session: &Value,
+        pcm_rates: &[u32],
+    ) -> Option<Option<AudioFormat>> {
+        Self::declared(
+            session,
+            "/audio/output/format",
+            "output_audio_format",
+            pcm_rates,
+        )
+    }
+
+    fn declared(
+        session: &Value,
+        pointer: &str,
+        beta_key: &str,
+        pcm_rates: &[u32],
+    ) -> Option<Option<AudioFormat>> {
         let default = pcm_rates.first().copied()?;
-        if let Some(format) = session.pointer("/audio/input/format") {
+        if let Some(format) = session.pointer(pointer) {
             let rate = format.get("rate").and_then(Value::as_u64);
             return match format.get("type").and_then(Value::as_str) {
                 Some("audio/pcm") => match rate {
@@ -52,7 +84,7 @@ impl AudioFormat {
                 _ => Some(None),
             };
         }
-        let format = session.get("input_audio_format")?;
+        let format = session.get(beta_key)?;
         Some(match format.as_str() {
             Some("pcm16" | "pcm") => Some(AudioFormat::Pcm16 { rate: default }),
             Some("g711_ulaw" | "g711_alaw") => Some(AudioFormat::G711),
@@ -72,9 +104,9 @@ pub(crate) fn base64_decoded_len(length: usize, tail: &[u8]) -> u64 {
     (length.saturating_sub(padding) as u64) * 3 / 4
 }
 
-/// Input audio appended in one session.
+/// Audio sent one way in one session.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct InputAudio {
+pub(crate) struct AudioStream {
     /// The current format; `None` when it is one whose duration is unknown.
     format: Option<AudioFormat>,
     /// Bytes appended in the current format.
@@ -85,7 +117,7 @@ pub(crate) struct InputAudio {
     total_bytes: u64,
 }
 
-impl InputAudio {
+impl AudioStream {
     /// No audio yet; 16-bit PCM at `pcm_rate` until the session says otherwise.
     pub(crate) fn new(pcm_rate: u32) -> Self {
         Self {
@@ -111,7 +143,7 @@ impl InputAudio {
         }
     }
 
-    /// Seconds of audio appended, in the formats that were known.
+    /// Seconds of audio counted, in the formats that were known.
     pub(crate) fn seconds(&self) -> f64 {
         let current = match self.format {
             Some(format) => self.bytes_in_format as f64 / format.bytes_per_second() as f64,
@@ -120,7 +152,7 @@ impl InputAudio {
         self.seconds_before + current
     }
 
-    /// Decoded bytes appended, in any format.
+    /// Decoded bytes counted, in any format.
     pub(crate) fn bytes(&self) -> u64 {
         self.total_bytes
     }
@@ -205,8 +237,30 @@ mod tests {
     }
 
     #[test]
+    fn output_formats_are_read_apart_from_input_ones() {
+        let output = |session| AudioFormat::output_declared_by(&session, &[24_000, 16_000]);
+        assert_eq!(
+            output(json!({"audio":{"output":{"format":{"type":"audio/pcmu"}}}})),
+            Some(Some(AudioFormat::G711))
+        );
+        assert_eq!(
+            output(json!({"audio":{"output":{"format":{"type":"audio/pcm","rate":16000}}}})),
+            Some(Some(AudioFormat::Pcm16 { rate: 16_000 }))
+        );
+        assert_eq!(
+            output(json!({"output_audio_format":"g711_alaw"})),
+            Some(Some(AudioFormat::G711))
+        );
+        assert_eq!(
+            output(json!({"audio":{"input":{"format":{"type":"audio/pcmu"}}}})),
+            None
+        );
+        assert_eq!(output(json!({"input_audio_format":"g711_ulaw"})), None);
+    }
+
+    #[test]
     fn seconds_follow_the_format_in_force() {
-        let mut audio = InputAudio::new(24_000);
+        let mut audio = AudioStream::new(24_000);
         audio.append(48_000);
         assert_eq!(audio.seconds(), 1.0);
         audio.set_format(Some(AudioFormat::G711));

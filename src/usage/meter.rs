@@ -16,7 +16,7 @@
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::audio::{AudioFormat, InputAudio, base64_decoded_len};
+use super::audio::{AudioFormat, AudioStream, base64_decoded_len};
 use super::info::SessionInfo;
 use super::observer::{Observation, Observer, TranscriptionRecord, UsageRecord};
 use super::scan::{self, Str};
@@ -36,7 +36,7 @@ pub(crate) struct Meter<'a> {
     info: &'a SessionInfo,
     observer: Option<&'a dyn Observer>,
     totals: Metered,
-    audio: InputAudio,
+    audio: AudioStream,
     /// Messages parsed in full.
     #[cfg(test)]
     parsed: usize,
@@ -59,7 +59,7 @@ impl<'a> Meter<'a> {
             info,
             observer,
             totals: Metered::default(),
-            audio: InputAudio::new(info.pcm_input_rate),
+            audio: AudioStream::new(info.pcm_input_rate),
             #[cfg(test)]
             parsed: 0,
         }
