@@ -73,15 +73,16 @@ async fn open<B: From<Bytes>>(
     let mut permit = config.sessions.try_open(config.max_sessions)?;
     let id = SessionId::next();
     if let Some(budget) = &config.budget {
-        config
-            .budget_listener
-            .call_once(|| budget::exhaustion::listen(budget, config.live.clone()));
+        let mark = config.budget_listener.start(budget, &config.live);
         let models = route
             .targets
             .iter()
             .map(|target| (target.provider_name.as_str(), target.model.as_str()));
         budget::admission::priced(budget, identity.name(), models)?;
-        permit.hold_budget(budget::admission::admit(budget, identity.name(), id).await?);
+        permit.hold_budget(
+            budget::admission::admit(budget, identity.name(), id).await?,
+            mark,
+        );
     }
 
     let dialling = Instant::now();

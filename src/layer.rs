@@ -46,8 +46,8 @@ pub(crate) struct Config {
     /// The missing admission decision has been logged.
     pub(crate) undecided_logged: Arc<AtomicBool>,
     pub(crate) budget: Option<Budget>,
-    /// The listener that ends sessions of identities out of budget has started.
-    pub(crate) budget_listener: Arc<std::sync::Once>,
+    /// The listener that ends sessions of identities out of budget.
+    pub(crate) budget_listener: Arc<crate::budget::exhaustion::Listener>,
 }
 
 /// A [`Layer`] that turns WebSocket upgrades on one path into relayed
@@ -163,7 +163,7 @@ impl RealtimeLayer {
                 unauthenticated: false,
                 undecided_logged: Arc::new(AtomicBool::new(false)),
                 budget: None,
-                budget_listener: Arc::new(std::sync::Once::new()),
+                budget_listener: Arc::default(),
             }),
         }
     }
@@ -586,7 +586,7 @@ impl RealtimeLayer {
     pub fn budget(self, budget: Budget) -> Self {
         self.edit(|config| {
             config.budget = Some(budget);
-            config.budget_listener = Arc::new(std::sync::Once::new());
+            config.budget_listener = Arc::default();
         })
     }
 

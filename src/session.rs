@@ -107,6 +107,8 @@ impl Session {
         // After the user's hooks: it reserves for the `response.create` they let through.
         let mut budget = None;
         if let (Some(limits), Some(slot)) = (&config.budget, permit.budget_slot()) {
+            // Announced out of budget while it was dialling: it ends at once.
+            config.budget_listener.check(&control, permit.budget_mark());
             let (hook, handle) = BudgetHook::new(limits, &info, slot.session(), control.clone());
             hooks.push(Box::new(hook));
             budget = Some(handle);

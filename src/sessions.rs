@@ -63,6 +63,7 @@ impl Sessions {
             dialling: true,
             deployment: None,
             budget: None,
+            budget_mark: 0,
         })
     }
 
@@ -127,14 +128,23 @@ pub(crate) struct SessionPermit {
     dialling: bool,
     /// The session's place under its deployment's cap, freed with the permit.
     deployment: Option<DeploymentSlot>,
-    /// The session's place under its identity's session limits, freed with the permit.
+    /// The session's place under its identity's session limits, freed with
+    /// the permit, and the budget listener's mark when it was admitted.
     budget: Option<SessionSlot>,
+    budget_mark: u64,
 }
 
 impl SessionPermit {
-    /// Keeps the session's place under its identity's session limits while it lives.
-    pub(crate) fn hold_budget(&mut self, slot: SessionSlot) {
+    /// Keeps the session's place under its identity's session limits while
+    /// it lives; `mark` is the budget listener's when it was admitted.
+    pub(crate) fn hold_budget(&mut self, slot: SessionSlot, mark: u64) {
         self.budget = Some(slot);
+        self.budget_mark = mark;
+    }
+
+    /// The budget listener's mark when the session was admitted.
+    pub(crate) fn budget_mark(&self) -> u64 {
+        self.budget_mark
     }
 
     /// The session's place under its identity's session limits, if it has a budget.

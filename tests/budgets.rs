@@ -14,15 +14,17 @@ use std::time::{Duration, SystemTime};
 use common::*;
 use http::request::Parts;
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 use tower_realtime::admission::{Refusal, client_token};
 use tower_realtime::budget::{Budget, Limit, Limits, Micros, PriceTable, Spend, Window};
+use tower_realtime::provider::{OpenAi, Provider, TargetFuture, TargetRequest};
 use tower_realtime::store::{
     Admission, Balance, BudgetStore, ExhaustedIdentities, Grant, MemoryBudgetStore, Reservation,
     SessionRequest, Settled, Settlement, StoreFuture,
 };
 use tower_realtime::testing::{Handshake, MockUpstream, UpstreamSession};
 use tower_realtime::usage::{Observation, SessionSummary};
-use tower_realtime::{Identity, RealtimeLayer};
+use tower_realtime::{Identity, Providers, RealtimeLayer, Secret};
 
 const MODEL: &str = "openai/gpt-realtime";
 
@@ -123,7 +125,12 @@ fn response_create(input: u64, output: u64, max_output_tokens: Option<u64>) -> S
 
 /// A layer whose bearer token names the identity, held to `budget`.
 fn layer(upstream: &MockUpstream, budget: Budget) -> RealtimeLayer {
-    RealtimeLayer::new(openai(upstream))
+    layer_on(openai(upstream), budget)
+}
+
+/// [`layer`] on these providers.
+fn layer_on(providers: Providers, budget: Budget) -> RealtimeLayer {
+    RealtimeLayer::new(providers)
         .admission(|request: &Parts| match client_token(&request.headers) {
             Some(token) => Ok(Identity::new(token)),
             None => Err(Refusal::unauthorized("no key")),
@@ -558,6 +565,61 @@ async fn every_token_class_and_input_audio_is_priced_through_a_session() {
     let spend = summaries.lock().unwrap()[0].spend.unwrap();
     assert_eq!(spend.money, Micros::new(expected));
     assert_eq!((spend.tokens, spend.input_audio_ms), (6_900, 1_000));
+}
+
+/// An `openai` provider whose sessions wait, once admitted, until the test
+/// lets them dial.
+struct Gated {
+    inner: OpenAi,
+    /// Told when a session waits.
+    reached: Arc<Notify>,
+    /// Lets one session go on.
+    gate: Arc<Notify>,
+}
+
+impl Provider for Gated {
+    fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        Box::pin(async move {
+            self.reached.notify_one();
+            self.gate.notified().await;
+            self.inner.target(request).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_session_announced_out_of_budget_while_it_dials_ends_as_it_opens() {
+    let upstream = billing_upstream().await;
+    let (reached, gate) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let gated = Gated {
+        inner: OpenAi::new(Secret::new(PROVIDER_KEY))
+            .base_url(&upstream.base_url())
+            .unwrap(),
+        reached: Arc::clone(&reached),
+        gate: Arc::clone(&gate),
+    };
+    let limits = Limits::new().with(Limit::tokens(Window::Day, 100_000));
+    let budget = Budget::new(MemoryBudgetStore::new(), limits);
+    let providers = Providers::new().with("openai", gated);
+    let gateway = serve_axum(layer_on(providers, budget.clone())).await;
+    gate.notify_one();
+    let mut live = open_as(&gateway, "alice").await;
+    reached.notified().await;
+
+    // Admitted, and dialling when alice's budget is announced spent.
+    let url = gateway.url(&format!("?model={MODEL}"));
+    let dialling =
+        tokio::spawn(async move { connect(&url, &[("authorization", "Bearer alice")]).await });
+    tokio::time::timeout(PROMPTLY, reached.notified())
+        .await
+        .expect("the second session dials");
+    budget.store().announce_exhausted("alice").await.unwrap();
+    // The live session is ended: the announcement has been heard.
+    expect_spent(&mut live).await;
+
+    gate.notify_one();
+    let (mut late, _) = dialling.await.unwrap().expect("the session opens");
+    expect_spent(&mut late).await;
 }
 
 /// Sends `session` for the upstream to confirm, and reads its `session.updated`.
