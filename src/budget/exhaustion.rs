@@ -1,7 +1,7 @@
 //! Ending the live sessions of identities whose budget is spent.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 
 use super::Budget;
 use super::session_hook::spent_close;
@@ -16,8 +16,14 @@ const KEPT: usize = 1_024;
 #[derive(Debug)]
 pub(crate) struct Listener {
     started: Once,
-    /// The count of announcements heard, and the latest ones with their number.
-    recent: Mutex<(u64, VecDeque<(u64, Arc<str>)>)>,
+    recent: Mutex<Recent>,
+}
+
+/// The count of announcements heard, and the latest ones with their number.
+#[derive(Debug, Default)]
+struct Recent {
+    heard: u64,
+    kept: VecDeque<(u64, Arc<str>)>,
 }
 
 impl Default for Listener {
@@ -36,13 +42,13 @@ impl Listener {
     pub(crate) fn start(self: &Arc<Self>, budget: &Budget, live: &LiveSessions) -> u64 {
         self.started
             .call_once(|| listen(budget, live.clone(), Arc::clone(self)));
-        self.lock().0
+        self.lock().heard
     }
 
     /// Whether `identity` was announced out of budget after `mark`.
     pub(crate) fn announced_since(&self, identity: &str, mark: u64) -> bool {
         self.lock()
-            .1
+            .kept
             .iter()
             .rev()
             .take_while(|(number, _)| *number > mark)
@@ -60,15 +66,15 @@ impl Listener {
 
     fn record(&self, identity: &Arc<str>) {
         let mut recent = self.lock();
-        recent.0 += 1;
-        let number = recent.0;
-        recent.1.push_back((number, Arc::clone(identity)));
-        if recent.1.len() > KEPT {
-            recent.1.pop_front();
+        recent.heard += 1;
+        let number = recent.heard;
+        recent.kept.push_back((number, Arc::clone(identity)));
+        if recent.kept.len() > KEPT {
+            recent.kept.pop_front();
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, VecDeque<(u64, Arc<str>)>)> {
+    fn lock(&self) -> MutexGuard<'_, Recent> {
         self.recent.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -106,7 +112,7 @@ mod tests {
     fn announcements_are_found_after_their_mark_only() {
         let listener = Listener::default();
         listener.record(&Arc::from("alice"));
-        let mark = listener.lock().0;
+        let mark = listener.lock().heard;
         assert!(!listener.announced_since("alice", mark));
         listener.record(&Arc::from("bob"));
         assert!(listener.announced_since("bob", mark));
@@ -114,7 +120,7 @@ mod tests {
         for _ in 0..KEPT * 2 {
             listener.record(&Arc::from("carol"));
         }
-        assert_eq!(listener.lock().1.len(), KEPT);
+        assert_eq!(listener.lock().kept.len(), KEPT);
         assert!(listener.announced_since("carol", mark));
     }
 }
