@@ -104,7 +104,7 @@ mod control;
 mod cors;
 mod lock;
 mod multipart;
-mod offer;
+pub(crate) mod offer;
 mod provider_calls;
 mod resolve;
 pub(crate) mod routes;
@@ -113,5 +113,6 @@ mod sideband;
 mod store;
 mod token;
 
+pub(crate) use caller::now_unix;
 pub use config::WebRtc;
 pub use store::{CallRecord, CallStore, MemoryCallStore, SecretRecord, SecretUse};
