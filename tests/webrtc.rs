@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{PROMPTLY, serve_as_configured};
+use futures_util::SinkExt;
 use http::request::Parts;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -887,4 +888,80 @@ async fn limits_cors_and_methods() {
     )
     .await;
     assert_eq!(health.text(), "ok");
+}
+
+#[tokio::test]
+async fn the_owner_attaches_its_own_sideband_through_the_gateway() {
+    let Setup { gateway, provider } = setup(WebRtcUpstream::start().await.unwrap(), |l| l).await;
+    let token = mint_token(gateway.addr, json!({})).await;
+    let answer = call_with_token(gateway.addr, &token, None).await;
+    let id = gateway_call_id(&answer);
+    let rtc = provider.calls()[0].clone();
+    let url = gateway.url(&format!("?call_id={id}"));
+
+    // The server's key, and the browser's secret (as a subprotocol), both attach.
+    let protocol = format!("realtime, openai-insecure-api-key.{token}");
+    for headers in [
+        vec![("authorization", "Bearer key-alice")],
+        vec![("sec-websocket-protocol", protocol.as_str())],
+    ] {
+        let (mut client, _) = tokio_tungstenite::connect_async(common::request(&url, &headers))
+            .await
+            .unwrap();
+        client
+            .send(Message::text(r#"{"type":"response.create"}"#))
+            .await
+            .unwrap();
+        client.close(None).await.unwrap();
+    }
+    assert!(
+        provider
+            .wait_until(PROMPTLY, |p| p.sideband_received().len() >= 2)
+            .await
+    );
+    let sidebands = provider.sideband_requests();
+    assert_eq!(sidebands.len(), 3);
+    for sideband in &sidebands {
+        assert_eq!(
+            sideband.query_pairs(),
+            [("call_id".to_owned(), rtc.clone())]
+        );
+        assert_eq!(
+            sideband.header("authorization"),
+            Some(format!("Bearer {PROVIDER_KEY}").as_str())
+        );
+    }
+
+    // Nobody else does.
+    let refused = |headers: Vec<(&'static str, String)>, url: String| async move {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        match tokio_tungstenite::connect_async(common::request(&url, &headers)).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body: Value =
+                    serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+                (
+                    response.status(),
+                    body["error"]["code"].as_str().unwrap().to_owned(),
+                )
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+    };
+    assert_eq!(
+        refused(
+            vec![("authorization", "Bearer key-bob".into())],
+            url.clone()
+        )
+        .await,
+        (StatusCode::FORBIDDEN, "not_call_owner".to_owned())
+    );
+    assert_eq!(
+        refused(
+            vec![("authorization", "Bearer key-alice".into())],
+            gateway.url("?call_id=gw_call_unknown")
+        )
+        .await,
+        (StatusCode::NOT_FOUND, "call_not_found".to_owned())
+    );
+    assert_eq!(provider.sideband_requests().len(), 3);
 }
