@@ -239,7 +239,7 @@ impl CallStore for MemoryCallStore {
             state
                 .calls
                 .keys()
-                .filter(|id| !state.leases.get(*id).is_some_and(|(_, until)| *until > now))
+                .filter(|id| state.leases.get(*id).is_none_or(|(_, until)| *until <= now))
                 .cloned()
                 .collect()
         }))
