@@ -115,6 +115,6 @@ mod store;
 mod token;
 
 pub(crate) use attach::{connect as attach_sideband, find_call, requested_call};
-pub(crate) use caller::{call_owner, now_unix};
+pub(crate) use caller::call_owner;
 pub use config::WebRtc;
 pub use store::{CallRecord, CallStore, MemoryCallStore, SecretRecord, SecretUse};
