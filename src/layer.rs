@@ -573,6 +573,7 @@ impl<S> Layer<S> for RealtimeLayer {
     type Service = RealtimeService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        crate::webrtc::ensure_started(&self.config);
         RealtimeService::new(inner, Arc::clone(&self.config))
     }
 }

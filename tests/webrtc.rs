@@ -965,3 +965,83 @@ async fn the_owner_attaches_its_own_sideband_through_the_gateway() {
     );
     assert_eq!(provider.sideband_requests().len(), 3);
 }
+
+/// Two replicas share a store; the one supervising a call stops, the other
+/// takes the sideband over once the lease lapses, and serves the hang-up.
+async fn takeover_between_replicas(store_a: impl CallStore, store_b: impl CallStore) {
+    let provider = WebRtcUpstream::start().await.unwrap();
+    let lease = Duration::from_millis(300);
+    let layer_a = layer(
+        &provider,
+        WebRtc::new()
+            .store(store_a)
+            .sideband_lease(lease)
+            .replica_id("a"),
+    );
+    let stop_a = layer_a.shutdown_handle();
+    let gateway_a = serve_as_configured(layer_a, common::app()).await;
+    let layer_b = layer(
+        &provider,
+        WebRtc::new()
+            .store(store_b)
+            .sideband_lease(lease)
+            .replica_id("b"),
+    );
+    let live_b = layer_b.live_sessions();
+    let gateway_b = serve_as_configured(layer_b, common::app()).await;
+
+    let token = mint_token(gateway_a.addr, json!({})).await;
+    let answer = call_with_token(gateway_a.addr, &token, None).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let id = gateway_call_id(&answer);
+    let rtc = provider.calls()[0].clone();
+    // While A renews its lease, B leaves the call alone.
+    tokio::time::sleep(lease * 3).await;
+    assert_eq!(provider.sideband_requests().len(), 1);
+    assert!(live_b.is_empty());
+
+    // A stops: its sideband closes, and B attaches one of its own.
+    assert!(stop_a.shutdown(PROMPTLY).await);
+    assert!(
+        provider
+            .wait_until(PROMPTLY, |p| p.sideband_requests().len() == 2)
+            .await
+    );
+    let sideband = &provider.sideband_requests()[1];
+    assert_eq!(
+        sideband.query_pairs(),
+        [("call_id".to_owned(), rtc.clone())]
+    );
+    assert!(provider.actions().is_empty(), "the call goes on");
+    let deadline = tokio::time::Instant::now() + PROMPTLY;
+    while live_b.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // B serves the call's hang-up, with the browser's secret minted on A.
+    let bearer = format!("Bearer {token}");
+    let done = send(
+        gateway_b.addr,
+        post(
+            &format!("/v1/realtime/calls/{id}/hangup"),
+            &[("authorization", bearer.as_str())],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    assert_eq!(provider.actions(), [(rtc, "hangup".to_owned())]);
+    assert!(
+        provider
+            .wait_until(PROMPTLY, |p| p.sideband_closes().len() == 2)
+            .await
+    );
+    drop(gateway_a);
+}
+
+#[tokio::test]
+async fn a_stopped_replicas_sideband_is_taken_over() {
+    let store = MemoryCallStore::new();
+    takeover_between_replicas(store.clone(), store).await;
+}

@@ -121,17 +121,23 @@ pub(crate) async fn create(
             ));
         }
     };
-    webrtc
-        .store
-        .put_call(&call, webrtc.call_ttl)
-        .await
-        .map_err(store_failed)?;
+    // Claimed before it is stored: no other replica takes it over meanwhile.
+    let stored = async {
+        if supervised.is_some() {
+            webrtc
+                .store
+                .claim_sideband(&call.id, &webrtc.replica, webrtc.lease)
+                .await?;
+        }
+        webrtc.store.put_call(&call, webrtc.call_ttl).await
+    };
+    if let Err(error) = stored.await {
+        // A call nobody can find again cannot be hung up later: end it now.
+        let _ = calls.action(&call.provider_call_id, "hangup", None).await;
+        return Err(store_failed(error));
+    }
     let gateway_id = call.id.clone();
     if let Some(socket) = supervised {
-        let _ = webrtc
-            .store
-            .claim_sideband(&call.id, &webrtc.replica, webrtc.lease)
-            .await;
         Supervisor {
             config: Arc::clone(config),
             webrtc: webrtc.clone(),

@@ -112,9 +112,11 @@ pub(crate) mod routes;
 mod secrets;
 mod sideband;
 mod store;
+mod takeover;
 mod token;
 
 pub(crate) use attach::{connect as attach_sideband, find_call, requested_call};
 pub(crate) use caller::call_owner;
 pub use config::WebRtc;
 pub use store::{CallRecord, CallStore, MemoryCallStore, SecretRecord, SecretUse};
+pub(crate) use takeover::ensure_started;

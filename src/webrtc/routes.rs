@@ -54,6 +54,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let webrtc = config.webrtc.clone().expect("routed only when enabled");
+    super::ensure_started(&config);
     let (parts, body) = request.into_parts();
     let request_id = request_id(&parts.headers);
     let origin = match allowed_origin(&config.origins, &parts) {
