@@ -2,6 +2,9 @@
 //! gateway on loopback, a real HTTP client, a scripted provider.
 
 mod common;
+#[cfg(feature = "redis")]
+#[path = "common/redis_server.rs"]
+mod redis_server;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -970,7 +973,7 @@ async fn the_owner_attaches_its_own_sideband_through_the_gateway() {
 /// takes the sideband over once the lease lapses, and serves the hang-up.
 async fn takeover_between_replicas(store_a: impl CallStore, store_b: impl CallStore) {
     let provider = WebRtcUpstream::start().await.unwrap();
-    let lease = Duration::from_millis(300);
+    let lease = Duration::from_secs(1);
     let layer_a = layer(
         &provider,
         WebRtc::new()
@@ -995,8 +998,8 @@ async fn takeover_between_replicas(store_a: impl CallStore, store_b: impl CallSt
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
     let id = gateway_call_id(&answer);
     let rtc = provider.calls()[0].clone();
-    // While A renews its lease, B leaves the call alone.
-    tokio::time::sleep(lease * 3).await;
+    // While A renews its lease (every third of it), B leaves the call alone.
+    tokio::time::sleep(lease * 2).await;
     assert_eq!(provider.sideband_requests().len(), 1);
     assert!(live_b.is_empty());
 
@@ -1044,4 +1047,75 @@ async fn takeover_between_replicas(store_a: impl CallStore, store_b: impl CallSt
 async fn a_stopped_replicas_sideband_is_taken_over() {
     let store = MemoryCallStore::new();
     takeover_between_replicas(store.clone(), store).await;
+}
+
+/// The same across two stores on one real Redis, as two processes would.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_stopped_replicas_sideband_is_taken_over_through_redis() {
+    use tower_realtime::webrtc::RedisCallStore;
+    let redis = redis_server::RedisServer::start().await;
+    let store = || RedisCallStore::builder(redis.url()).build().unwrap();
+    takeover_between_replicas(store(), store()).await;
+}
+
+/// Secrets used up and leases held across stores sharing one Redis.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_call_store_shares_secrets_calls_and_leases() {
+    use tower_realtime::webrtc::{CallRecord, RedisCallStore, SecretUse};
+    let redis = redis_server::RedisServer::start().await;
+    let a = RedisCallStore::builder(redis.url()).build().unwrap();
+    let b = RedisCallStore::builder(redis.url()).build().unwrap();
+    let record = SecretRecord {
+        identity: "alice".into(),
+        provider: "openai".into(),
+        model: "gpt-realtime".into(),
+        session: json!({"type": "realtime", "tools": [], "audio": {}}),
+        origin: Some("https://app.example".into()),
+        uses_left: Some(2),
+        expires_at: 1,
+    };
+    a.put_secret("gw_ek_1", &record, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get_secret("gw_ek_1").await.unwrap().as_ref(),
+        Some(&record)
+    );
+    let SecretUse::Granted(first) = b.use_secret("gw_ek_1").await.unwrap() else {
+        panic!("granted");
+    };
+    assert_eq!(first.uses_left, Some(1));
+    assert_eq!(first.session, record.session);
+    assert!(matches!(
+        a.use_secret("gw_ek_1").await.unwrap(),
+        SecretUse::Granted(_)
+    ));
+    assert_eq!(b.use_secret("gw_ek_1").await.unwrap(), SecretUse::UsedUp);
+    assert_eq!(a.use_secret("gw_ek_2").await.unwrap(), SecretUse::Unknown);
+
+    let call = CallRecord {
+        id: "gw_call_1".into(),
+        provider_call_id: "rtc_1".into(),
+        provider: "openai".into(),
+        model: "gpt-realtime".into(),
+        identity: "alice".into(),
+        session: json!({}),
+        token: None,
+    };
+    a.put_call(&call, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(b.get_call("gw_call_1").await.unwrap(), Some(call));
+    assert_eq!(b.orphaned_calls().await.unwrap(), ["gw_call_1"]);
+    let lease = Duration::from_secs(1);
+    assert!(a.claim_sideband("gw_call_1", "a", lease).await.unwrap());
+    assert!(!b.claim_sideband("gw_call_1", "b", lease).await.unwrap());
+    assert!(a.claim_sideband("gw_call_1", "a", lease).await.unwrap());
+    assert!(b.orphaned_calls().await.unwrap().is_empty());
+    tokio::time::sleep(lease + lease / 2).await;
+    assert_eq!(b.orphaned_calls().await.unwrap(), ["gw_call_1"]);
+    assert!(b.claim_sideband("gw_call_1", "b", lease).await.unwrap());
+    b.remove_call("gw_call_1").await.unwrap();
+    assert_eq!(a.get_call("gw_call_1").await.unwrap(), None);
+    assert!(a.orphaned_calls().await.unwrap().is_empty());
 }

@@ -107,6 +107,8 @@ mod lock;
 mod multipart;
 pub(crate) mod offer;
 mod provider_calls;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod resolve;
 pub(crate) mod routes;
 mod secrets;
@@ -118,5 +120,7 @@ mod token;
 pub(crate) use attach::{connect as attach_sideband, find_call, requested_call};
 pub(crate) use caller::call_owner;
 pub use config::WebRtc;
+#[cfg(feature = "redis")]
+pub use redis_store::{RedisCallStore, RedisCallStoreBuilder};
 pub use store::{CallRecord, CallStore, MemoryCallStore, SecretRecord, SecretUse};
 pub(crate) use takeover::ensure_started;
