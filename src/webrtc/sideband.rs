@@ -31,8 +31,9 @@ use crate::usage::{Meter, Metered, Observation, SessionInfo, telemetry};
 const ATTACH_RETRY: Duration = Duration::from_millis(250);
 
 /// Dials the sideband of the provider's call `provider_call_id`, retrying
-/// refusals that may be a race with the call's creation (404, 5xx) until
-/// `webrtc`'s attach timeout.
+/// refusals that may be a race with the call's creation or a passing
+/// failure (404, 5xx; not a refused credential) until `webrtc`'s attach
+/// timeout.
 pub(crate) async fn attach(
     config: &Config,
     webrtc: &WebRtc,
@@ -49,7 +50,9 @@ pub(crate) async fn attach(
             Ok(socket) => return Ok(socket),
             Err(refusal) => refusal,
         };
-        let retryable = refusal.status == StatusCode::NOT_FOUND || refusal.status.is_server_error();
+        // Not the gateway's credential being refused: that will not change.
+        let retryable = refusal.status == StatusCode::NOT_FOUND
+            || (refusal.status.is_server_error() && refusal.code != "upstream_auth_failed");
         if !retryable || tokio::time::Instant::now() + ATTACH_RETRY >= deadline {
             return Err(refusal);
         }
