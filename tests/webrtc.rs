@@ -1119,3 +1119,56 @@ async fn redis_call_store_shares_secrets_calls_and_leases() {
     assert_eq!(a.get_call("gw_call_1").await.unwrap(), None);
     assert!(a.orphaned_calls().await.unwrap().is_empty());
 }
+
+/// SDP (ICE credentials), client secrets and provider keys never reach the logs.
+#[tokio::test]
+async fn no_sdp_or_secret_in_the_logs() {
+    let captured = common::log_capture::capture();
+    let Setup { gateway, provider } = setup(WebRtcUpstream::start().await.unwrap(), |l| l).await;
+    let token = mint_token(gateway.addr, json!({})).await;
+    let answer = call_with_token(gateway.addr, &token, None).await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    let id = gateway_call_id(&answer);
+    let bearer = format!("Bearer {token}");
+    let (mut client, _) = tokio_tungstenite::connect_async(common::request(
+        &gateway.url(&format!("?call_id={id}")),
+        &[("authorization", bearer.as_str())],
+    ))
+    .await
+    .unwrap();
+    client.close(None).await.unwrap();
+    let hangup = format!("/v1/realtime/calls/{id}/hangup");
+    let done = send(
+        gateway.addr,
+        post(&hangup, &[("authorization", bearer.as_str())], ""),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert!(
+        provider
+            .wait_until(PROMPTLY, |p| p.sideband_closes().len() == 2)
+            .await
+    );
+    // The test's own WebSocket client logs its request to the gateway.
+    let logs: String = captured
+        .text()
+        .lines()
+        .filter(|line| {
+            !line.contains(
+                "tungstenite::handshake::client: Request: \"GET /v1/realtime?call_id=gw_call_",
+            )
+        })
+        .collect();
+    assert!(logs.contains("call created"), "the capture works");
+    for secret in [
+        "OFFERUFRAG",
+        "offerpasswordoffer",
+        "mockmockmock",
+        PROVIDER_KEY,
+        token.as_str(),
+    ] {
+        if let Some(line) = logs.lines().find(|line| line.contains(secret)) {
+            panic!("{secret} logged: {line}");
+        }
+    }
+}
