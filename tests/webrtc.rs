@@ -1172,3 +1172,55 @@ async fn no_sdp_or_secret_in_the_logs() {
         }
     }
 }
+
+/// The sideband's usage is charged to the caller's budget; a call that
+/// spends it is hung up, and the identity can make no new call.
+#[tokio::test]
+async fn a_call_that_spends_its_budget_is_hung_up() {
+    use tower_realtime::budget::{Budget, Limit, Limits, Window};
+    use tower_realtime::store::MemoryBudgetStore;
+    let provider = WebRtcUpstream::builder()
+        .sideband(|mut session: UpstreamSession| async move {
+            // The provider starts a response from the browser's audio.
+            session
+                .send_json(&json!({"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}}))
+                .await;
+            session
+                .send_json(&json!({"type": "response.done", "response": {"id": "resp_1", "status": "completed",
+                    "usage": {"total_tokens": 1200, "input_tokens": 200, "output_tokens": 1000,
+                              "input_token_details": {"text_tokens": 200}, "output_token_details": {"text_tokens": 1000}}}}))
+                .await;
+            while session.recv().await.is_some() {}
+        })
+        .start()
+        .await
+        .unwrap();
+    let limits = Limits::new().with(Limit::tokens(Window::Day, 1_000));
+    let budget = Budget::new(MemoryBudgetStore::new(), limits).estimate(100, 400, 64);
+    let Setup { gateway, provider } = setup(provider, |layer| layer.budget(budget.clone())).await;
+    let token = mint_token(gateway.addr, json!({})).await;
+    let answer = call_with_token(gateway.addr, &token, None).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let rtc = provider.calls()[0].clone();
+    let hung_up = (rtc, "hangup".to_owned());
+    assert!(
+        provider
+            .wait_until(PROMPTLY, |p| p.actions() == [hung_up.clone()])
+            .await
+    );
+    let close = provider.sideband_closes()[0].clone().unwrap();
+    assert_eq!(u16::from(close.code), 1008);
+    let balance = budget
+        .store()
+        .balance("alice", &budget.limits("alice"), budget.now())
+        .await
+        .unwrap();
+    assert_eq!(balance[0].spent, 1_200);
+    // No new call today.
+    let again = call_with_token(gateway.addr, &token, None).await;
+    assert_eq!(
+        (again.status, again.code().as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota")
+    );
+    assert_eq!(provider.calls().len(), 1);
+}

@@ -14,11 +14,12 @@ use super::caller::{presented_secret, store_failed, use_secret};
 use super::config::WebRtc;
 use super::offer::Offer;
 use super::resolve::provider_calls;
-use super::sideband::{Supervisor, attach};
+use super::sideband::{Supervisor, admit_budget, attach};
 use super::store::CallRecord;
 use super::token::new_call_id;
 use crate::admission::{Identity, admit};
 use crate::error::{ErrorType, Rejection};
+use crate::hooks::SessionId;
 use crate::layer::Config;
 use crate::request_id::request_id;
 use crate::upstream::headers::forwarded;
@@ -83,6 +84,9 @@ pub(crate) async fn create(
     let mut session = session;
     session["model"] = Value::from(target.model.clone());
 
+    // Admitted under the budget before the provider hears of the call.
+    let id = SessionId::next();
+    let slot = admit_budget(config, identity.name(), id).await?;
     let started = Instant::now();
     let request_id = request_id(&parts.headers);
     let forwarded = forwarded(&parts.headers, &config.forward_headers, &request_id);
@@ -147,6 +151,8 @@ pub(crate) async fn create(
             model_label: target.model_label.clone(),
             request_id: request_id.to_str().unwrap_or_default().to_owned(),
             connect_time: started.elapsed(),
+            id,
+            budget: slot,
         }
         .spawn();
     }

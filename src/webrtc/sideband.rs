@@ -18,6 +18,8 @@ use super::lock::CallLock;
 use super::provider_calls::ProviderCalls;
 use super::store::CallRecord;
 use crate::admission::Identity;
+use crate::budget::session_hook::BudgetHook;
+use crate::budget::{self, SessionSlot};
 use crate::error::Rejection;
 use crate::hooks::{Close, PinModel, SessionControl, SessionId};
 use crate::layer::Config;
@@ -60,6 +62,22 @@ pub(crate) async fn attach(
     }
 }
 
+/// Admits a call's sideband under the layer's budget, if it has one:
+/// `429` when the identity's budget is spent or its session limits reached.
+pub(crate) async fn admit_budget(
+    config: &Config,
+    identity: &str,
+    id: SessionId,
+) -> Result<Option<SessionSlot>, Rejection> {
+    let Some(budget) = &config.budget else {
+        return Ok(None);
+    };
+    config
+        .budget_listener
+        .call_once(|| budget::exhaustion::listen(budget, config.live.clone()));
+    Ok(Some(budget::admission::admit(budget, identity, id).await?))
+}
+
 /// What a supervisor needs to run a call's sideband.
 pub(crate) struct Supervisor {
     pub(crate) config: Arc<Config>,
@@ -70,6 +88,10 @@ pub(crate) struct Supervisor {
     pub(crate) model_label: String,
     pub(crate) request_id: String,
     pub(crate) connect_time: Duration,
+    /// The sideband's session id (its budget slot is under it).
+    pub(crate) id: SessionId,
+    /// The sideband's place under its identity's session limits.
+    pub(crate) budget: Option<SessionSlot>,
 }
 
 impl Supervisor {
@@ -95,9 +117,11 @@ impl Supervisor {
             model_label,
             request_id,
             connect_time,
+            id,
+            budget: slot,
         } = self;
         let info = SessionInfo {
-            id: SessionId::next(),
+            id,
             identity: Identity::new(call.identity.as_str()),
             provider: call.provider.clone(),
             model: call.model.clone(),
@@ -130,6 +154,12 @@ impl Supervisor {
             Arc::clone(&handed_off),
         ));
         let mut hooks: Vec<_> = config.hooks.iter().map(|new| new.make(&info)).collect();
+        let mut budget = None;
+        if let (Some(limits), Some(slot)) = (&config.budget, &slot) {
+            let (hook, handle) = BudgetHook::new(limits, &info, slot.session(), control.clone());
+            hooks.push(Box::new(hook));
+            budget = Some(handle);
+        }
         hooks.push(Box::new(CallLock::new(&call.session)));
         if config.pin_model {
             hooks.push(Box::new(PinModel::new(&info)));
@@ -174,14 +204,20 @@ impl Supervisor {
             _ => {}
         }
         let metered = meter.map(Meter::finish).unwrap_or_else(Metered::default);
+        let spend = match budget {
+            Some(budget) => Some(budget.finish(config.relay.close_timeout).await),
+            None => None,
+        };
         finish(
             &config,
             info,
             active,
             metered,
+            spend,
             [report.client_to_upstream, report.upstream_to_client],
             end,
         );
+        drop(slot);
     }
 }
 

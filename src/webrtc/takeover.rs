@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, Request};
 
 use super::resolve::provider_calls;
-use super::sideband::{Supervisor, attach};
+use super::sideband::{Supervisor, admit_budget, attach};
 use super::store::CallRecord;
 use crate::admission::Identity;
+use crate::hooks::SessionId;
 use crate::layer::Config;
 
 /// Starts this layer's search for orphaned calls, once, if WebRTC is
@@ -83,6 +84,16 @@ async fn take_over(config: &Arc<Config>, call: CallRecord) {
             return;
         }
     };
+    let id = SessionId::next();
+    let slot = match admit_budget(config, &call.identity, id).await {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            tracing::warn!(call = %call.id, code = %refusal.code, "the call is out of budget; hanging it up");
+            let _ = calls.action(&call.provider_call_id, "hangup", None).await;
+            let _ = webrtc.store.remove_call(&call.id).await;
+            return;
+        }
+    };
     let started = Instant::now();
     match attach(
         config,
@@ -104,6 +115,8 @@ async fn take_over(config: &Arc<Config>, call: CallRecord) {
                 model_label: target.model_label,
                 request_id: String::new(),
                 connect_time: started.elapsed(),
+                id,
+                budget: slot,
             }
             .spawn();
         }
