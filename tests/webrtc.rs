@@ -181,6 +181,18 @@ async fn the_server_mints_and_the_browser_calls() {
         layer.origins(OriginPolicy::allow(["https://app.example"]))
     })
     .await;
+    // Lifetimes are clamped to OpenAI's range, 10 s to 2 h.
+    let short = mint(
+        gateway.addr,
+        json!({"expires_after": {"seconds": 1}, "session": {"model": "openai/gpt-realtime"}}),
+    )
+    .await;
+    let expires_at = short.json()["expires_at"].as_u64().unwrap();
+    let now = tower_realtime_now();
+    assert!(
+        (now + 9..=now + 11).contains(&expires_at),
+        "{expires_at} {now}"
+    );
     let minted = mint(
         gateway.addr,
         json!({"expires_after": {"anchor": "created_at", "seconds": 99_999},
@@ -822,6 +834,24 @@ async fn limits_cors_and_methods() {
         ),
     )
     .await;
+    assert_eq!(
+        (too_large.status, too_large.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large")
+    );
+    // Over the body limit (256 KiB) before anything is parsed.
+    let form = format!("--b\r\n{}", "x".repeat(300 << 10));
+    let too_large = send(
+        gateway.addr,
+        post(
+            "/v1/realtime/calls",
+            &[
+                ("authorization", "Bearer key-alice"),
+                ("content-type", "multipart/form-data; boundary=b"),
+            ],
+            form,
+        ),
+    )
+    .await;
     assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
     let preflight = send(
         gateway.addr,
@@ -1223,4 +1253,37 @@ async fn a_call_that_spends_its_budget_is_hung_up() {
         (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota")
     );
     assert_eq!(provider.calls().len(), 1);
+}
+
+/// A call the provider ends (its sideband closes) is over for the gateway:
+/// nothing is hung up, and the call is gone.
+#[tokio::test]
+async fn a_call_the_provider_ends_is_forgotten() {
+    let provider = WebRtcUpstream::builder()
+        .sideband(|mut session: UpstreamSession| async move {
+            session.close(1000, "call ended").await;
+        })
+        .start()
+        .await
+        .unwrap();
+    let Setup { gateway, provider } = setup(provider, |l| l).await;
+    let token = mint_token(gateway.addr, json!({"expires_after": {"seconds": 1}})).await;
+    let answer = call_with_token(gateway.addr, &token, None).await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    let id = gateway_call_id(&answer);
+    let hangup = format!("/v1/realtime/calls/{id}/hangup");
+    let deadline = tokio::time::Instant::now() + PROMPTLY;
+    loop {
+        let again = send(
+            gateway.addr,
+            post(&hangup, &[("authorization", "Bearer key-alice")], ""),
+        )
+        .await;
+        if again.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the call stays");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(provider.actions().is_empty());
 }
