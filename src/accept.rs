@@ -93,10 +93,15 @@ async fn open<B: From<Bytes>>(
     let id = SessionId::next();
     // A call's sideband is admitted and counted by the gateway's own sideband.
     let counted = matches!(destination, Destination::Route(_));
-    if let (Some(budget), true) = (&config.budget, counted) {
+    if let (Some(budget), Destination::Route(route)) = (&config.budget, &destination) {
         config
             .budget_listener
             .call_once(|| budget::exhaustion::listen(budget, config.live.clone()));
+        let models = route
+            .targets
+            .iter()
+            .map(|target| (target.provider_name.as_str(), target.model.as_str()));
+        budget::admission::priced(budget, identity.name(), models)?;
         permit.hold_budget(budget::admission::admit(budget, identity.name(), id).await?);
     }
 

@@ -574,7 +574,9 @@ impl RealtimeLayer {
     ///   (too many live sessions) or `rate_limit_exceeded` (too many new
     ///   sessions this minute), with `Retry-After` when a window resets. A
     ///   store that cannot answer and fails closed gives `503`
-    ///   (`budget_store_unavailable`).
+    ///   (`budget_store_unavailable`). An identity with a money budget may
+    ///   not open a session on a model the price table refuses to price:
+    ///   `403` (`model_not_priced`).
     /// - Each response reserves an estimate when it starts (a client's
     ///   `response.create`, or the upstream's `response.created` for
     ///   responses the provider starts itself); a `response.create` is sent

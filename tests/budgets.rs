@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tower_realtime::admission::{Refusal, client_token};
 use tower_realtime::budget::{Budget, Limit, Limits, Micros, PriceTable, Spend, Window};
 use tower_realtime::store::{BudgetStore, MemoryBudgetStore, Settlement};
-use tower_realtime::testing::{MockUpstream, UpstreamSession};
+use tower_realtime::testing::{Handshake, MockUpstream, UpstreamSession};
 use tower_realtime::usage::{Observation, SessionSummary};
 use tower_realtime::{Identity, RealtimeLayer};
 
@@ -269,6 +269,48 @@ async fn live_sessions_are_limited_per_identity_and_released_when_they_end() {
         .is_ok()
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_session_whose_dial_fails_releases_its_place() {
+    let upstream = MockUpstream::builder()
+        .handshake(Handshake::reject(500, r#"{"error":{"message":"down"}}"#))
+        .start()
+        .await
+        .unwrap();
+    let budget = Budget::new(MemoryBudgetStore::new(), Limits::new().max_live_sessions(1));
+    let gateway = serve_axum(layer(&upstream, budget)).await;
+    let (status, _, body) = refused_as(&gateway, "alice").await;
+    assert_eq!(status, 502, "{body}");
+    // The place is released in the background: the next session is dialled
+    // (and fails the same way) instead of being refused for the limit.
+    eventually(|| async { refused_as(&gateway, "alice").await.0 == 502 }).await;
+    assert_eq!(upstream.connections(), 2);
+}
+
+#[tokio::test]
+async fn a_model_without_a_price_is_refused_when_money_is_budgeted() {
+    let upstream = billing_upstream().await;
+    let limits = Limits::new().with(Limit::money(Window::Day, Micros::new(1_000_000)));
+    let prices = PriceTable::from_json(r#"{"models": {"other-model": {"output_audio": "64"}}}"#);
+    let budget = Budget::new(MemoryBudgetStore::new(), limits.clone()).prices(prices.unwrap());
+    let gateway = serve_axum(layer(&upstream, budget)).await;
+    let (status, _, body) = refused_as(&gateway, "alice").await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "model_not_priced", "{body}");
+    assert_eq!(body["error"]["param"], "model", "{body}");
+    assert_eq!(upstream.connections(), 0);
+
+    // With a default price, or without a money budget, it opens.
+    let prices = PriceTable::from_json(r#"{"default": {"output_audio": "64"}}"#).unwrap();
+    let budget = Budget::new(MemoryBudgetStore::new(), limits).prices(prices.clone());
+    let gateway = serve_axum(layer(&upstream, budget)).await;
+    let _priced = open_as(&gateway, "alice").await;
+    let tokens = Limits::new().with(Limit::tokens(Window::Day, 1_000));
+    let prices = PriceTable::from_json(r#"{"models": {"other-model": {"output_audio": "64"}}}"#);
+    let budget = Budget::new(MemoryBudgetStore::new(), tokens).prices(prices.unwrap());
+    let gateway = serve_axum(layer(&upstream, budget)).await;
+    let _tokens_only = open_as(&gateway, "alice").await;
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
-use super::{Budget, BudgetError, SessionSlot};
+use http::StatusCode;
+
+use super::{Budget, BudgetError, Meter, SessionSlot};
 use crate::error::{ErrorType, Rejection};
 use crate::hooks::SessionId;
 
@@ -19,6 +21,37 @@ pub(crate) async fn admit(
         .admit(identity, &session_key(id))
         .await
         .map_err(rejection)
+}
+
+/// Refuses a session that may open on a model its price table cannot price
+/// (under [`UnknownModel::Refuse`](super::UnknownModel::Refuse)) when
+/// `identity` has a money budget: `403` (`model_not_priced`), before
+/// anything is dialled.
+pub(crate) fn priced<'a>(
+    budget: &Budget,
+    identity: &str,
+    mut models: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), Rejection> {
+    let money = budget
+        .limits(identity)
+        .budgets()
+        .iter()
+        .any(|limit| limit.meter() == Meter::Money);
+    if !money {
+        return Ok(());
+    }
+    match models.find_map(|(provider, model)| budget.unpriced(provider, model)) {
+        None => Ok(()),
+        Some(unpriced) => Err(Rejection::new(
+            StatusCode::FORBIDDEN,
+            ErrorType::Permission,
+            "model_not_priced",
+            format!(
+                "{unpriced}: sessions on it cannot be held to a money budget; ask the operator to price it"
+            ),
+        )
+        .with_param("model")),
+    }
 }
 
 /// The session's id in the store: unique among every replica's sessions.

@@ -167,6 +167,15 @@ impl Budget {
         self.inner.prices.as_ref()?.prices(provider, model)
     }
 
+    /// Whether the price table refuses `provider`'s `model` (a budget
+    /// without a price table prices nothing and refuses nothing).
+    pub(crate) fn unpriced(&self, provider: &str, model: &str) -> Option<super::UnpricedModel> {
+        let prices = self.inner.prices.as_ref()?;
+        prices
+            .cost(provider, model, &Usage::default(), AudioTime::default())
+            .err()
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn BudgetStore> {
         &self.inner.store

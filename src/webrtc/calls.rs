@@ -86,7 +86,8 @@ pub(crate) async fn create(
 
     // Admitted under the budget before the provider hears of the call.
     let id = SessionId::next();
-    let slot = admit_budget(config, identity.name(), id).await?;
+    let priced = (target.provider_name.as_str(), target.model.as_str());
+    let slot = admit_budget(config, priced, identity.name(), id).await?;
     let started = Instant::now();
     let request_id = request_id(&parts.headers);
     let forwarded = forwarded(&parts.headers, &config.forward_headers, &request_id);

@@ -62,10 +62,12 @@ pub(crate) async fn attach(
     }
 }
 
-/// Admits a call's sideband under the layer's budget, if it has one:
-/// `429` when the identity's budget is spent or its session limits reached.
+/// Admits a call's sideband on `call` (provider, model) under the layer's
+/// budget, if it has one: `429` when the identity's budget is spent or its
+/// session limits reached, `403` when a money budget cannot price the model.
 pub(crate) async fn admit_budget(
     config: &Config,
+    call: (&str, &str),
     identity: &str,
     id: SessionId,
 ) -> Result<Option<SessionSlot>, Rejection> {
@@ -75,6 +77,7 @@ pub(crate) async fn admit_budget(
     config
         .budget_listener
         .call_once(|| budget::exhaustion::listen(budget, config.live.clone()));
+    budget::admission::priced(budget, identity, std::iter::once(call))?;
     Ok(Some(budget::admission::admit(budget, identity, id).await?))
 }
 

@@ -85,7 +85,8 @@ async fn take_over(config: &Arc<Config>, call: CallRecord) {
         }
     };
     let id = SessionId::next();
-    let slot = match admit_budget(config, &call.identity, id).await {
+    let priced = (call.provider.as_str(), call.model.as_str());
+    let slot = match admit_budget(config, priced, &call.identity, id).await {
         Ok(slot) => slot,
         Err(refusal) => {
             tracing::warn!(call = %call.id, code = %refusal.code, "the call is out of budget; hanging it up");
