@@ -792,7 +792,7 @@ async fn azure_calls_go_to_the_resource() {
     let answer = send(
         gateway.addr,
         post(
-            "/v1/realtime/calls?model=azure/my-deployment",
+            "/v1/realtime/calls?model=azure/my-deployment&webrtcfilter=on",
             &[
                 ("authorization", "Bearer key-alice"),
                 ("content-type", "application/sdp"),
@@ -808,6 +808,8 @@ async fn azure_calls_go_to_the_resource() {
         .find(|r| r.path.ends_with("/calls"))
         .unwrap();
     assert_eq!(call.path, "/openai/v1/realtime/calls");
+    // Azure's filter of the browser's data channel passes; the model does not.
+    assert_eq!(call.query.as_deref(), Some("webrtcfilter=on"));
     assert_eq!(call.header("api-key"), Some("az-key-SECRET"));
     assert_eq!(call.offer().unwrap().1.unwrap()["model"], "my-deployment");
     let sideband = &provider.sideband_requests()[0];
@@ -1285,5 +1287,22 @@ async fn a_call_the_provider_ends_is_forgotten() {
         assert!(tokio::time::Instant::now() < deadline, "the call stays");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert!(provider.actions().is_empty());
+}
+
+/// A provider may not know a call for a moment after answering its offer:
+/// the gateway retries its sideband until it attaches.
+#[tokio::test]
+async fn the_sideband_attaches_after_the_provider_learns_the_call() {
+    let provider = WebRtcUpstream::builder()
+        .sidebands_not_found_at_first(2)
+        .start()
+        .await
+        .unwrap();
+    let Setup { gateway, provider } = setup(provider, |l| l).await;
+    let token = mint_token(gateway.addr, json!({})).await;
+    let answer = call_with_token(gateway.addr, &token, None).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    assert_eq!(provider.sideband_requests().len(), 3);
     assert!(provider.actions().is_empty());
 }

@@ -80,6 +80,7 @@ pub struct WebRtcUpstreamBuilder {
     answer: CallAnswer,
     handshake: Handshake,
     script: Arc<dyn DynScript>,
+    unknown_at_first: usize,
 }
 
 impl std::fmt::Debug for WebRtcUpstreamBuilder {
@@ -95,6 +96,13 @@ impl WebRtcUpstreamBuilder {
     /// How sideband handshakes are answered (default: accepted).
     pub fn sideband_handshake(mut self, handshake: Handshake) -> Self {
         self.handshake = handshake;
+        self
+    }
+
+    /// Refuses the first `count` sideband handshakes with `404` (the call
+    /// is not known yet), as a provider may right after it answered an offer.
+    pub fn sidebands_not_found_at_first(mut self, count: usize) -> Self {
+        self.unknown_at_first = count;
         self
     }
 
@@ -140,6 +148,7 @@ impl WebRtcUpstreamBuilder {
             listener,
             Arc::clone(&state),
             self.handshake,
+            self.unknown_at_first,
             self.script,
             Arc::clone(&log),
             Arc::clone(&sidebands),
@@ -209,6 +218,7 @@ impl WebRtcUpstream {
             answer: CallAnswer::Created { location: true },
             handshake: Handshake::Accept,
             script: Arc::new(listen),
+            unknown_at_first: 0,
         }
     }
 
@@ -299,6 +309,7 @@ async fn accept_loop(
     listener: TcpListener,
     state: Arc<State>,
     handshake: Handshake,
+    unknown_at_first: usize,
     script: Arc<dyn DynScript>,
     log: Arc<Log>,
     sidebands: Arc<Mutex<Vec<AbortHandle>>>,
@@ -308,9 +319,17 @@ async fn accept_loop(
         log.connection();
         if is_upgrade(&stream).await {
             number += 1;
+            let handshake = if number <= unknown_at_first {
+                Handshake::reject(
+                    404,
+                    r#"{"error":{"message":"call not found","code":"call_not_found"}}"#,
+                )
+            } else {
+                handshake.clone()
+            };
             let task = tokio::spawn(serve(
                 stream,
-                handshake.clone(),
+                handshake,
                 Arc::clone(&script),
                 Arc::clone(&log),
                 number,

@@ -92,7 +92,12 @@ pub(crate) async fn create(
     let request_id = request_id(&parts.headers);
     let forwarded = forwarded(&parts.headers, &config.forward_headers, &request_id);
     let (answer, provider_call_id) = calls
-        .create(&offer.sdp, &session, forwarded.clone())
+        .create(
+            &offer.sdp,
+            &session,
+            &passed_query(parts.uri.query()),
+            forwarded.clone(),
+        )
         .await?;
     let call = CallRecord {
         id: new_call_id(),
@@ -178,6 +183,16 @@ pub(crate) async fn create(
         HeaderValue::from_static("nosniff"),
     );
     Ok(response)
+}
+
+/// The query parameters of an offer that go upstream: Azure's
+/// `webrtcfilter` (which keeps instructions off the browser's data channel).
+fn passed_query(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name == "webrtcfilter")
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .take(1)
+        .collect()
 }
 
 fn query_model(query: Option<&str>) -> Option<String> {

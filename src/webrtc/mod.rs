@@ -33,7 +33,7 @@
 //! `{"sdp","session"}` (openai-python). With a client secret, the secret's
 //! session is the call's session and a session sent with the offer is
 //! ignored. The gateway posts the offer upstream as `multipart/form-data`
-//! with the session, then **attaches its own sideband**
+//! with the session (and Azure's `?webrtcfilter=` if the client sent it), then **attaches its own sideband**
 //! (`wss://…/v1/realtime?call_id=rtc_…`, retried for
 //! [`WebRtc::sideband_attach_timeout`]) before it answers. When the
 //! sideband cannot attach, the call is hung up and the client gets `502`

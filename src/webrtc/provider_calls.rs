@@ -76,12 +76,13 @@ impl ProviderCalls {
         self.target.secrets()
     }
 
-    /// Sends the offer with the session; returns the SDP answer and the
-    /// provider's call id.
+    /// Sends the offer with the session (and the query parameters in
+    /// `query`); returns the SDP answer and the provider's call id.
     pub(crate) async fn create(
         &self,
         sdp: &str,
         session: &Value,
+        query: &[(String, String)],
         forwarded: HeaderMap,
     ) -> Result<(Bytes, String), Rejection> {
         let boundary = format!("gw-{}", &super::token::new_call_id()[8..24]);
@@ -101,9 +102,11 @@ impl ProviderCalls {
             CONTENT_TYPE,
             HeaderValue::from_str(&content_type).expect("a valid header"),
         );
-        let (status, answer_headers, answer) = self
-            .post(&self.url(&["calls"]), headers, Bytes::from(body))
-            .await?;
+        let mut url = self.url(&["calls"]);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let (status, answer_headers, answer) = self.post(&url, headers, Bytes::from(body)).await?;
         if !status.is_success() {
             return Err(from_answer(
                 status,
