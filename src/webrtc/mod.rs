@@ -75,6 +75,10 @@
 //! its calls running), another replica finds the lapsed lease and attaches
 //! a sideband of its own. Usage between the two attachments is not seen.
 //!
+//! **Testing.** `testing::WebRtcUpstream` (feature `test-util`) is a
+//! scripted provider of these endpoints and of the sideband, recording
+//! everything it receives.
+//!
 //! # Example
 //!
 //! The server mints a secret for its user; the browser calls with it.
