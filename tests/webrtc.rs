@@ -1306,3 +1306,51 @@ async fn the_sideband_attaches_after_the_provider_learns_the_call() {
     assert_eq!(provider.sideband_requests().len(), 3);
     assert!(provider.actions().is_empty());
 }
+
+/// What the gateway adds to a call's setup on loopback (the provider's
+/// answer, then the sideband attached before the `201`), against posting
+/// the offer to the provider directly. Run it with
+/// `cargo test --release --all-features --test webrtc -- --ignored measure_call_setup --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement"]
+async fn measure_call_setup() {
+    let Setup { gateway, provider } = setup(WebRtcUpstream::start().await.unwrap(), |l| l).await;
+    let token = mint_token(gateway.addr, json!({})).await;
+    let mut through = Vec::new();
+    let mut direct = Vec::new();
+    let provider_addr: std::net::SocketAddr = provider
+        .base_url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .parse()
+        .unwrap();
+    for _ in 0..300 {
+        let started = std::time::Instant::now();
+        let answer = call_with_token(gateway.addr, &token, None).await;
+        through.push(started.elapsed());
+        assert_eq!(answer.status, StatusCode::CREATED);
+        let started = std::time::Instant::now();
+        let answer = send(
+            provider_addr,
+            post(
+                "/v1/realtime/calls",
+                &[
+                    ("authorization", "Bearer sk"),
+                    ("content-type", "application/sdp"),
+                ],
+                OFFER,
+            ),
+        )
+        .await;
+        direct.push(started.elapsed());
+        assert_eq!(answer.status, StatusCode::CREATED);
+    }
+    for (name, mut samples) in [("gateway", through), ("direct", direct)] {
+        samples.sort();
+        println!(
+            "{name}: p50 {:?} p99 {:?}",
+            samples[samples.len() / 2],
+            samples[samples.len() * 99 / 100]
+        );
+    }
+}
