@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use data_encoding::BASE64;
-use demo::Demo;
+use demo::{CallsFront, Demo};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tower_realtime::testing::MockUpstream;
@@ -400,4 +400,299 @@ async fn client_send(client: &mut Client, message: Message) {
 async fn next_event_after(client: &mut Client, text: &str) -> Value {
     send_text(client, text).await;
     next_event(client).await
+}
+
+// WebRTC calls: the demo provider answers an offer from a real WebRTC peer
+// (`str0m`, as the offerer a browser would be) over UDP on loopback.
+
+mod call {
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use serde_json::Value;
+    use str0m::change::SdpAnswer;
+    use str0m::format::Codec;
+    use str0m::media::{Direction, MediaKind};
+    use str0m::net::{Protocol, Receive};
+    use str0m::{Candidate, Event, Input, Output, Rtc};
+    use tokio::net::UdpSocket;
+
+    /// A `POST` to the demo provider: status, `Location`, body.
+    pub async fn post(
+        addr: SocketAddr,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> (u16, Option<String>, String) {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let request = http::Request::post(path)
+            .header("host", addr.to_string())
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|value| value.to_str().unwrap().to_owned());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, location, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// What the caller got from one call.
+    #[derive(Debug, Default)]
+    pub struct Heard {
+        /// PCMU packets, and how many of their bytes were not silence.
+        pub packets: usize,
+        pub loud_bytes: usize,
+        pub events: Vec<Value>,
+    }
+
+    /// A caller as a browser is: an offer with Opus and PCMU audio to
+    /// receive and an `oai-events` data channel.
+    pub struct Caller {
+        rtc: Rtc,
+        socket: UdpSocket,
+        local: SocketAddr,
+        pending: Option<str0m::change::SdpPendingOffer>,
+    }
+
+    impl Caller {
+        pub async fn offer() -> (Self, String) {
+            let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let local = socket.local_addr().unwrap();
+            let mut rtc = Rtc::builder()
+                .clear_codecs()
+                .enable_opus(true, false)
+                .enable_pcmu(true, false)
+                .build(Instant::now());
+            rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+            let mut change = rtc.sdp_api();
+            change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+            change.add_channel("oai-events".into());
+            let (offer, pending) = change.apply().unwrap();
+            let caller = Self {
+                rtc,
+                socket,
+                local,
+                pending: Some(pending),
+            };
+            (caller, offer.to_sdp_string())
+        }
+
+        /// Takes the answer, then listens until `response.done` came on
+        /// the data channel and a second of audio arrived (or 30 s passed).
+        pub async fn listen(mut self, answer: &str) -> Heard {
+            let answer = SdpAnswer::from_sdp_string(answer).expect("an SDP answer");
+            let pending = self.pending.take().unwrap();
+            self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+            let mut heard = Heard::default();
+            let give_up = Instant::now() + Duration::from_secs(30);
+            let mut buffer = vec![0; 2000];
+            // The data channel may overtake the last packets.
+            while Instant::now() < give_up
+                && !(heard.packets >= 50
+                    && heard
+                        .events
+                        .iter()
+                        .any(|event| event["type"] == "response.done"))
+            {
+                let timeout = loop {
+                    match self.rtc.poll_output().unwrap() {
+                        Output::Timeout(when) => break when,
+                        Output::Transmit(transmit) => {
+                            self.socket
+                                .send_to(&transmit.contents, transmit.destination)
+                                .await
+                                .unwrap();
+                        }
+                        Output::Event(Event::MediaData(data)) => {
+                            assert_eq!(data.params.spec().codec, Codec::PCMU);
+                            heard.packets += 1;
+                            heard.loud_bytes += data
+                                .data
+                                .iter()
+                                .filter(|&&byte| byte & 0x70 != 0x70)
+                                .count();
+                        }
+                        Output::Event(Event::ChannelData(data)) => {
+                            heard
+                                .events
+                                .push(serde_json::from_slice(&data.data).unwrap());
+                        }
+                        Output::Event(_) => {}
+                    }
+                };
+                let wake = tokio::time::Instant::from_std(timeout.min(give_up));
+                tokio::select! {
+                    received = self.socket.recv_from(&mut buffer) => {
+                        let (length, source) = received.unwrap();
+                        let input = Input::Receive(Instant::now(), Receive {
+                            proto: Protocol::Udp,
+                            source,
+                            destination: self.local,
+                            contents: buffer[..length].try_into().unwrap(),
+                        });
+                        self.rtc.handle_input(input).unwrap();
+                    }
+                    () = tokio::time::sleep_until(wake) => {
+                        self.rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
+                    }
+                }
+            }
+            heard
+        }
+    }
+}
+
+async fn demo_provider() -> (MockUpstream, CallsFront) {
+    let upstream = MockUpstream::with_script(Demo::new()).await.unwrap();
+    let front = CallsFront::start(upstream.addr()).await.unwrap();
+    (upstream, front)
+}
+
+fn kinds_of(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_webrtc_call_hears_the_chime_and_its_sideband_sees_usage() {
+    let (_upstream, front) = demo_provider().await;
+    let (caller, offer) = call::Caller::offer().await;
+    let (status, location, answer) =
+        call::post(front.addr(), "/v1/realtime/calls", "application/sdp", offer).await;
+    assert_eq!(status, 201, "{answer}");
+    let location = location.expect("a Location");
+    let id = location
+        .strip_prefix("/v1/realtime/calls/rtc_")
+        .map(|rest| format!("rtc_{rest}"))
+        .unwrap_or_else(|| panic!("Location {location}"));
+    // PCMU only: the demo has no Opus encoder.
+    assert!(answer.contains("a=rtpmap:0 PCMU/8000"), "{answer}");
+    assert!(!answer.contains("opus"), "{answer}");
+    assert!(
+        answer.contains("127.0.0.1"),
+        "a host candidate on loopback: {answer}"
+    );
+
+    // A sideband attached before the call is up sees it all.
+    let sideband_url = format!("ws://{}/v1/realtime?call_id={id}", front.addr());
+    let (mut sideband, _) = connect(&sideband_url, &[])
+        .await
+        .expect("the sideband attaches");
+
+    let heard = caller.listen(&answer).await;
+    // One second of chime: fifty 20 ms frames, most of them not silent.
+    assert_eq!(heard.packets, 50, "{heard:?}");
+    assert!(heard.loud_bytes > 4_000, "{heard:?}");
+    assert_eq!(
+        kinds_of(&heard.events),
+        [
+            "session.created",
+            "response.created",
+            "output_audio_buffer.started",
+            "response.output_audio_transcript.done",
+            "output_audio_buffer.stopped",
+            "response.done"
+        ]
+    );
+
+    let events = events_until(&mut sideband, "response.done").await;
+    assert_eq!(kinds_of(&events), kinds_of(&heard.events));
+    let usage = &events.last().unwrap()["response"]["usage"];
+    assert_eq!(usage["output_token_details"]["audio_tokens"], 20);
+    assert!(usage["input_tokens"].as_u64().unwrap() > 0);
+
+    // A late sideband replays the call from session.created.
+    let (mut late, _) = connect(&sideband_url, &[]).await.unwrap();
+    let replayed = events_until(&mut late, "response.done").await;
+    assert_eq!(kinds_of(&replayed), kinds_of(&events));
+
+    // Hanging up closes the sidebands; the call is gone after.
+    let hangup = format!("/v1/realtime/calls/{id}/hangup");
+    let (status, _, _) = call::post(front.addr(), &hangup, "application/json", String::new()).await;
+    assert_eq!(status, 200);
+    for socket in [&mut sideband, &mut late] {
+        let frame = close_frame(socket).await.expect("a close frame");
+        assert_eq!(u16::from(frame.code), 1000);
+    }
+    let (status, _, body) =
+        call::post(front.addr(), &hangup, "application/json", String::new()).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
+        "call_not_found"
+    );
+    let refused = connect(&sideband_url, &[])
+        .await
+        .expect_err("no sideband for an ended call");
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn webrtc_offers_come_as_sdp_json_or_multipart() {
+    let (_upstream, front) = demo_provider().await;
+    let (_, offer) = call::Caller::offer().await;
+    let json = json!({"sdp": offer, "session": {"type": "realtime", "model": "realtime"}});
+    let multipart = format!(
+        "--B\r\nContent-Disposition: form-data; name=\"sdp\"\r\nContent-Type: application/sdp\r\n\r\n{offer}\r\n\
+         --B\r\nContent-Disposition: form-data; name=\"session\"\r\nContent-Type: application/json\r\n\r\n\
+         {{\"type\":\"realtime\",\"model\":\"realtime\"}}\r\n--B--\r\n"
+    );
+    for (content_type, body) in [
+        ("application/sdp", offer.clone()),
+        ("application/json", json.to_string()),
+        ("multipart/form-data; boundary=B", multipart),
+    ] {
+        let (status, location, answer) =
+            call::post(front.addr(), "/v1/realtime/calls", content_type, body).await;
+        assert_eq!(status, 201, "{content_type}: {answer}");
+        assert!(location.unwrap().starts_with("/v1/realtime/calls/rtc_"));
+        assert!(answer.starts_with("v=0"));
+    }
+
+    // Not an offer: a 400 with an OpenAI-shaped error.
+    let (status, _, body) = call::post(
+        front.addr(),
+        "/v1/realtime/calls",
+        "application/sdp",
+        "hello".into(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"]["code"], "invalid_offer");
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn websocket_sessions_still_reach_the_demo_behind_the_calls_front() {
+    let (upstream, front) = demo_provider().await;
+    let providers = Providers::new().with(
+        "demo",
+        tower_realtime::provider::Compatible::new(&front.base_url()).unwrap(),
+    );
+    let gateway = serve_axum(RealtimeLayer::new(providers).allow_unauthenticated()).await;
+    let mut client = open(&gateway, "demo/realtime").await;
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    send(&mut client, json!({"type": "response.create"})).await;
+    let events = events_until(&mut client, "response.done").await;
+    assert!(
+        events.last().unwrap()["response"]["usage"]["total_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(upstream.requests().len(), 1);
 }

@@ -59,6 +59,7 @@ use tower::ServiceBuilder;
 use tower_http::ServiceBuilderExt;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_realtime::hooks::EventPolicy;
+use tower_realtime::provider::Compatible;
 use tower_realtime::testing::MockUpstream;
 use tower_realtime::{Providers, RealtimeLayer, ShutdownHandle};
 use tracing::Level;
@@ -109,7 +110,10 @@ async fn main() -> ExitCode {
 
 /// The demo upstreams, which serve as long as they are kept.
 struct DemoUpstreams {
-    openai: MockUpstream,
+    /// The scripted WebSocket upstream, behind `calls`.
+    _openai: MockUpstream,
+    /// The `demo` provider: WebRTC calls, their sidebands, and the upstream's sessions.
+    calls: demo::CallsFront,
     gemini: MockUpstream,
 }
 
@@ -126,12 +130,13 @@ async fn providers(demo: bool) -> io::Result<(Providers, Option<DemoUpstreams>)>
         return Ok((providers, None));
     }
     let upstream = MockUpstream::with_script(demo::Demo::new()).await?;
+    let calls = demo::CallsFront::start(upstream.addr()).await?;
+    let openai = Compatible::new(&calls.base_url()).expect("a loopback base URL is valid");
     let (gemini_upstream, gemini) = gemini_demo::start().await?;
-    let providers = providers
-        .with("demo", upstream.provider())
-        .with("gemini-demo", gemini);
+    let providers = providers.with("demo", openai).with("gemini-demo", gemini);
     let upstreams = DemoUpstreams {
-        openai: upstream,
+        _openai: upstream,
+        calls,
         gemini: gemini_upstream,
     };
     Ok((providers, Some(upstreams)))
@@ -292,9 +297,9 @@ fn print_banner(
     let providers = match (providers.is_empty(), demo) {
         (true, _) => "none: every session will be refused".to_owned(),
         (false, Some(demo)) => format!(
-            "{} (demo: a local scripted upstream on {}; gemini-demo: a scripted Gemini Live upstream on {}, translated)",
+            "{} (demo: a local scripted upstream on {}, WebRTC calls included; gemini-demo: a scripted Gemini Live upstream on {}, translated)",
             providers.join(", "),
-            demo.openai.addr(),
+            demo.calls.addr(),
             demo.gemini.addr()
         ),
         (false, None) => providers.join(", "),

@@ -4,6 +4,7 @@
 //! scripting API (`Script`, `UpstreamSession`), not part of the library.
 
 mod audio;
+mod calls;
 mod conversation;
 mod outbox;
 mod response;
@@ -18,6 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use tower_realtime::testing::{Script, UpstreamSession};
 
+pub use self::calls::CallsFront;
 use self::conversation::Conversation;
 use self::outbox::Outbox;
 
