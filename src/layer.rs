@@ -23,6 +23,7 @@ use crate::upstream::{Dialer, Pool, PoolConfig, tls};
 /// How long a pre-warmed socket waits at most by default.
 const DEFAULT_PREWARM_IDLE: Duration = Duration::from_secs(20);
 use crate::usage::{Isolated, Observer};
+use crate::webrtc::WebRtc;
 
 /// Everything a [`RealtimeService`] needs, shared by all its clones.
 #[derive(Clone)]
@@ -44,6 +45,8 @@ pub(crate) struct Config {
     pub(crate) unauthenticated: bool,
     /// The missing admission decision has been logged.
     pub(crate) undecided_logged: Arc<AtomicBool>,
+    /// WebRTC calls and client secrets, when enabled.
+    pub(crate) webrtc: Option<WebRtc>,
 }
 
 /// A [`Layer`] that turns WebSocket upgrades on one path into relayed
@@ -157,6 +160,7 @@ impl RealtimeLayer {
                 admission: None,
                 unauthenticated: false,
                 undecided_logged: Arc::new(AtomicBool::new(false)),
+                webrtc: None,
             }),
         }
     }
@@ -534,6 +538,23 @@ impl RealtimeLayer {
         self.edit(|config| config.unauthenticated = true)
     }
 
+    /// Serves WebRTC calls and client secrets beside the realtime path
+    /// (`…/client_secrets`, `…/calls`, `…/calls/{id}/hangup`, and
+    /// `?call_id=` sidebands), metered by a sideband the gateway owns (see
+    /// [`webrtc`](crate::webrtc)). Off by default: those requests go to the
+    /// inner service.
+    ///
+    /// ```
+    /// use tower_realtime::webrtc::WebRtc;
+    /// use tower_realtime::{Providers, RealtimeLayer};
+    ///
+    /// let layer = RealtimeLayer::new(Providers::new()).allow_unauthenticated().webrtc(WebRtc::new());
+    /// # drop(layer);
+    /// ```
+    pub fn webrtc(self, webrtc: WebRtc) -> Self {
+        self.edit(|config| config.webrtc = Some(webrtc))
+    }
+
     /// Graceful shutdown and the live-session count of this layer and its clones.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle::new(Arc::clone(&self.config.sessions))
@@ -574,6 +595,7 @@ impl std::fmt::Debug for RealtimeLayer {
             .field("observer", &config.observer.is_some())
             .field("hooks", &config.hooks.len())
             .field("pin_model", &config.pin_model)
+            .field("webrtc", &config.webrtc)
             .field(
                 "admission",
                 &match (&config.admission, config.unauthenticated) {

@@ -148,7 +148,7 @@ impl Session {
 }
 
 /// Reports the end of a session to the telemetry and the observer.
-fn finish(
+pub(crate) fn finish(
     config: &Config,
     info: SessionInfo,
     active: Active,

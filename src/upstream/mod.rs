@@ -12,6 +12,6 @@ pub(crate) mod tls;
 mod translated;
 
 pub(crate) use dial::{Dialer, UpstreamSocket};
-pub(crate) use failure::{fails_over, retry_after, timed_out};
+pub(crate) use failure::{fails_over, from_answer, retry_after, timed_out};
 pub(crate) use pool::{Pool, PoolConfig};
 pub(crate) use translated::{Redial, Upstream};
