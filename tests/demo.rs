@@ -679,10 +679,7 @@ async fn webrtc_offers_come_as_sdp_json_or_multipart() {
 #[tokio::test]
 async fn websocket_sessions_still_reach_the_demo_behind_the_calls_front() {
     let (upstream, front) = demo_provider().await;
-    let providers = Providers::new().with(
-        "demo",
-        tower_realtime::provider::Compatible::new(&front.base_url()).unwrap(),
-    );
+    let providers = Providers::new().with("demo", front.provider());
     let gateway = serve_axum(RealtimeLayer::new(providers).allow_unauthenticated()).await;
     let mut client = open(&gateway, "demo/realtime").await;
     assert_eq!(next_event(&mut client).await["type"], "session.created");

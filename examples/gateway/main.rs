@@ -59,8 +59,8 @@ use tower::ServiceBuilder;
 use tower_http::ServiceBuilderExt;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_realtime::hooks::EventPolicy;
-use tower_realtime::provider::Compatible;
 use tower_realtime::testing::MockUpstream;
+use tower_realtime::webrtc::WebRtc;
 use tower_realtime::{Providers, RealtimeLayer, ShutdownHandle};
 use tracing::Level;
 
@@ -131,9 +131,10 @@ async fn providers(demo: bool) -> io::Result<(Providers, Option<DemoUpstreams>)>
     }
     let upstream = MockUpstream::with_script(demo::Demo::new()).await?;
     let calls = demo::CallsFront::start(upstream.addr()).await?;
-    let openai = Compatible::new(&calls.base_url()).expect("a loopback base URL is valid");
     let (gemini_upstream, gemini) = gemini_demo::start().await?;
-    let providers = providers.with("demo", openai).with("gemini-demo", gemini);
+    let providers = providers
+        .with("demo", calls.provider())
+        .with("gemini-demo", gemini);
     let upstreams = DemoUpstreams {
         _openai: upstream,
         calls,
@@ -150,7 +151,8 @@ async fn run(options: Options) -> io::Result<()> {
         .max_sessions(options.max_sessions)
         .keepalive(options.keepalive)
         .prewarm(options.prewarm)
-        .observer(usage_log::log);
+        .observer(usage_log::log)
+        .webrtc(WebRtc::new());
     if !options.deny_events.is_empty() {
         realtime = realtime.hook(EventPolicy::deny(options.deny_events.clone()));
     }

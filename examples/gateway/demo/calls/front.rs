@@ -10,6 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tower_realtime::provider::{self, Compatible, Provider, Target, TargetRequest};
 
 use super::{Calls, endpoints, sideband};
 
@@ -47,6 +48,15 @@ impl CallsFront {
     /// `http://127.0.0.1:PORT/v1`: the base URL of an OpenAI-compatible provider.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The provider to register: OpenAI-compatible at [`base_url`](Self::base_url),
+    /// with WebRTC calls, as OpenAI's.
+    pub fn provider(&self) -> impl Provider + use<> {
+        let compatible = Compatible::new(&self.base_url()).expect("a loopback base URL is valid");
+        provider::map_target(compatible, |target: Target, _: &TargetRequest<'_>| {
+            Ok(target.webrtc_calls())
+        })
     }
 }
 
