@@ -80,16 +80,28 @@ impl CallEvents {
             text: text_tokens(TRANSCRIPT),
             audio: (frames * 20 * OUTPUT_AUDIO_TOKENS_PER_SECOND).div_ceil(1000),
         };
-        let response = self.response(number, "completed", usage(input, output));
+        let mut response = self.response(number, "completed", usage(input, output));
+        response["output"] = json!([{
+            "id": self.item_id(number),
+            "object": "realtime.item",
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_audio", "transcript": TRANSCRIPT}],
+        }]);
         let id = response["id"].clone();
         vec![
             self.event(
                 "response.output_audio_transcript.done",
-                json!({"response_id": id, "output_index": 0, "content_index": 0, "transcript": TRANSCRIPT}),
+                json!({"response_id": id, "item_id": self.item_id(number), "output_index": 0, "content_index": 0, "transcript": TRANSCRIPT}),
             ),
             self.event("output_audio_buffer.stopped", json!({"response_id": id})),
             self.event("response.done", json!({"response": response})),
         ]
+    }
+
+    fn item_id(&self, number: u64) -> String {
+        format!("item_{}_{number}", self.suffix)
     }
 
     fn response(&self, number: u64, status: &str, usage: Value) -> Value {
@@ -122,6 +134,8 @@ mod tests {
         let last = done.last().unwrap();
         assert_eq!(last["type"], "response.done");
         assert_eq!(last["event_id"], "event_demo0001_5");
+        assert_eq!(last["response"]["output"][0]["id"], "item_demo0001_1");
+        assert_eq!(done[0]["item_id"], "item_demo0001_1");
         let usage = &last["response"]["usage"];
         // One second of audio is 20 tokens, "(a chime)" 3.
         assert_eq!(usage["output_token_details"]["audio_tokens"], 20);
