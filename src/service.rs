@@ -167,14 +167,17 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        if self.config.webrtc.is_some() {
-            if let Some(endpoint) = Endpoint::of(&self.config.path, request.uri().path()) {
-                return ResponseFuture {
-                    kind: Kind::Session {
-                        future: Box::pin(handle(Arc::clone(&self.config), endpoint, request)),
-                    },
-                };
-            }
+        if let Some(endpoint) = self
+            .config
+            .webrtc
+            .as_ref()
+            .and_then(|_| Endpoint::of(&self.config.path, request.uri().path()))
+        {
+            return ResponseFuture {
+                kind: Kind::Session {
+                    future: Box::pin(handle(Arc::clone(&self.config), endpoint, request)),
+                },
+            };
         }
         if request.uri().path() != self.config.path || !is_websocket_request(&request) {
             return ResponseFuture {

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use attempt::Attempt;
-pub(crate) use failover::connect;
+pub(crate) use failover::{Connected, connect};
 pub use health::{DeploymentHealth, LocalHealth};
 
 /// One target of a model alias: a `provider/model` selector with its

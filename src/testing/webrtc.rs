@@ -403,7 +403,10 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<Full<Byte
     match rest.split('/').collect::<Vec<_>>().as_slice() {
         ["client_secrets"] => {
             let request: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let expires_at = crate::webrtc::now_unix() + 600;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs());
+            let expires_at = now + 600;
             let body = json!({"value": format!("ek_mock{:06}", number()), "expires_at": expires_at, "session": request.get("session")});
             reply(StatusCode::OK, "application/json", body.to_string())
         }

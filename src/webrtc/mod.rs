@@ -97,6 +97,7 @@
 //! //          -> 201, SDP answer, Location: /v1/realtime/calls/gw_call_…
 //! ```
 
+mod attach;
 mod caller;
 mod calls;
 mod config;
@@ -113,6 +114,7 @@ mod sideband;
 mod store;
 mod token;
 
-pub(crate) use caller::now_unix;
+pub(crate) use attach::{connect as attach_sideband, find_call, requested_call};
+pub(crate) use caller::call_owner;
 pub use config::WebRtc;
 pub use store::{CallRecord, CallStore, MemoryCallStore, SecretRecord, SecretUse};

@@ -150,7 +150,7 @@ mod tests {
         let form =
             Offer::parse(Some("multipart/form-data; boundary=b"), &Bytes::from(form)).unwrap();
         assert_eq!(form.sdp, SDP);
-        assert_eq!(form.session.unwrap()["model"], "m");
+        assert_eq!(form.session.as_ref().unwrap()["model"], "m");
         assert!(!format!("{form:?}").contains("v=0"));
     }
 

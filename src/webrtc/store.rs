@@ -11,7 +11,6 @@ use crate::store::{StoreError, StoreFuture};
 
 /// A gateway client secret, as minted by `POST /v1/realtime/client_secrets`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct SecretRecord {
     /// The identity that minted it; calls made with it belong to it.
     pub identity: String,
@@ -31,7 +30,6 @@ pub struct SecretRecord {
 
 /// A WebRTC call the gateway set up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct CallRecord {
     /// The gateway's id of the call (`gw_call_…`), the only one clients see.
     pub id: String,
@@ -241,7 +239,7 @@ impl CallStore for MemoryCallStore {
             state
                 .calls
                 .keys()
-                .filter(|id| !state.leases.get(*id).is_some_and(|(_, until)| *until > now))
+                .filter(|id| state.leases.get(*id).is_none_or(|(_, until)| *until <= now))
                 .cloned()
                 .collect()
         }))
