@@ -13,7 +13,9 @@
 //! 2. `SessionRateLimitLayer`: new sessions per client IP and minute
 //!    (WebSocket upgrades on `/v1/realtime` only).
 //! 3. `RealtimeLayer`, wrapping the whole router: upgrades on
-//!    `/v1/realtime` become relayed sessions, everything else falls through.
+//!    `/v1/realtime` become relayed sessions, WebRTC calls
+//!    (`/v1/realtime/client_secrets`, `/v1/realtime/calls`) are forwarded
+//!    and metered from a sideband of the gateway's, everything else falls through.
 //!    Its admission hook checks the gateway keys (`GATEWAY_API_KEY`, whose
 //!    identity is `default`, and `GATEWAY_API_KEYS="alice:KEY1,bob:KEY2"`),
 //!    sent as `Authorization: Bearer KEY` or, from a browser, as the
@@ -28,7 +30,7 @@
 //!
 //! Providers come from the environment (`OPENAI_API_KEY`, `AZURE_API_KEY`,
 //! ..., see the README), plus the built-in demo providers unless `--no-demo`:
-//! `demo` (an OpenAI realtime upstream) and `gemini-demo` (a scripted Gemini
+//! `demo` (an OpenAI realtime upstream that answers WebRTC calls too) and `gemini-demo` (a scripted Gemini
 //! Live upstream behind the Gemini provider and its translator).
 //! The usage observer logs one line per response and one per session, with
 //! the session's identity.

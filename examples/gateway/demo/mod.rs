@@ -2,6 +2,7 @@
 //! that answers like a small realtime model, so a gateway can be tried
 //! without provider keys or internet. An application of the crate's
 //! scripting API (`Script`, `UpstreamSession`), not part of the library.
+//! [`CallsFront`] adds OpenAI's WebRTC call endpoints in front of it.
 
 mod audio;
 mod calls;
