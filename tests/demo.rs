@@ -549,6 +549,66 @@ async fn webrtc_offers_come_as_sdp_json_or_multipart() {
     let error: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["error"]["code"], "invalid_offer");
     assert_eq!(error["error"]["type"], "invalid_request_error");
+
+    // SDP that str0m cannot read, an offer over 64 KiB, another method:
+    // refused the same way.
+    let garbage = "v=0\r\nm=nonsense\r\n".to_owned();
+    let too_large = format!("{offer}a=x:{}\r\n", "y".repeat(64 * 1024));
+    for (body, status, code) in [
+        (garbage, 400, "invalid_offer"),
+        (too_large, 413, "offer_too_large"),
+    ] {
+        let (got, _, answer) = call::post(
+            front.addr(),
+            "/v1/realtime/calls",
+            "application/sdp",
+            None,
+            body,
+        )
+        .await;
+        assert_eq!(got, status, "{answer}");
+        let error: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(error["error"]["code"], code);
+    }
+    let response = raw_http(
+        front.addr(),
+        "PUT /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 405"), "{response}");
+    assert!(response.contains("method_not_allowed"), "{response}");
+
+    // Browsers may post offers straight to it, as to OpenAI: preflights
+    // pass, and `Location` is exposed.
+    let preflight = raw_http(
+        front.addr(),
+        "OPTIONS /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nOrigin: http://app.example\r\n\
+         Access-Control-Request-Method: POST\r\n\
+         Access-Control-Request-Headers: authorization, content-type\r\n\r\n",
+    )
+    .await
+    .to_ascii_lowercase();
+    assert!(preflight.starts_with("http/1.1 200"), "{preflight}");
+    assert!(
+        preflight.contains("access-control-allow-origin: *"),
+        "{preflight}"
+    );
+    assert!(
+        preflight.contains("access-control-allow-headers: *"),
+        "{preflight}"
+    );
+    let posted = raw_http(
+        front.addr(),
+        "POST /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nOrigin: http://app.example\r\n\
+         Content-Type: application/sdp\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .await
+    .to_ascii_lowercase();
+    assert!(posted.starts_with("http/1.1 400"), "{posted}");
+    assert!(
+        posted.contains("access-control-expose-headers: *"),
+        "{posted}"
+    );
 }
 
 #[tokio::test]

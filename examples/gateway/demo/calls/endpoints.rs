@@ -3,7 +3,7 @@
 //! browsers (CORS, `Location` exposed) as OpenAI's are.
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, to_bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -19,8 +19,11 @@ use super::peer::{AnswerError, answer};
 /// The call routes, on `calls`.
 pub(crate) fn routes(calls: Calls) -> Router {
     Router::new()
-        .route("/v1/realtime/calls", post(create))
-        .route("/v1/realtime/calls/{id}/hangup", post(hang_up))
+        .route("/v1/realtime/calls", post(create).fallback(only_post))
+        .route(
+            "/v1/realtime/calls/{id}/hangup",
+            post(hang_up).fallback(only_post),
+        )
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
@@ -28,13 +31,21 @@ pub(crate) fn routes(calls: Calls) -> Router {
                 "No such endpoint on the demo provider.",
             )
         })
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // `create` enforces its own limit, with an OpenAI-shaped `413`.
+        .layer(DefaultBodyLimit::disable())
         .layer(CorsLayer::permissive())
         .with_state(calls)
 }
 
 /// `201` with the SDP answer and `Location: /v1/realtime/calls/rtc_…`.
-async fn create(State(calls): State<Calls>, headers: HeaderMap, body: Bytes) -> Response {
+async fn create(State(calls): State<Calls>, headers: HeaderMap, body: Body) -> Response {
+    let Ok(body) = to_bytes(body, MAX_BODY).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "offer_too_large",
+            "The offer is larger than 64 KiB.",
+        );
+    };
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
@@ -84,6 +95,14 @@ async fn hang_up(State(calls): State<Calls>, Path(id): Path<String>) -> Response
             "No live call has this id.",
         ),
     }
+}
+
+async fn only_post() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Use POST.",
+    )
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
