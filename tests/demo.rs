@@ -628,3 +628,41 @@ async fn websocket_sessions_still_reach_the_demo_behind_the_calls_front() {
     );
     assert_eq!(upstream.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn a_call_whose_browser_never_connects_is_dropped() {
+    let upstream = MockUpstream::with_script(Demo::new()).await.unwrap();
+    let front = CallsFront::with_patience(upstream.addr(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    let (_caller, offer) = call::Caller::offer().await;
+    let (status, location, _) = call::post(
+        front.addr(),
+        "/v1/realtime/calls",
+        "application/sdp",
+        None,
+        offer,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = location.unwrap().rsplit('/').next().unwrap().to_owned();
+    let url = format!("ws://{}/v1/realtime?call_id={id}", front.addr());
+    let (mut sideband, _) = connect(&url, &[]).await.expect("the call is live at first");
+    assert_eq!(next_event(&mut sideband).await["type"], "session.created");
+    // The caller never answers ICE: after a second of silence the call ends.
+    let frame = tokio::time::timeout(Duration::from_secs(10), close_frame(&mut sideband))
+        .await
+        .expect("the call is dropped")
+        .expect("a close frame");
+    assert_eq!(u16::from(frame.code), 1000);
+    let hangup = format!("/v1/realtime/calls/{id}/hangup");
+    let (status, _, _) = call::post(
+        front.addr(),
+        &hangup,
+        "application/json",
+        None,
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, 404);
+}

@@ -27,11 +27,18 @@ pub struct CallsFront {
 }
 
 impl CallsFront {
-    /// Listens on a free loopback port, in front of `upstream`.
+    /// Listens on a free loopback port, in front of `upstream`; a call
+    /// whose browser stays silent for 30 s is dropped.
     pub async fn start(upstream: SocketAddr) -> io::Result<Self> {
+        Self::with_patience(upstream, Duration::from_secs(30)).await
+    }
+
+    /// [`start`](Self::start), with calls dropped after `patience` of
+    /// silence from their browser.
+    pub async fn with_patience(upstream: SocketAddr, patience: Duration) -> io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let calls = Calls::default();
+        let calls = Calls::new(patience);
         let accept_loop = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 tokio::spawn(route(stream, upstream, calls.clone()));

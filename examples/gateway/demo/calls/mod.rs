@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -78,13 +79,24 @@ impl Call {
 }
 
 /// The live calls, by id.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Calls {
     calls: Arc<Mutex<HashMap<String, Arc<Call>>>>,
     counter: Arc<AtomicU64>,
+    /// How long a call's browser may stay silent (it never connected, or
+    /// stopped answering ICE consent checks) before the call is dropped.
+    patience: Duration,
 }
 
 impl Calls {
+    fn new(patience: Duration) -> Self {
+        Self {
+            calls: Arc::default(),
+            counter: Arc::default(),
+            patience,
+        }
+    }
+
     /// Registers a new call; its peer reads `commands` and watches `ended`.
     fn open(&self) -> (Arc<Call>, mpsc::UnboundedReceiver<Command>) {
         let number = self.counter.fetch_add(1, Ordering::Relaxed);

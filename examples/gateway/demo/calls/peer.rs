@@ -23,10 +23,6 @@ use super::events::CallEvents;
 use super::pcmu;
 use super::{Call, Calls, Command};
 
-/// How long a call may take to connect, and may stay silent from the
-/// browser's side (ICE consent) before it is dropped.
-const PATIENCE: Duration = Duration::from_secs(30);
-
 /// Why an offer could not be answered.
 #[derive(Debug)]
 pub(crate) enum AnswerError {
@@ -77,6 +73,7 @@ pub(crate) async fn answer(
         playing: None,
         responses: 0,
         rtp_time: 0,
+        patience: calls.patience,
     };
     let calls = calls.clone();
     tokio::spawn(async move {
@@ -108,6 +105,8 @@ struct Peer {
     responses: u64,
     /// The RTP timestamp of the next frame, in 8 kHz samples.
     rtp_time: u64,
+    /// How long the browser may stay silent (before and after connecting).
+    patience: Duration,
 }
 
 impl Peer {
@@ -122,11 +121,11 @@ impl Peer {
                 .playing
                 .as_ref()
                 .map_or(timeout, |playing| playing.due.min(timeout));
-            if heard.elapsed() > PATIENCE {
+            if heard.elapsed() > self.patience {
                 tracing::info!(call = %self.call.id, "demo call: the browser went quiet, dropping it");
                 return;
             }
-            let wake = tokio::time::Instant::from_std(due.min(Instant::now() + PATIENCE));
+            let wake = tokio::time::Instant::from_std(due.min(heard + self.patience));
             tokio::select! {
                 received = self.socket.recv_from(&mut buffer) => {
                     let Ok((length, source)) = received else { return };
