@@ -1,12 +1,18 @@
-//! What the Gemini Live translator costs per event on the audio path, in one
-//! thread: client appends into Gemini's `realtimeInput`, and Gemini's audio
-//! frames into `response.output_audio.delta`.
+//! What the Gemini Live translator costs per event on the audio path: client
+//! appends into Gemini's `realtimeInput`, and Gemini's audio frames into
+//! `response.output_audio.delta`. Two tables: the translator alone, in one
+//! thread; then the same events relayed through the layer to a plain
+//! (OpenAI-schema) upstream and to a Gemini upstream, side by side, counting
+//! the gateway's CPU time only.
 //!
 //! ```sh
 //! cargo bench --bench translate
 //! ```
 //!
 //! `cargo test --benches` runs it quick, as a smoke test.
+
+#[path = "translate/relayed.rs"]
+mod relayed;
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -97,4 +103,17 @@ fn main() {
         let ns = per_call(rounds, &mut step);
         println!("| {name} | {:.2} |", ns / 1000.0);
     }
+
+    let scale = if full {
+        relayed::Scale {
+            events: 20_000,
+            rounds: 3,
+        }
+    } else {
+        relayed::Scale {
+            events: 20,
+            rounds: 1,
+        }
+    };
+    relayed::main(&scale);
 }

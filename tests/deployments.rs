@@ -1,14 +1,21 @@
-//! Deployments: failover across an alias's targets, cooldown, caps and weights.
+//! Deployments: failover across an alias's targets, cooldown, caps, weights
+//! and least-sessions balancing, and the records of what was tried.
 
 mod common;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
 
+use common::log_capture::capture;
 use common::*;
+use rcgen::{CertificateParams, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::sync::mpsc;
-use tower_realtime::deployment::{Deployment, LocalHealth};
+use tokio_rustls::TlsAcceptor;
+use tower_realtime::deployment::{Balancing, Deployment, LocalHealth};
 use tower_realtime::provider::OpenAi;
-use tower_realtime::testing::{Handshake, MockUpstream};
+use tower_realtime::testing::{Handshake, MockUpstream, UpstreamSession};
 use tower_realtime::usage::{Observation, SessionSummary};
 use tower_realtime::{Providers, RealtimeLayer, Secret};
 
@@ -46,6 +53,43 @@ async fn closed_port() -> String {
     let address = listener.local_addr().unwrap();
     drop(listener);
     format!("http://{address}/v1")
+}
+
+/// A TLS endpoint whose certificate no one trusts (self-signed, for
+/// `localhost`): its base URL, and how many TLS handshakes it was offered.
+async fn untrusted_tls() -> (String, Arc<AtomicUsize>) {
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from(cert.der().to_vec())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let offered = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&offered);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // The client refuses the certificate.
+                let _ = acceptor.accept(stream).await;
+            });
+        }
+    });
+    (format!("https://localhost:{port}/v1"), offered)
 }
 
 /// An observer that forwards every session summary.
@@ -145,6 +189,128 @@ async fn each_failure_of_a_deployment_fails_over_to_the_next() {
 }
 
 #[tokio::test]
+async fn an_unresolvable_host_fails_over() {
+    let backup = MockUpstream::echo().await.unwrap();
+    let (observer, mut summaries) = summaries();
+    // `.invalid` never resolves (RFC 6761).
+    let providers = two_tiers("https://deployment-test.invalid/v1", &backup);
+    let gateway = serve_axum(RealtimeLayer::new(providers).observer(observer)).await;
+    let summary = one_session(&gateway, &mut summaries).await;
+    assert_eq!(backup.connections(), 1);
+    let tried: Vec<(&str, Option<&str>)> = summary
+        .attempts
+        .iter()
+        .map(|attempt| (attempt.deployment.as_str(), attempt.error.as_deref()))
+        .collect();
+    assert_eq!(
+        tried,
+        [
+            ("primary/gpt-a", Some("upstream_dns_failed")),
+            ("backup/gpt-b", None)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_fails_over_and_the_summary_records_both_attempts() {
+    let (primary, offered) = untrusted_tls().await;
+    let backup = MockUpstream::echo().await.unwrap();
+    let (observer, mut summaries) = summaries();
+    let layer = RealtimeLayer::new(two_tiers(&primary, &backup)).observer(observer);
+    let gateway = serve_axum(layer).await;
+    let summary = one_session(&gateway, &mut summaries).await;
+
+    assert_eq!(
+        offered.load(Ordering::SeqCst),
+        1,
+        "the TLS endpoint was dialled"
+    );
+    assert_eq!(backup.connections(), 1);
+    assert_eq!(summary.deployment.as_deref(), Some("backup/gpt-b"));
+    let tried: Vec<(&str, Option<&str>)> = summary
+        .attempts
+        .iter()
+        .map(|attempt| (attempt.deployment.as_str(), attempt.error.as_deref()))
+        .collect();
+    assert_eq!(
+        tried,
+        [
+            ("primary/gpt-a", Some("upstream_tls_failed")),
+            ("backup/gpt-b", None)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_session_span_names_the_serving_deployment_and_the_attempts() {
+    let logs = capture();
+    let failing = refusing(Handshake::reject(503, "busy")).await;
+    let backup = MockUpstream::echo().await.unwrap();
+    let (observer, mut summaries) = summaries();
+    let layer = RealtimeLayer::new(two_tiers(&failing.base_url(), &backup)).observer(observer);
+    let gateway = serve_axum(layer).await;
+    one_session(&gateway, &mut summaries).await;
+    let text = logs.text();
+    assert!(
+        text.lines().any(|line| line.contains("realtime_session{")
+            && line.contains(r#"deployment="backup/gpt-b""#)
+            && line.contains("attempts=2")),
+        "no span naming the deployment:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_session_and_its_usage_are_reported_with_the_serving_deployments_model() {
+    let failing = refusing(Handshake::reject(503, "busy")).await;
+    let backup = MockUpstream::with_script(|mut session: UpstreamSession| async move {
+        session.session_created().await;
+        session
+            .send_json(&serde_json::json!({
+                "type": "response.done",
+                "response": {"id": "resp_1", "usage": {
+                    "total_tokens": 3, "input_tokens": 1, "output_tokens": 2
+                }}
+            }))
+            .await;
+        session.echo().await;
+    })
+    .await
+    .unwrap();
+    let (sender, mut seen) = mpsc::unbounded_channel();
+    let observer = move |observation: Observation<'_>| {
+        let seen = match observation {
+            Observation::SessionStart(info) => format!(
+                "start {}/{} {:?} {}",
+                info.provider(),
+                info.model(),
+                info.deployment(),
+                info.attempts().len()
+            ),
+            Observation::Usage(record) => format!(
+                "usage {}/{} {:?}",
+                record.provider, record.model, record.usage.total_tokens
+            ),
+            _ => return,
+        };
+        let _ = sender.send(seen);
+    };
+    let layer = RealtimeLayer::new(two_tiers(&failing.base_url(), &backup)).observer(observer);
+    let gateway = serve_axum(layer).await;
+    let mut client = open(&gateway, "voice").await;
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    assert_eq!(next_event(&mut client).await["type"], "response.done");
+    client.close(None).await.unwrap();
+    let mut next = async || {
+        tokio::time::timeout(PROMPTLY, seen.recv())
+            .await
+            .expect("observed in time")
+            .unwrap()
+    };
+    assert_eq!(next().await, r#"start backup/gpt-b Some("backup/gpt-b") 2"#);
+    assert_eq!(next().await, "usage backup/gpt-b Some(3)");
+}
+
+#[tokio::test]
 async fn the_requests_own_faults_do_not_fail_over() {
     for status in [400u16, 404, 422] {
         let backup = MockUpstream::echo().await.unwrap();
@@ -184,6 +350,26 @@ async fn when_every_deployment_fails_the_client_gets_the_last_refusal() {
 }
 
 #[tokio::test]
+async fn deployments_that_never_answer_share_the_connect_timeout() {
+    let first = refusing(Handshake::Stall).await;
+    let second = refusing(Handshake::Stall).await;
+    let providers = Providers::new()
+        .with("one", provider(&first.base_url()))
+        .with("two", provider(&second.base_url()))
+        .deployments(
+            "voice",
+            [Deployment::new("one/m"), Deployment::new("two/m").tier(1)],
+        );
+    let layer = RealtimeLayer::new(providers).connect_timeout(Duration::from_secs(1));
+    let gateway = serve_axum(layer).await;
+    let (status, _, body) = refused(&gateway.url("?model=voice"), &[]).await;
+    assert_eq!(status, 504);
+    assert_eq!(body["error"]["code"], "upstream_timeout");
+    // The first did not take the whole timeout: the second was tried too.
+    assert_eq!((first.connections(), second.connections()), (1, 1));
+}
+
+#[tokio::test]
 async fn a_failed_deployment_cools_down_then_is_probed_again() {
     let failing = refusing(Handshake::reject(503, "busy")).await;
     let backup = MockUpstream::echo().await.unwrap();
@@ -212,17 +398,25 @@ async fn a_failed_deployment_cools_down_then_is_probed_again() {
 
 #[tokio::test]
 async fn retry_after_keeps_a_deployment_cooling_beyond_its_backoff() {
-    let limited = refusing(Handshake::reject(429, "later").header("retry-after", "3600")).await;
-    let backup = MockUpstream::echo().await.unwrap();
-    let providers = two_tiers(&limited.base_url(), &backup).deployment_health(
-        LocalHealth::new().backoff(Duration::from_millis(10), Duration::from_millis(20)),
-    );
-    let (observer, mut summaries) = summaries();
-    let gateway = serve_axum(RealtimeLayer::new(providers).observer(observer)).await;
-    one_session(&gateway, &mut summaries).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    one_session(&gateway, &mut summaries).await;
-    assert_eq!((limited.connections(), backup.connections()), (1, 2));
+    let in_an_hour = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+    for retry_after in ["3600", in_an_hour.as_str()] {
+        let limited =
+            refusing(Handshake::reject(429, "later").header("retry-after", retry_after)).await;
+        let backup = MockUpstream::echo().await.unwrap();
+        let providers = two_tiers(&limited.base_url(), &backup).deployment_health(
+            LocalHealth::new().backoff(Duration::from_millis(10), Duration::from_millis(20)),
+        );
+        let (observer, mut summaries) = summaries();
+        let gateway = serve_axum(RealtimeLayer::new(providers).observer(observer)).await;
+        one_session(&gateway, &mut summaries).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        one_session(&gateway, &mut summaries).await;
+        assert_eq!(
+            (limited.connections(), backup.connections()),
+            (1, 2),
+            "{retry_after}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -296,6 +490,47 @@ async fn weights_share_sessions_within_a_tier() {
     let heavy = heavy.connections();
     assert!((40..=78).contains(&heavy), "{heavy} of 80");
     assert_eq!(heavy + light.connections(), 80);
+}
+
+#[tokio::test]
+async fn least_sessions_sends_each_session_to_the_least_busy_deployment() {
+    let east = MockUpstream::echo().await.unwrap();
+    let west = MockUpstream::echo().await.unwrap();
+    let spare = MockUpstream::echo().await.unwrap();
+    let providers = Providers::new()
+        .with("east", provider(&east.base_url()))
+        .with("west", provider(&west.base_url()))
+        .with("spare", provider(&spare.base_url()))
+        .deployments(
+            "voice",
+            [
+                // Weights alone would send nearly every session east.
+                Deployment::new("east/m").weight(1000),
+                Deployment::new("west/m"),
+                Deployment::new("spare/m").tier(1),
+            ],
+        )
+        .deployment_balancing(Balancing::LeastSessions);
+    let gateway = serve_axum(RealtimeLayer::new(providers)).await;
+    let mut live = Vec::new();
+    for opened in 1..=6 {
+        live.push(open(&gateway, "voice").await);
+        let (east, west) = (east.connections(), west.connections());
+        assert!(
+            east.abs_diff(west) <= 1,
+            "{east} east, {west} west after {opened}"
+        );
+    }
+    assert_eq!((east.connections(), west.connections()), (3, 3));
+    assert_eq!(
+        spare.connections(),
+        0,
+        "a later tier only when the first cannot serve"
+    );
+
+    for mut client in live {
+        client.close(None).await.unwrap();
+    }
 }
 
 #[tokio::test]

@@ -6,8 +6,10 @@ mod common;
 
 use common::*;
 use futures_util::StreamExt;
-use tower_realtime::RealtimeLayer;
-use tower_realtime::testing::MockUpstream;
+use tower_realtime::deployment::Deployment;
+use tower_realtime::provider::OpenAi;
+use tower_realtime::testing::{Handshake, MockUpstream};
+use tower_realtime::{Providers, RealtimeLayer, Secret};
 
 #[tokio::test]
 async fn a_session_shows_up_in_the_prometheus_exposition() {
@@ -25,6 +27,32 @@ async fn a_session_shows_up_in_the_prometheus_exposition() {
     let (status, _, _) = refused(&gateway.url("?model=nope/x"), &[]).await;
     assert_eq!(status, 400);
 
+    // A session on an alias whose first deployment fails over to the second.
+    let failing = MockUpstream::builder()
+        .handshake(Handshake::reject(503, "busy"))
+        .start()
+        .await
+        .unwrap();
+    let provider = |upstream: &MockUpstream| {
+        OpenAi::new(Secret::new(PROVIDER_KEY))
+            .base_url(&upstream.base_url())
+            .unwrap()
+    };
+    let providers = Providers::new()
+        .with("primary", provider(&failing))
+        .with("backup", provider(&upstream))
+        .deployments(
+            "voice",
+            [
+                Deployment::new("primary/m"),
+                Deployment::new("backup/m").tier(1),
+            ],
+        );
+    let gateway = serve_axum(RealtimeLayer::new(providers)).await;
+    let mut client = open(&gateway, "voice").await;
+    client.close(None).await.unwrap();
+    while let Some(Ok(_)) = client.next().await {}
+
     let mut text = String::new();
     for _ in 0..100 {
         text = handle.render();
@@ -41,6 +69,8 @@ async fn a_session_shows_up_in_the_prometheus_exposition() {
         r#"realtime_refusals_total{code="unknown_provider"} 1"#,
         "realtime_upstream_connect_seconds",
         "realtime_session_duration_seconds",
+        r#"realtime_deployment_attempts_total{deployment="primary/m",outcome="upstream_unavailable"} 1"#,
+        r#"realtime_deployment_attempts_total{deployment="backup/m",outcome="opened"} 1"#,
     ] {
         assert!(
             text.contains(expected),

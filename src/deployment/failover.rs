@@ -1,7 +1,8 @@
 //! Opening a session on the first of a route's targets that accepts it.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::future::join_all;
 use http::HeaderMap;
 use http::request::Parts;
 
@@ -53,18 +54,28 @@ pub(crate) async fn connect(
     let health = config.providers.health();
     let budget = config.dialer.timeout;
     let started = Instant::now();
+    let cooldowns = join_all(route.targets.iter().map(|target| async {
+        match &target.deployment {
+            Some(entry) => health.cooldown(entry.spec.selector()).await,
+            None => None,
+        }
+    }))
+    .await;
     let candidates: Vec<Candidate> = route
         .targets
         .iter()
-        .map(|target| match &target.deployment {
+        .zip(cooldowns)
+        .map(|(target, cooldown)| match &target.deployment {
             Some(entry) => Candidate {
                 tier: entry.spec.tier,
                 weight: entry.spec.weight,
-                cooldown: health.cooldown(entry.spec.selector()),
+                live: entry.live(),
+                cooldown,
             },
             None => Candidate {
                 tier: 0,
                 weight: 1,
+                live: 0,
                 cooldown: None,
             },
         })
@@ -72,7 +83,7 @@ pub(crate) async fn connect(
     let mut attempts = Vec::new();
     let mut last_refusal = None;
     let mut full = 0;
-    let order = order(&candidates, &mut unit_random);
+    let order = order(&candidates, config.providers.balancing(), &mut unit_random);
     for (tried, &index) in order.iter().enumerate() {
         let target = &route.targets[index];
         let slot = match &target.deployment {
@@ -110,7 +121,7 @@ pub(crate) async fn connect(
         match dial(config, target, &request, &forwarded, share).await {
             Ok(opened) => {
                 if target.deployment.is_some() {
-                    health.succeeded(&name);
+                    health.succeeded(&name).await;
                     telemetry::deployment_attempt(&name, "opened");
                 }
                 attempts.push(Attempt::new(name, None, attempt_started.elapsed()));
@@ -139,7 +150,9 @@ pub(crate) async fn connect(
                     return Err(refusal);
                 }
                 if target.deployment.is_some() {
-                    health.failed(&name, retry_after(&refusal));
+                    health
+                        .failed(&name, retry_after(&refusal, SystemTime::now()))
+                        .await;
                     tracing::warn!(
                         deployment = name.as_str(),
                         code = refusal.code.as_ref(),

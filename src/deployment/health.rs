@@ -2,10 +2,16 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::random::unit_random;
+
+/// The future every [`DeploymentHealth`] call returns: boxed, so the trait
+/// is object safe.
+pub type HealthFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Remembers which deployments failed recently, so that sessions skip them
 /// for a while and probe them again later.
@@ -13,34 +19,47 @@ use super::random::unit_random;
 /// Deployments are named by their selector (`azure-east/gpt-realtime`).
 /// Cooldowns are durations, not instants, so that an implementation can
 /// keep them in a store shared by replicas. The default is [`LocalHealth`]
-/// (this process only).
+/// (this process only); `RedisDeploymentHealth` (cargo feature `redis`)
+/// shares it through Redis.
+///
+/// Sessions wait for these calls before they dial: an implementation that
+/// talks to a server bounds each call with a timeout and answers from what
+/// it knows itself rather than waiting.
 ///
 /// # Example
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_realtime::deployment::DeploymentHealth;
+/// use tower_realtime::deployment::{DeploymentHealth, HealthFuture};
 ///
 /// /// Never cools anything down: every session tries every deployment.
 /// struct Forgetful;
 ///
 /// impl DeploymentHealth for Forgetful {
-///     fn cooldown(&self, _deployment: &str) -> Option<Duration> {
-///         None
+///     fn cooldown<'a>(&'a self, _deployment: &'a str) -> HealthFuture<'a, Option<Duration>> {
+///         Box::pin(async { None })
 ///     }
-///     fn failed(&self, _deployment: &str, _retry_after: Option<Duration>) {}
-///     fn succeeded(&self, _deployment: &str) {}
+///     fn failed<'a>(&'a self, _deployment: &'a str, _retry_after: Option<Duration>) -> HealthFuture<'a, ()> {
+///         Box::pin(async {})
+///     }
+///     fn succeeded<'a>(&'a self, _deployment: &'a str) -> HealthFuture<'a, ()> {
+///         Box::pin(async {})
+///     }
 /// }
 /// # let _ = Forgetful;
 /// ```
 pub trait DeploymentHealth: Send + Sync + 'static {
     /// How long `deployment` still cools down, or `None` when it may be tried.
-    fn cooldown(&self, deployment: &str) -> Option<Duration>;
+    fn cooldown<'a>(&'a self, deployment: &'a str) -> HealthFuture<'a, Option<Duration>>;
     /// A session could not open on `deployment`; the upstream asked to wait
     /// `retry_after` when it sent `Retry-After`.
-    fn failed(&self, deployment: &str, retry_after: Option<Duration>);
+    fn failed<'a>(
+        &'a self,
+        deployment: &'a str,
+        retry_after: Option<Duration>,
+    ) -> HealthFuture<'a, ()>;
     /// A session opened on `deployment`.
-    fn succeeded(&self, deployment: &str);
+    fn succeeded<'a>(&'a self, deployment: &'a str) -> HealthFuture<'a, ()>;
 }
 
 /// Deployment health in this process: a deployment that failed `n` times
@@ -54,10 +73,12 @@ pub trait DeploymentHealth: Send + Sync + 'static {
 /// use std::time::Duration;
 /// use tower_realtime::deployment::{DeploymentHealth, LocalHealth};
 ///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let health = LocalHealth::new().backoff(Duration::from_secs(2), Duration::from_secs(60));
-/// health.failed("azure-east/gpt-realtime", Some(Duration::from_secs(30)));
-/// assert!(health.cooldown("azure-east/gpt-realtime") > Some(Duration::from_secs(29)));
-/// assert_eq!(health.cooldown("openai/gpt-realtime"), None);
+/// health.failed("azure-east/gpt-realtime", Some(Duration::from_secs(30))).await;
+/// assert!(health.cooldown("azure-east/gpt-realtime").await > Some(Duration::from_secs(29)));
+/// assert_eq!(health.cooldown("openai/gpt-realtime").await, None);
+/// # });
 /// ```
 pub struct LocalHealth {
     base: Duration,
@@ -112,6 +133,12 @@ impl LocalHealth {
         self
     }
 
+    /// The first cooldown and the longest.
+    #[cfg(feature = "redis")]
+    pub(crate) fn backoff_bounds(&self) -> (Duration, Duration) {
+        (self.base, self.max)
+    }
+
     fn backoff_after(&self, count: u32) -> Duration {
         let doubled = self.base.saturating_mul(
             1u32.checked_shl(count.saturating_sub(1))
@@ -119,6 +146,39 @@ impl LocalHealth {
         );
         let full = doubled.min(self.max);
         full / 2 + (full / 2).mul_f64((self.jitter)().clamp(0.0, 1.0))
+    }
+
+    /// [`DeploymentHealth::cooldown`], at once.
+    pub(crate) fn cooldown_now(&self, deployment: &str) -> Option<Duration> {
+        let now = (self.clock)();
+        let failures = self.failures.lock().expect("not poisoned");
+        let until = failures.get(deployment)?.until;
+        (until > now).then(|| until - now)
+    }
+
+    /// [`DeploymentHealth::failed`], at once.
+    pub(crate) fn failed_now(&self, deployment: &str, retry_after: Option<Duration>) {
+        let now = (self.clock)();
+        let mut failures = self.failures.lock().expect("not poisoned");
+        let count = failures.get(deployment).map_or(0, |f| f.count) + 1;
+        let wait = self
+            .backoff_after(count)
+            .max(retry_after.unwrap_or_default());
+        failures.insert(
+            deployment.to_owned(),
+            Failures {
+                count,
+                until: now + wait,
+            },
+        );
+    }
+
+    /// [`DeploymentHealth::succeeded`], at once.
+    pub(crate) fn succeeded_now(&self, deployment: &str) {
+        self.failures
+            .lock()
+            .expect("not poisoned")
+            .remove(deployment);
     }
 }
 
@@ -138,34 +198,22 @@ impl fmt::Debug for LocalHealth {
 }
 
 impl DeploymentHealth for LocalHealth {
-    fn cooldown(&self, deployment: &str) -> Option<Duration> {
-        let now = (self.clock)();
-        let failures = self.failures.lock().expect("not poisoned");
-        let until = failures.get(deployment)?.until;
-        (until > now).then(|| until - now)
+    fn cooldown<'a>(&'a self, deployment: &'a str) -> HealthFuture<'a, Option<Duration>> {
+        Box::pin(std::future::ready(self.cooldown_now(deployment)))
     }
 
-    fn failed(&self, deployment: &str, retry_after: Option<Duration>) {
-        let now = (self.clock)();
-        let mut failures = self.failures.lock().expect("not poisoned");
-        let count = failures.get(deployment).map_or(0, |f| f.count) + 1;
-        let wait = self
-            .backoff_after(count)
-            .max(retry_after.unwrap_or_default());
-        failures.insert(
-            deployment.to_owned(),
-            Failures {
-                count,
-                until: now + wait,
-            },
-        );
+    fn failed<'a>(
+        &'a self,
+        deployment: &'a str,
+        retry_after: Option<Duration>,
+    ) -> HealthFuture<'a, ()> {
+        self.failed_now(deployment, retry_after);
+        Box::pin(std::future::ready(()))
     }
 
-    fn succeeded(&self, deployment: &str) {
-        self.failures
-            .lock()
-            .expect("not poisoned")
-            .remove(deployment);
+    fn succeeded<'a>(&'a self, deployment: &'a str) -> HealthFuture<'a, ()> {
+        self.succeeded_now(deployment);
+        Box::pin(std::future::ready(()))
     }
 }
 
@@ -196,45 +244,45 @@ mod tests {
     fn cooldowns_double_up_to_the_maximum_and_end() {
         let (health, elapsed) = health(0.999_999);
         let secs = |d: Option<Duration>| d.map(|d| d.as_millis().div_ceil(1000));
-        assert_eq!(health.cooldown(EAST), None);
+        assert_eq!(health.cooldown_now(EAST), None);
         for expected in [1, 2, 4, 8, 8] {
-            health.failed(EAST, None);
-            assert_eq!(secs(health.cooldown(EAST)), Some(expected));
+            health.failed_now(EAST, None);
+            assert_eq!(secs(health.cooldown_now(EAST)), Some(expected));
         }
         elapsed.fetch_add(7_999, Ordering::SeqCst);
-        assert!(health.cooldown(EAST).is_some());
+        assert!(health.cooldown_now(EAST).is_some());
         elapsed.fetch_add(1, Ordering::SeqCst);
-        assert_eq!(health.cooldown(EAST), None, "probed again once cooled");
+        assert_eq!(health.cooldown_now(EAST), None, "probed again once cooled");
         // Still counted: the next failure backs off the most.
-        health.failed(EAST, None);
-        assert_eq!(secs(health.cooldown(EAST)), Some(8));
-        health.succeeded(EAST);
-        assert_eq!(health.cooldown(EAST), None);
-        health.failed(EAST, None);
-        assert_eq!(secs(health.cooldown(EAST)), Some(1), "recovery resets");
+        health.failed_now(EAST, None);
+        assert_eq!(secs(health.cooldown_now(EAST)), Some(8));
+        health.succeeded_now(EAST);
+        assert_eq!(health.cooldown_now(EAST), None);
+        health.failed_now(EAST, None);
+        assert_eq!(secs(health.cooldown_now(EAST)), Some(1), "recovery resets");
     }
 
     #[test]
     fn jitter_takes_off_up_to_half() {
         let (low, _) = health(0.0);
-        low.failed(EAST, None);
-        low.failed(EAST, None);
-        assert_eq!(low.cooldown(EAST), Some(Duration::from_secs(1)));
+        low.failed_now(EAST, None);
+        low.failed_now(EAST, None);
+        assert_eq!(low.cooldown_now(EAST), Some(Duration::from_secs(1)));
         let (mid, _) = health(0.5);
-        mid.failed(EAST, None);
-        mid.failed(EAST, None);
-        assert_eq!(mid.cooldown(EAST), Some(Duration::from_millis(1500)));
+        mid.failed_now(EAST, None);
+        mid.failed_now(EAST, None);
+        assert_eq!(mid.cooldown_now(EAST), Some(Duration::from_millis(1500)));
     }
 
     #[test]
     fn retry_after_is_honoured_when_longer() {
         let (health, elapsed) = health(0.0);
-        health.failed(EAST, Some(Duration::from_secs(30)));
-        assert_eq!(health.cooldown(EAST), Some(Duration::from_secs(30)));
+        health.failed_now(EAST, Some(Duration::from_secs(30)));
+        assert_eq!(health.cooldown_now(EAST), Some(Duration::from_secs(30)));
         elapsed.fetch_add(30_000, Ordering::SeqCst);
-        assert_eq!(health.cooldown(EAST), None);
-        health.failed(EAST, Some(Duration::from_millis(10)));
-        assert_eq!(health.cooldown(EAST), Some(Duration::from_secs(1)));
-        assert_eq!(health.cooldown("openai/gpt-realtime"), None);
+        assert_eq!(health.cooldown_now(EAST), None);
+        health.failed_now(EAST, Some(Duration::from_millis(10)));
+        assert_eq!(health.cooldown_now(EAST), Some(Duration::from_secs(1)));
+        assert_eq!(health.cooldown_now("openai/gpt-realtime"), None);
     }
 }

@@ -1,6 +1,9 @@
 //! Deployments: one model alias served by several `provider/model` targets,
-//! tried in priority tiers, balanced by weight within a tier, cooled down
-//! after a failure and capped in live sessions.
+//! tried in priority tiers, balanced by weight (or by fewest live sessions,
+//! [`Balancing`]) within a tier, cooled down after a failure and capped in
+//! live sessions. Health is kept in this process ([`LocalHealth`]) or shared
+//! by replicas through Redis (`RedisBudgetStore::deployment_health`, cargo
+//! feature `redis`).
 //!
 //! # Example
 //!
@@ -27,6 +30,7 @@
 //! ```
 
 mod attempt;
+mod balancing;
 mod failover;
 mod health;
 mod plan;
@@ -36,8 +40,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use attempt::Attempt;
+pub use balancing::Balancing;
 pub(crate) use failover::{Connected, connect};
-pub use health::{DeploymentHealth, LocalHealth};
+pub use health::{DeploymentHealth, HealthFuture, LocalHealth};
+#[cfg(feature = "redis")]
+pub(crate) use random::unit_random;
 
 /// One target of a model alias: a `provider/model` selector with its
 /// priority tier, weight and session cap.
@@ -107,6 +114,11 @@ pub(crate) struct DeploymentEntry {
 impl DeploymentEntry {
     pub(crate) fn new(spec: Deployment, live: Arc<AtomicUsize>) -> Self {
         Self { spec, live }
+    }
+
+    /// Its live sessions in this process.
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
     }
 
     /// Takes a place among its live sessions, unless it is full.

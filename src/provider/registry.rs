@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use super::Provider;
-use crate::deployment::{Deployment, DeploymentEntry, DeploymentHealth, LocalHealth};
+use crate::deployment::{Balancing, Deployment, DeploymentEntry, DeploymentHealth, LocalHealth};
 
 /// Named providers, an optional default for unprefixed models, model
 /// aliases and model allow-lists.
@@ -36,6 +36,7 @@ pub struct Providers {
     /// aliases that name it.
     live: BTreeMap<String, Arc<AtomicUsize>>,
     health: Arc<dyn DeploymentHealth>,
+    balancing: Balancing,
     default: Option<String>,
     /// The models each provider may be asked for, by provider name.
     allowed: BTreeMap<String, BTreeSet<String>>,
@@ -48,6 +49,7 @@ impl Default for Providers {
             aliases: BTreeMap::new(),
             live: BTreeMap::new(),
             health: Arc::new(LocalHealth::new()),
+            balancing: Balancing::default(),
             default: None,
             allowed: BTreeMap::new(),
         }
@@ -147,7 +149,8 @@ impl Providers {
     }
 
     /// Where the health of deployments is kept (default: [`LocalHealth`],
-    /// this process only).
+    /// this process only; `RedisBudgetStore::deployment_health` shares it
+    /// with every replica using the same Redis).
     #[must_use]
     pub fn deployment_health(mut self, health: impl DeploymentHealth) -> Self {
         self.health = Arc::new(health);
@@ -156,6 +159,18 @@ impl Providers {
 
     pub(crate) fn health(&self) -> &dyn DeploymentHealth {
         &*self.health
+    }
+
+    /// How sessions are shared among the deployments of a tier, for every
+    /// alias (default [`Balancing::Weighted`]).
+    #[must_use]
+    pub fn deployment_balancing(mut self, balancing: Balancing) -> Self {
+        self.balancing = balancing;
+        self
+    }
+
+    pub(crate) fn balancing(&self) -> Balancing {
+        self.balancing
     }
 
     /// Lets clients ask the provider `name` for these models only (the
@@ -249,9 +264,10 @@ impl fmt::Debug for Providers {
                     .map(|(alias, entries)| (alias, entries.iter().map(|e| &e.spec).collect()))
                     .collect::<BTreeMap<_, Vec<_>>>(),
             )
+            .field("balancing", &self.balancing)
             .field("default", &self.default)
             .field("allowed", &self.allowed)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

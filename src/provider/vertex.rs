@@ -140,10 +140,10 @@ impl Vertex {
 
     /// The target with a valid access token, fetching one if needed.
     ///
-    /// [`Provider::target`] does not wait for the token: it uses the cached one
-    /// (refreshing it in the background when it nears expiry) and answers
-    /// 503 `token_unavailable` while there is none yet. Call this, or
-    /// [`ServiceAccount::token`] once at start-up, to have one ready.
+    /// [`Provider::target`] uses the cached token while it is valid
+    /// (refreshing it in the background when it nears expiry) and waits for
+    /// this only when there is none; a grant the token endpoint refuses is
+    /// 503 `token_unavailable`.
     pub async fn target_with_fresh_token(
         &self,
         request: &TargetRequest<'_>,
@@ -206,6 +206,14 @@ impl Vertex {
 
 impl Provider for Vertex {
     fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
+        // No valid token (the first session, or none dialled while the last
+        // one neared expiry): wait for one rather than refuse, so a
+        // resumption after Gemini's `goAway` does not fail on an old token.
+        if let VertexCredential::ServiceAccount(account) = &self.credential
+            && account.cached_token().is_none()
+        {
+            return Box::pin(self.target_with_fresh_token(request));
+        }
         ready(self.cached_target(request))
     }
 }
@@ -300,7 +308,7 @@ mod tests {
     }
 
     #[test]
-    fn without_a_token_yet_sessions_are_refused_with_503() {
+    fn without_a_token_the_cache_alone_answers_503() {
         let account =
             ServiceAccount::from_json(include_str!("../../tests/fixtures/service-account.json"))
                 .unwrap();

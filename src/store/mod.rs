@@ -1,6 +1,7 @@
 //! Where budgets and per-identity session limits are counted: in this
 //! process ([`MemoryBudgetStore`]) or, shared by every replica, in Redis
-//! (`RedisBudgetStore`, cargo feature `redis`).
+//! (`RedisBudgetStore`, cargo feature `redis`, which also shares the health
+//! of deployments: `RedisBudgetStore::deployment_health`).
 //!
 //! A [`BudgetStore`] answers four questions for an identity (the tenant an
 //! admission check named), each atomically:
@@ -67,7 +68,7 @@ pub use error::{StoreError, StoreErrorKind};
 pub use exhausted::ExhaustedIdentities;
 pub use memory::MemoryBudgetStore;
 #[cfg(feature = "redis")]
-pub use redis::{OnUnavailable, RedisBudgetStore, RedisBudgetStoreBuilder};
+pub use redis::{OnUnavailable, RedisBudgetStore, RedisBudgetStoreBuilder, RedisDeploymentHealth};
 pub use request::{Admission, Balance, Grant, Reservation, SessionRequest, Settled, Settlement};
 
 use crate::budget::Limits;

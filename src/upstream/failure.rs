@@ -109,17 +109,6 @@ pub(crate) fn fails_over(rejection: &Rejection) -> bool {
         || status == StatusCode::TOO_MANY_REQUESTS
 }
 
-/// The wait a refusal's `Retry-After` asks for (delay in seconds; an HTTP
-/// date is not read).
-pub(crate) fn retry_after(rejection: &Rejection) -> Option<std::time::Duration> {
-    let seconds = rejection.header(RETRY_AFTER.as_str())?.to_str().ok()?;
-    seconds
-        .trim()
-        .parse()
-        .ok()
-        .map(std::time::Duration::from_secs)
-}
-
 /// A failure to reach the upstream at all: DNS, TCP, TLS or a broken handshake.
 pub(crate) fn unreachable(
     code: &'static str,
@@ -243,16 +232,6 @@ mod tests {
             );
         }
         assert!(fails_over(&timed_out(std::time::Duration::from_secs(1))));
-        let limited = from_status(&response(429, "", &[("retry-after", " 12 ")]), &[]);
-        assert_eq!(
-            retry_after(&limited),
-            Some(std::time::Duration::from_secs(12))
-        );
-        let dated = from_status(
-            &response(503, "", &[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]),
-            &[],
-        );
-        assert_eq!(retry_after(&dated), None);
     }
 
     #[test]

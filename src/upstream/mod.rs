@@ -7,11 +7,13 @@ mod dial;
 mod failure;
 pub(crate) mod headers;
 mod pool;
+mod retry_after;
 mod stream;
 pub(crate) mod tls;
 mod translated;
 
 pub(crate) use dial::{Dialer, UpstreamSocket};
-pub(crate) use failure::{fails_over, from_answer, retry_after, timed_out};
+pub(crate) use failure::{fails_over, from_answer, timed_out};
 pub(crate) use pool::{Pool, PoolConfig};
+pub(crate) use retry_after::retry_after;
 pub(crate) use translated::{Redial, Upstream};

@@ -62,6 +62,13 @@ pub(super) fn exhausted_channel(prefix: &str, identity: &str) -> String {
     format!("{prefix}:exhausted:{{{}}}", escape(identity))
 }
 
+/// One key of the shared health of the deployment `selector`: `failures`
+/// (failures in a row) or `cooldown` (present while it cools down); both
+/// carry the selector as their hash tag.
+pub(super) fn deployment(prefix: &str, selector: &str, name: &str) -> String {
+    format!("{prefix}:deployment:{{{}}}:{name}", escape(selector))
+}
+
 /// The pattern matching every exhausted channel of `prefix`.
 pub(super) fn exhausted_pattern(prefix: &str) -> String {
     format!("{prefix}:exhausted:*")

@@ -1,6 +1,7 @@
 //! Budgets shared by every replica through Redis.
 
 mod background;
+mod health;
 mod keys;
 mod scripts;
 
@@ -25,6 +26,8 @@ use crate::budget::Limits;
 use background::Deferred;
 use keys::Keys;
 use scripts::Scripts;
+
+pub use health::RedisDeploymentHealth;
 
 /// What a [`RedisBudgetStore`] does while Redis cannot be reached.
 ///

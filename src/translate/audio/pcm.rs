@@ -37,6 +37,16 @@ impl AudioFormat {
         }
     }
 
+    /// The GA format object: `{"type":"audio/pcm","rate":24000}`,
+    /// `{"type":"audio/pcmu"}` or `{"type":"audio/pcma"}`.
+    pub(crate) fn to_json(self) -> Value {
+        match self {
+            AudioFormat::Pcm => serde_json::json!({"type": "audio/pcm", "rate": PCM_RATE}),
+            AudioFormat::G711(Law::Mu) => serde_json::json!({"type": "audio/pcmu"}),
+            AudioFormat::G711(Law::A) => serde_json::json!({"type": "audio/pcma"}),
+        }
+    }
+
     /// The sample rate.
     pub(crate) fn rate(self) -> u32 {
         match self {

@@ -140,11 +140,13 @@ impl Session {
             ("/audio/input/format", "session.audio.input.format"),
             ("/audio/output/format", "session.audio.output.format"),
         ] {
-            let known = self
-                .view_pointer(path)
-                .and_then(AudioFormat::from_json)
-                .is_some();
-            if !known {
+            let known = self.view_pointer(path).and_then(AudioFormat::from_json);
+            if let Some(format) = known {
+                // As OpenAI shows it: G.711 has no `rate`, PCM's is 24 kHz.
+                if let Some(slot) = self.view_pointer_mut(path) {
+                    *slot = format.to_json();
+                }
+            } else {
                 let previous = before.view_pointer(path).cloned().unwrap_or(Value::Null);
                 if let Some(slot) = self.view_pointer_mut(path) {
                     *slot = previous;
