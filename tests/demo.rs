@@ -477,6 +477,28 @@ async fn a_webrtc_call_hears_the_chime_and_its_sideband_sees_usage() {
     let replayed = events_until(&mut late, "response.done").await;
     assert_eq!(kinds_of(&replayed), kinds_of(&events));
 
+    // A sideband may ask for a response; asking again while it plays is an error.
+    send(&mut sideband, json!({"type": "response.create"})).await;
+    send(&mut sideband, json!({"type": "response.create"})).await;
+    let second = events_until(&mut sideband, "response.done").await;
+    assert_eq!(
+        kinds_of(&second),
+        [
+            "response.created",
+            "output_audio_buffer.started",
+            "error",
+            "response.output_audio_transcript.done",
+            "output_audio_buffer.stopped",
+            "response.done"
+        ]
+    );
+    assert_eq!(
+        second[2]["error"]["code"],
+        "conversation_already_has_active_response"
+    );
+    assert_eq!(second[5]["response"]["id"], format!("resp_{}_2", &id[4..]));
+    let _ = events_until(&mut late, "response.done").await;
+
     // Hanging up closes the sidebands; the call is gone after.
     let hangup = format!("/v1/realtime/calls/{id}/hangup");
     let (status, _, _) = call::post(

@@ -59,6 +59,12 @@ impl CallEvents {
         self.event("session.created", json!({"session": session}))
     }
 
+    /// An `error` event, as OpenAI sends for a client event it refuses.
+    pub(crate) fn error(&mut self, code: &str, message: &str) -> Value {
+        let error = json!({"type": "invalid_request_error", "code": code, "message": message, "param": null, "event_id": null});
+        self.event("error", json!({"error": error}))
+    }
+
     /// The events that start response number `number`, before its audio plays.
     pub(crate) fn response_started(&mut self, number: u64) -> Vec<Value> {
         let response = self.response(number, "in_progress", Value::Null);
@@ -141,5 +147,12 @@ mod tests {
         assert_eq!(usage["output_token_details"]["audio_tokens"], 20);
         assert_eq!(usage["output_tokens"], 23);
         assert_eq!(usage["input_tokens"], text_tokens(INSTRUCTIONS));
+        let error = events.error("conversation_already_has_active_response", "Busy.");
+        assert_eq!(error["type"], "error");
+        assert_eq!(
+            error["error"]["code"],
+            "conversation_already_has_active_response"
+        );
+        assert_eq!(error["event_id"], "event_demo0001_6");
     }
 }

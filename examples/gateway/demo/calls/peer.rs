@@ -145,7 +145,7 @@ impl Peer {
                     }
                     self.play_due();
                 }
-                Some(Command::Respond) = commands.recv() => self.respond(),
+                Some(Command::Respond) = commands.recv() => self.requested(),
                 () = self.call.ended() => {
                     self.rtc.disconnect();
                     return;
@@ -210,13 +210,26 @@ impl Peer {
                 if event.as_ref().and_then(|event| event["type"].as_str())
                     == Some("response.create")
                 {
-                    self.respond();
+                    self.requested();
                 }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return false,
             other => tracing::trace!(call = %self.call.id, event = ?other, "demo call event"),
         }
         true
+    }
+
+    /// A `response.create`: a response, or an `error` while one is playing.
+    fn requested(&mut self) {
+        if self.playing.is_some() {
+            let error = self.events.error(
+                "conversation_already_has_active_response",
+                "Conversation already has an active response in progress.",
+            );
+            self.emit(error);
+            return;
+        }
+        self.respond();
     }
 
     /// Starts a response: the chime, unless one is playing or there is no audio to send it on.
