@@ -23,8 +23,10 @@ const browser = await chromium.launch({
     // A fake microphone (a beeping tone) that needs no permission prompt.
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
-    // WebRTC on loopback: the demo provider's one ICE candidate is
-    // 127.0.0.1, and host candidates stay addresses rather than mDNS names.
+    // WebRTC on loopback: Chromium checks the demo provider's one ICE
+    // candidate, 127.0.0.1, from its own host candidates. These let it
+    // gather on loopback too and keep host candidates as addresses rather
+    // than mDNS names, for machines without another interface.
     "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
   ],
 });
