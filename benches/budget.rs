@@ -1,6 +1,8 @@
 //! What budgets cost: Redis commands per response (reserve + settle), and
 //! the latency a session admission adds, in memory and in a local Redis,
-//! measured in one run. Starts its own `redis-server` (Debian package).
+//! measured in one run: at the store, and through the layer (session setup
+//! to the `101`, and responses relayed by a session). Starts its own
+//! `redis-server` (Debian package) and a scripted upstream.
 //!
 //! `cargo bench --all-features --bench budget [-- --quick]`
 
@@ -9,11 +11,16 @@ mod redis_server;
 
 use std::time::{Duration, Instant};
 
-use tower_realtime::budget::{Limit, Limits, Micros, Spend, Window};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tower_realtime::budget::{Budget, Limit, Limits, Micros, Spend, Window};
+use tower_realtime::provider::OpenAi;
 use tower_realtime::store::{
     Admission, BudgetStore, Grant, MemoryBudgetStore, RedisBudgetStore, Reservation,
     SessionRequest, Settlement,
 };
+use tower_realtime::testing::{MockUpstream, UpstreamSession};
+use tower_realtime::{Providers, RealtimeLayer, Secret};
 
 fn limits() -> Limits {
     Limits::new()
@@ -75,6 +82,94 @@ async fn responses(store: &dyn BudgetStore, count: usize, tag: &str) -> Vec<Dura
             .unwrap();
         samples.push(started.elapsed());
     }
+    samples
+}
+
+/// An upstream that answers each `response.create` with `response.created`
+/// and a `response.done` with usage.
+async fn billing_upstream() -> MockUpstream {
+    MockUpstream::with_script(|mut session: UpstreamSession| async move {
+        session.session_created().await;
+        let mut n = 0;
+        while let Some(message) = session.recv().await {
+            if !message.to_text().unwrap_or_default().contains("response.create") {
+                continue;
+            }
+            n += 1;
+            let id = format!("resp_{n}");
+            let created = serde_json::json!({"type": "response.created", "response": {"id": id}});
+            let usage = serde_json::json!({"total_tokens": 300, "input_tokens": 100, "output_tokens": 200});
+            let done = serde_json::json!({"type": "response.done", "response": {"id": id, "usage": usage}});
+            session.send_json(&created).await;
+            session.send_json(&done).await;
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// A gateway on loopback with the layer (and `budget`, if any) in front of `upstream`.
+async fn gateway(upstream: &MockUpstream, budget: Option<Budget>) -> std::net::SocketAddr {
+    let providers = Providers::new().with(
+        "openai",
+        OpenAi::new(Secret::new("sk-bench"))
+            .base_url(&upstream.base_url())
+            .unwrap(),
+    );
+    let mut layer = RealtimeLayer::new(providers).allow_unauthenticated();
+    if let Some(budget) = budget {
+        layer = layer.budget(budget);
+    }
+    let app = axum::Router::new().layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn url(addr: std::net::SocketAddr) -> String {
+    format!("ws://{addr}/v1/realtime?model=openai/gpt-realtime")
+}
+
+/// Times `count` session setups (upgrade request to `101`, the upstream
+/// dialled on loopback); each session is closed after, untimed.
+async fn setups(addr: std::net::SocketAddr, count: usize) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        let (mut client, _) = tokio_tungstenite::connect_async(url(addr)).await.unwrap();
+        samples.push(started.elapsed());
+        client.close(None).await.unwrap();
+        while let Some(Ok(_)) = client.next().await {}
+    }
+    samples
+}
+
+/// Times `count` responses in one session (`response.create` to `response.done`).
+async fn relayed_responses(addr: std::net::SocketAddr, count: usize) -> Vec<Duration> {
+    let (mut client, _) = tokio_tungstenite::connect_async(url(addr)).await.unwrap();
+    let _session_created = client.next().await;
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        client
+            .send(Message::text(r#"{"type":"response.create"}"#))
+            .await
+            .unwrap();
+        loop {
+            let message = client.next().await.unwrap().unwrap();
+            if message
+                .to_text()
+                .unwrap_or_default()
+                .contains("response.done")
+            {
+                break;
+            }
+        }
+        samples.push(started.elapsed());
+    }
+    client.close(None).await.unwrap();
+    while let Some(Ok(_)) = client.next().await {}
     samples
 }
 
@@ -168,6 +263,32 @@ async fn run(count: usize) {
         response_redis.extend(responses(&redis, count / 4, &tag).await);
     }
 
+    // Through the layer: no budget, in memory, in Redis.
+    let upstream = billing_upstream().await;
+    let unbudgeted = gateway(&upstream, None).await;
+    let in_memory = gateway(&upstream, Some(Budget::new(memory.clone(), limits()))).await;
+    let in_redis = gateway(&upstream, Some(Budget::new(redis.clone(), limits()))).await;
+    let sessions = (count / 10).max(40);
+    for addr in [unbudgeted, in_memory, in_redis] {
+        setups(addr, 10).await;
+        relayed_responses(addr, 10).await;
+    }
+    let before = client_commands(&mut connection).await;
+    relayed_responses(in_redis, sessions).await;
+    let after = client_commands(&mut connection).await;
+    // Less the session's own admission and release.
+    let per_relayed = (after - before).saturating_sub(2) as f64 / sessions as f64;
+    let (mut setup_none, mut setup_memory, mut setup_redis) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut relay_none, mut relay_memory, mut relay_redis) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..4 {
+        setup_none.extend(setups(unbudgeted, sessions / 4).await);
+        setup_memory.extend(setups(in_memory, sessions / 4).await);
+        setup_redis.extend(setups(in_redis, sessions / 4).await);
+        relay_none.extend(relayed_responses(unbudgeted, sessions / 4).await);
+        relay_memory.extend(relayed_responses(in_memory, sessions / 4).await);
+        relay_redis.extend(relayed_responses(in_redis, sessions / 4).await);
+    }
+
     println!("budget store, {count} samples each (loopback redis-server, current-thread runtime)");
     println!("Redis round trips per response (reserve + settle): {per_response:.2}");
     println!("Redis round trips per session (admit + release):  {per_session:.2}");
@@ -182,4 +303,12 @@ async fn run(count: usize) {
         "reserve + settle, redis         {}",
         summary(response_redis)
     );
+    println!("through the layer, {sessions} samples each (loopback upstream and client)");
+    println!("Redis round trips per relayed response:           {per_relayed:.2}");
+    println!("session setup, no budget        {}", summary(setup_none));
+    println!("session setup, memory budget    {}", summary(setup_memory));
+    println!("session setup, redis budget     {}", summary(setup_redis));
+    println!("response, no budget             {}", summary(relay_none));
+    println!("response, memory budget         {}", summary(relay_memory));
+    println!("response, redis budget          {}", summary(relay_redis));
 }

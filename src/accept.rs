@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{Instrument, Span, field};
 
 use crate::admission::admit;
+use crate::budget;
 use crate::deployment;
 use crate::error::{ErrorType, Rejection};
 use crate::handshake::{self, Upgrade};
@@ -89,6 +90,20 @@ async fn open<B: From<Bytes>>(
         }
     };
     let mut permit = config.sessions.try_open(config.max_sessions)?;
+    let id = SessionId::next();
+    // A call's sideband is admitted and counted by the gateway's own sideband.
+    let counted = matches!(destination, Destination::Route(_));
+    if let (Some(budget), Destination::Route(route)) = (&config.budget, &destination) {
+        config
+            .budget_listener
+            .call_once(|| budget::exhaustion::listen(budget, config.live.clone()));
+        let models = route
+            .targets
+            .iter()
+            .map(|target| (target.provider_name.as_str(), target.model.as_str()));
+        budget::admission::priced(budget, identity.name(), models)?;
+        permit.hold_budget(budget::admission::admit(budget, identity.name(), id).await?);
+    }
 
     let dialling = Instant::now();
     let forwarded = forwarded(&parts.headers, &config.forward_headers, &request_id);
@@ -115,7 +130,7 @@ async fn open<B: From<Bytes>>(
         permit.hold(slot);
     }
     let info = SessionInfo {
-        id: SessionId::next(),
+        id,
         identity: identity.clone(),
         provider: target.provider_name.clone(),
         model: target.model.clone(),
@@ -173,6 +188,7 @@ async fn open<B: From<Bytes>>(
         on_upgrade,
         info,
         secrets,
+        metered: counted,
     };
     tokio::spawn(session.run().instrument(span.clone()));
     Ok(response)

@@ -16,6 +16,8 @@ pub(crate) enum ErrorType {
     Permission,
     /// Too many sessions or requests (429, 503 with `Retry-After`).
     RateLimit,
+    /// A budget is spent (429).
+    InsufficientQuota,
     /// The upstream could not be reached or misbehaved (502, 504).
     Upstream,
     /// The gateway itself is misconfigured or shutting down (500, 503).
@@ -38,6 +40,7 @@ impl ErrorType {
             Self::InvalidRequest => "invalid_request_error",
             Self::Permission => "permission_error",
             Self::RateLimit => "rate_limit_error",
+            Self::InsufficientQuota => "insufficient_quota",
             Self::Upstream => "upstream_error",
             Self::Server => "server_error",
         }

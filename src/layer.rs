@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower_layer::Layer;
 
 use crate::admission::Admission;
+use crate::budget::Budget;
 use crate::hooks::{LiveSessions, NewHook, SharedNewHook};
 use crate::origin::OriginPolicy;
 use crate::provider::Providers;
@@ -47,6 +48,9 @@ pub(crate) struct Config {
     pub(crate) undecided_logged: Arc<AtomicBool>,
     /// WebRTC calls and client secrets, when enabled.
     pub(crate) webrtc: Option<WebRtc>,
+    pub(crate) budget: Option<Budget>,
+    /// The listener that ends sessions of identities out of budget has started.
+    pub(crate) budget_listener: Arc<std::sync::Once>,
 }
 
 /// A [`Layer`] that turns WebSocket upgrades on one path into relayed
@@ -76,6 +80,7 @@ pub(crate) struct Config {
 /// | [`hook`](Self::hook) | none |
 /// | [`pin_model`](Self::pin_model) | on |
 /// | [`admission`](Self::admission) / [`allow_unauthenticated`](Self::allow_unauthenticated) | neither: every upgrade is refused (`500`, `admission_not_configured`) |
+/// | [`budget`](Self::budget) | none: nothing is counted |
 ///
 /// # Example
 ///
@@ -161,6 +166,8 @@ impl RealtimeLayer {
                 unauthenticated: false,
                 undecided_logged: Arc::new(AtomicBool::new(false)),
                 webrtc: None,
+                budget: None,
+                budget_listener: Arc::new(std::sync::Once::new()),
             }),
         }
     }
@@ -555,6 +562,55 @@ impl RealtimeLayer {
         self.edit(|config| config.webrtc = Some(webrtc))
     }
 
+    /// Holds every session to `budget`: per-identity budgets (tokens, input
+    /// audio, money) and session limits, counted in the budget's
+    /// [`BudgetStore`](crate::store::BudgetStore) (in memory, or in Redis to
+    /// share them across replicas). Replaces an earlier budget.
+    ///
+    /// - Before anything is dialled, the identity the
+    ///   [`admission`](Self::admission) hook named must be within its
+    ///   budgets and session limits: else `429` with code
+    ///   `insufficient_quota` (a budget is spent), `concurrency_limit_exceeded`
+    ///   (too many live sessions) or `rate_limit_exceeded` (too many new
+    ///   sessions this minute), with `Retry-After` when a window resets. A
+    ///   store that cannot answer and fails closed gives `503`
+    ///   (`budget_store_unavailable`). An identity with a money budget may
+    ///   not open a session on a model the price table refuses to price:
+    ///   `403` (`model_not_priced`).
+    /// - Each response reserves an estimate when it starts (a client's
+    ///   `response.create`, or the upstream's `response.created` for
+    ///   responses the provider starts itself); a `response.create` is sent
+    ///   on with a lower `max_output_tokens` when little budget is left, or
+    ///   answered with an `error` event (`insufficient_quota`) when none is.
+    ///   Each `response.done` settles its reservation with what the
+    ///   response cost (once per response id); transcription usage and
+    ///   input audio time are charged as they arrive.
+    /// - When a budget is spent (on this replica or, through the store, on
+    ///   another), every live session of that identity gets an `error`
+    ///   event (`insufficient_quota`) and close `1008` on both sides.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_realtime::budget::{Budget, Limit, Limits, Window};
+    /// use tower_realtime::store::MemoryBudgetStore;
+    /// use tower_realtime::{Providers, RealtimeLayer};
+    ///
+    /// let limits = Limits::new()
+    ///     .with(Limit::tokens(Window::Day, 1_000_000))
+    ///     .max_live_sessions(4);
+    /// let layer = RealtimeLayer::new(Providers::new())
+    ///     .allow_unauthenticated()
+    ///     .budget(Budget::new(MemoryBudgetStore::new(), limits));
+    /// # drop(layer);
+    /// ```
+    pub fn budget(self, budget: Budget) -> Self {
+        self.edit(|config| {
+            config.budget = Some(budget);
+            config.budget_listener = Arc::new(std::sync::Once::new());
+        })
+    }
+
     /// Graceful shutdown and the live-session count of this layer and its clones.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle::new(Arc::clone(&self.config.sessions))
@@ -573,6 +629,7 @@ impl<S> Layer<S> for RealtimeLayer {
     type Service = RealtimeService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        crate::webrtc::ensure_started(&self.config);
         RealtimeService::new(inner, Arc::clone(&self.config))
     }
 }
@@ -596,6 +653,7 @@ impl std::fmt::Debug for RealtimeLayer {
             .field("hooks", &config.hooks.len())
             .field("pin_model", &config.pin_model)
             .field("webrtc", &config.webrtc)
+            .field("budget", &config.budget)
             .field(
                 "admission",
                 &match (&config.admission, config.unauthenticated) {

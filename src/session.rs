@@ -9,6 +9,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
+use crate::budget::Spend;
+use crate::budget::session_hook::BudgetHook;
 use crate::client_io::ClientIo;
 use crate::hooks::{PinModel, SessionControl};
 use crate::layer::Config;
@@ -31,6 +33,9 @@ pub(crate) struct Session {
     /// The provider credentials of the session, scrubbed from what the
     /// upstream says to the client.
     pub(crate) secrets: Vec<Secret>,
+    /// Whether its usage is metered: not for a client's own sideband of a
+    /// WebRTC call, whose usage the gateway's sideband meters.
+    pub(crate) metered: bool,
 }
 
 impl Session {
@@ -43,6 +48,7 @@ impl Session {
             on_upgrade,
             info,
             secrets,
+            metered,
         } = self;
         let active = telemetry::session_started(&info);
         if let Some(observer) = &config.observer {
@@ -86,6 +92,7 @@ impl Session {
                     info,
                     active,
                     Metered::default(),
+                    None,
                     Default::default(),
                     end,
                 );
@@ -96,11 +103,18 @@ impl Session {
         let observer = config.observer.as_deref();
         // Without an observer or metrics there is nothing to account for:
         // the relay gets `None` and looks at no message.
-        let mut meter =
-            (observer.is_some() || cfg!(feature = "metrics")).then(|| Meter::new(&info, observer));
+        let mut meter = (metered && (observer.is_some() || cfg!(feature = "metrics")))
+            .then(|| Meter::new(&info, observer));
         let control = SessionControl::new(info.clone());
         let listed = config.live.register(&control);
         let mut hooks: Vec<_> = config.hooks.iter().map(|new| new.make(&info)).collect();
+        // After the user's hooks: it reserves for the `response.create` they let through.
+        let mut budget = None;
+        if let (Some(limits), Some(slot)) = (&config.budget, permit.budget_slot()) {
+            let (hook, handle) = BudgetHook::new(limits, &info, slot.session(), control.clone());
+            hooks.push(Box::new(hook));
+            budget = Some(handle);
+        }
         if config.pin_model {
             hooks.push(Box::new(PinModel::new(&info)));
         }
@@ -135,11 +149,16 @@ impl Session {
         drop((listed, pipeline));
         drop((client, upstream));
         let metered = meter.map(Meter::finish).unwrap_or_default();
+        let spend = match budget {
+            Some(budget) => Some(budget.finish(config.relay.close_timeout).await),
+            None => None,
+        };
         finish(
             &config,
             info,
             active,
             metered,
+            spend,
             [report.client_to_upstream, report.upstream_to_client],
             report.ending.summary(),
         );
@@ -153,6 +172,7 @@ pub(crate) fn finish(
     info: SessionInfo,
     active: Active,
     metered: Metered,
+    spend: Option<Spend>,
     [client_to_upstream, upstream_to_client]: [Traffic; 2],
     end: SessionEnd,
 ) {
@@ -174,6 +194,7 @@ pub(crate) fn finish(
         transcription: metered.transcription,
         input_audio_seconds: metered.input_audio_seconds,
         input_audio_bytes: metered.input_audio_bytes,
+        spend,
         end,
     };
     telemetry::session_closed(&summary, active);

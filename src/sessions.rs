@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::StatusCode;
 use tokio::sync::{Notify, watch};
 
+use crate::budget::SessionSlot;
 use crate::deployment::DeploymentSlot;
 use crate::error::{ErrorType, Rejection};
 
@@ -57,6 +58,7 @@ impl Sessions {
             sessions: Arc::clone(self),
             dialling: true,
             deployment: None,
+            budget: None,
         })
     }
 
@@ -94,9 +96,21 @@ pub(crate) struct SessionPermit {
     dialling: bool,
     /// The session's place under its deployment's cap, freed with the permit.
     deployment: Option<DeploymentSlot>,
+    /// The session's place under its identity's session limits, freed with the permit.
+    budget: Option<SessionSlot>,
 }
 
 impl SessionPermit {
+    /// Keeps the session's place under its identity's session limits while it lives.
+    pub(crate) fn hold_budget(&mut self, slot: SessionSlot) {
+        self.budget = Some(slot);
+    }
+
+    /// The session's place under its identity's session limits, if it has a budget.
+    pub(crate) fn budget_slot(&self) -> Option<&SessionSlot> {
+        self.budget.as_ref()
+    }
+
     /// Keeps the session's place under its deployment's cap while it lives.
     pub(crate) fn hold(&mut self, slot: DeploymentSlot) {
         self.deployment = Some(slot);

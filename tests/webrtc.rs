@@ -2,6 +2,9 @@
 //! gateway on loopback, a real HTTP client, a scripted provider.
 
 mod common;
+#[cfg(feature = "redis")]
+#[path = "common/redis_server.rs"]
+mod redis_server;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -178,6 +181,18 @@ async fn the_server_mints_and_the_browser_calls() {
         layer.origins(OriginPolicy::allow(["https://app.example"]))
     })
     .await;
+    // Lifetimes are clamped to OpenAI's range, 10 s to 2 h.
+    let short = mint(
+        gateway.addr,
+        json!({"expires_after": {"seconds": 1}, "session": {"model": "openai/gpt-realtime"}}),
+    )
+    .await;
+    let expires_at = short.json()["expires_at"].as_u64().unwrap();
+    let now = tower_realtime_now();
+    assert!(
+        (now + 9..=now + 11).contains(&expires_at),
+        "{expires_at} {now}"
+    );
     let minted = mint(
         gateway.addr,
         json!({"expires_after": {"anchor": "created_at", "seconds": 99_999},
@@ -819,6 +834,24 @@ async fn limits_cors_and_methods() {
         ),
     )
     .await;
+    assert_eq!(
+        (too_large.status, too_large.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large")
+    );
+    // Over the body limit (256 KiB) before anything is parsed.
+    let form = format!("--b\r\n{}", "x".repeat(300 << 10));
+    let too_large = send(
+        gateway.addr,
+        post(
+            "/v1/realtime/calls",
+            &[
+                ("authorization", "Bearer key-alice"),
+                ("content-type", "multipart/form-data; boundary=b"),
+            ],
+            form,
+        ),
+    )
+    .await;
     assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
     let preflight = send(
         gateway.addr,
@@ -964,4 +997,293 @@ async fn the_owner_attaches_its_own_sideband_through_the_gateway() {
         (StatusCode::NOT_FOUND, "call_not_found".to_owned())
     );
     assert_eq!(provider.sideband_requests().len(), 3);
+}
+
+/// Two replicas share a store; the one supervising a call stops, the other
+/// takes the sideband over once the lease lapses, and serves the hang-up.
+async fn takeover_between_replicas(store_a: impl CallStore, store_b: impl CallStore) {
+    let provider = WebRtcUpstream::start().await.unwrap();
+    let lease = Duration::from_secs(1);
+    let layer_a = layer(
+        &provider,
+        WebRtc::new()
+            .store(store_a)
+            .sideband_lease(lease)
+            .replica_id("a"),
+    );
+    let stop_a = layer_a.shutdown_handle();
+    let gateway_a = serve_as_configured(layer_a, common::app()).await;
+    let layer_b = layer(
+        &provider,
+        WebRtc::new()
+            .store(store_b)
+            .sideband_lease(lease)
+            .replica_id("b"),
+    );
+    let live_b = layer_b.live_sessions();
+    let gateway_b = serve_as_configured(layer_b, common::app()).await;
+
+    let token = mint_token(gateway_a.addr, json!({})).await;
+    let answer = call_with_token(gateway_a.addr, &token, None).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let id = gateway_call_id(&answer);
+    let rtc = provider.calls()[0].clone();
+    // While A renews its lease (every third of it), B leaves the call alone.
+    tokio::time::sleep(lease * 2).await;
+    assert_eq!(provider.sideband_requests().len(), 1);
+    assert!(live_b.is_empty());
+
+    // A stops: its sideband closes, and B attaches one of its own.
+    assert!(stop_a.shutdown(PROMPTLY).await);
+    assert!(
+        provider
+            .wait_until(PROMPTLY, |p| p.sideband_requests().len() == 2)
+            .await
+    );
+    let sideband = &provider.sideband_requests()[1];
+    assert_eq!(
+        sideband.query_pairs(),
+        [("call_id".to_owned(), rtc.clone())]
+    );
+    assert!(provider.actions().is_empty(), "the call goes on");
+    let deadline = tokio::time::Instant::now() + PROMPTLY;
+    while live_b.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // B serves the call's hang-up, with the browser's secret minted on A.
+    let bearer = format!("Bearer {token}");
+    let done = send(
+        gateway_b.addr,
+        post(
+            &format!("/v1/realtime/calls/{id}/hangup"),
+            &[("authorization", bearer.as_str())],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    assert_eq!(provider.actions(), [(rtc, "hangup".to_owned())]);
+    assert!(
+        provider
+            .wait_until(PROMPTLY, |p| p.sideband_closes().len() == 2)
+            .await
+    );
+    drop(gateway_a);
+}
+
+#[tokio::test]
+async fn a_stopped_replicas_sideband_is_taken_over() {
+    let store = MemoryCallStore::new();
+    takeover_between_replicas(store.clone(), store).await;
+}
+
+/// The same across two stores on one real Redis, as two processes would.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_stopped_replicas_sideband_is_taken_over_through_redis() {
+    use tower_realtime::webrtc::RedisCallStore;
+    let redis = redis_server::RedisServer::start().await;
+    let store = || RedisCallStore::builder(redis.url()).build().unwrap();
+    takeover_between_replicas(store(), store()).await;
+}
+
+/// Secrets used up and leases held across stores sharing one Redis.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_call_store_shares_secrets_calls_and_leases() {
+    use tower_realtime::webrtc::{CallRecord, RedisCallStore, SecretUse};
+    let redis = redis_server::RedisServer::start().await;
+    let a = RedisCallStore::builder(redis.url()).build().unwrap();
+    let b = RedisCallStore::builder(redis.url()).build().unwrap();
+    let record = SecretRecord {
+        identity: "alice".into(),
+        provider: "openai".into(),
+        model: "gpt-realtime".into(),
+        session: json!({"type": "realtime", "tools": [], "audio": {}}),
+        origin: Some("https://app.example".into()),
+        uses_left: Some(2),
+        expires_at: 1,
+    };
+    a.put_secret("gw_ek_1", &record, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get_secret("gw_ek_1").await.unwrap().as_ref(),
+        Some(&record)
+    );
+    let SecretUse::Granted(first) = b.use_secret("gw_ek_1").await.unwrap() else {
+        panic!("granted");
+    };
+    assert_eq!(first.uses_left, Some(1));
+    assert_eq!(first.session, record.session);
+    assert!(matches!(
+        a.use_secret("gw_ek_1").await.unwrap(),
+        SecretUse::Granted(_)
+    ));
+    assert_eq!(b.use_secret("gw_ek_1").await.unwrap(), SecretUse::UsedUp);
+    assert_eq!(a.use_secret("gw_ek_2").await.unwrap(), SecretUse::Unknown);
+
+    let call = CallRecord {
+        id: "gw_call_1".into(),
+        provider_call_id: "rtc_1".into(),
+        provider: "openai".into(),
+        model: "gpt-realtime".into(),
+        identity: "alice".into(),
+        session: json!({}),
+        token: None,
+    };
+    a.put_call(&call, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(b.get_call("gw_call_1").await.unwrap(), Some(call));
+    assert_eq!(b.orphaned_calls().await.unwrap(), ["gw_call_1"]);
+    let lease = Duration::from_secs(1);
+    assert!(a.claim_sideband("gw_call_1", "a", lease).await.unwrap());
+    assert!(!b.claim_sideband("gw_call_1", "b", lease).await.unwrap());
+    assert!(a.claim_sideband("gw_call_1", "a", lease).await.unwrap());
+    assert!(b.orphaned_calls().await.unwrap().is_empty());
+    tokio::time::sleep(lease + lease / 2).await;
+    assert_eq!(b.orphaned_calls().await.unwrap(), ["gw_call_1"]);
+    assert!(b.claim_sideband("gw_call_1", "b", lease).await.unwrap());
+    b.remove_call("gw_call_1").await.unwrap();
+    assert_eq!(a.get_call("gw_call_1").await.unwrap(), None);
+    assert!(a.orphaned_calls().await.unwrap().is_empty());
+}
+
+/// SDP (ICE credentials), client secrets and provider keys never reach the logs.
+#[tokio::test]
+async fn no_sdp_or_secret_in_the_logs() {
+    let captured = common::log_capture::capture();
+    let Setup { gateway, provider } = setup(WebRtcUpstream::start().await.unwrap(), |l| l).await;
+    let token = mint_token(gateway.addr, json!({})).await;
+    let answer = call_with_token(gateway.addr, &token, None).await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    let id = gateway_call_id(&answer);
+    let bearer = format!("Bearer {token}");
+    let (mut client, _) = tokio_tungstenite::connect_async(common::request(
+        &gateway.url(&format!("?call_id={id}")),
+        &[("authorization", bearer.as_str())],
+    ))
+    .await
+    .unwrap();
+    client.close(None).await.unwrap();
+    let hangup = format!("/v1/realtime/calls/{id}/hangup");
+    let done = send(
+        gateway.addr,
+        post(&hangup, &[("authorization", bearer.as_str())], ""),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert!(
+        provider
+            .wait_until(PROMPTLY, |p| p.sideband_closes().len() == 2)
+            .await
+    );
+    // The test's own WebSocket client logs its request to the gateway.
+    let logs: String = captured
+        .text()
+        .lines()
+        .filter(|line| {
+            !line.contains(
+                "tungstenite::handshake::client: Request: \"GET /v1/realtime?call_id=gw_call_",
+            )
+        })
+        .collect();
+    assert!(logs.contains("call created"), "the capture works");
+    for secret in [
+        "OFFERUFRAG",
+        "offerpasswordoffer",
+        "mockmockmock",
+        PROVIDER_KEY,
+        token.as_str(),
+    ] {
+        if let Some(line) = logs.lines().find(|line| line.contains(secret)) {
+            panic!("{secret} logged: {line}");
+        }
+    }
+}
+
+/// The sideband's usage is charged to the caller's budget; a call that
+/// spends it is hung up, and the identity can make no new call.
+#[tokio::test]
+async fn a_call_that_spends_its_budget_is_hung_up() {
+    use tower_realtime::budget::{Budget, Limit, Limits, Window};
+    use tower_realtime::store::MemoryBudgetStore;
+    let provider = WebRtcUpstream::builder()
+        .sideband(|mut session: UpstreamSession| async move {
+            // The provider starts a response from the browser's audio.
+            session
+                .send_json(&json!({"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}}))
+                .await;
+            session
+                .send_json(&json!({"type": "response.done", "response": {"id": "resp_1", "status": "completed",
+                    "usage": {"total_tokens": 1200, "input_tokens": 200, "output_tokens": 1000,
+                              "input_token_details": {"text_tokens": 200}, "output_token_details": {"text_tokens": 1000}}}}))
+                .await;
+            while session.recv().await.is_some() {}
+        })
+        .start()
+        .await
+        .unwrap();
+    let limits = Limits::new().with(Limit::tokens(Window::Day, 1_000));
+    let budget = Budget::new(MemoryBudgetStore::new(), limits).estimate(100, 400, 64);
+    let Setup { gateway, provider } = setup(provider, |layer| layer.budget(budget.clone())).await;
+    let token = mint_token(gateway.addr, json!({})).await;
+    let answer = call_with_token(gateway.addr, &token, None).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let rtc = provider.calls()[0].clone();
+    let hung_up = (rtc, "hangup".to_owned());
+    assert!(
+        provider
+            .wait_until(PROMPTLY, |p| p.actions() == [hung_up.clone()])
+            .await
+    );
+    let close = provider.sideband_closes()[0].clone().unwrap();
+    assert_eq!(u16::from(close.code), 1008);
+    let balance = budget
+        .store()
+        .balance("alice", &budget.limits("alice"), budget.now())
+        .await
+        .unwrap();
+    assert_eq!(balance[0].spent, 1_200);
+    // No new call today.
+    let again = call_with_token(gateway.addr, &token, None).await;
+    assert_eq!(
+        (again.status, again.code().as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota")
+    );
+    assert_eq!(provider.calls().len(), 1);
+}
+
+/// A call the provider ends (its sideband closes) is over for the gateway:
+/// nothing is hung up, and the call is gone.
+#[tokio::test]
+async fn a_call_the_provider_ends_is_forgotten() {
+    let provider = WebRtcUpstream::builder()
+        .sideband(|mut session: UpstreamSession| async move {
+            session.close(1000, "call ended").await;
+        })
+        .start()
+        .await
+        .unwrap();
+    let Setup { gateway, provider } = setup(provider, |l| l).await;
+    let token = mint_token(gateway.addr, json!({"expires_after": {"seconds": 1}})).await;
+    let answer = call_with_token(gateway.addr, &token, None).await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    let id = gateway_call_id(&answer);
+    let hangup = format!("/v1/realtime/calls/{id}/hangup");
+    let deadline = tokio::time::Instant::now() + PROMPTLY;
+    loop {
+        let again = send(
+            gateway.addr,
+            post(&hangup, &[("authorization", "Bearer key-alice")], ""),
+        )
+        .await;
+        if again.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the call stays");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(provider.actions().is_empty());
 }

@@ -5,6 +5,8 @@
 //! cargo run --example gateway                       # http://127.0.0.1:8080, demo provider, no auth
 //! GATEWAY_API_KEY=secret cargo run --example gateway -- --listen 0.0.0.0:8080
 //! GATEWAY_API_KEYS="alice:KEY1,bob:KEY2" cargo run --example gateway   # a key per identity
+//! GATEWAY_API_KEYS="alice:KEY1,bob:KEY2" cargo run --example gateway -- \
+//!     --token-budget 100000 --max-sessions-per-key 2 --redis redis://127.0.0.1:6379/
 //! ```
 //!
 //! From the outside in, every request passes:
@@ -25,6 +27,11 @@
 //! 4. The router: the console at `/`, `/healthz`, and an explanation for
 //!    plain requests to `/v1/realtime`.
 //!
+//! With `--token-budget`, `--usd-budget` (priced by `--prices FILE`),
+//! `--max-sessions-per-key` or `--sessions-per-minute-per-key`, the layer
+//! holds each identity to a `Budget`: counted in this process, or with
+//! `--redis URL` (`REDIS_URL`) shared by every replica on that Redis.
+//!
 //! Every session runs model pinning (a client cannot switch models); with
 //! `--deny-event TYPE` the event policy refuses client events of that type.
 //!
@@ -39,6 +46,7 @@
 //! (up to 10 s) before the server stops.
 
 mod auth;
+mod budget;
 mod console;
 mod demo;
 mod gemini_demo;
@@ -89,9 +97,10 @@ async fn main() -> ExitCode {
         std::env::args().skip(1),
         std::env::var("GATEWAY_API_KEY").ok(),
         std::env::var("GATEWAY_API_KEYS").ok(),
+        std::env::var("REDIS_URL").ok(),
     );
     let options = match command {
-        Ok(Command::Run(options)) => options,
+        Ok(Command::Run(options)) => *options,
         Ok(Command::Help) => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -101,7 +110,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(options).await {
+    let budgets = match budget::configure(&options.budget).await {
+        Ok(budgets) => budgets,
+        Err(message) => {
+            eprintln!("gateway: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(options, budgets).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("gateway: {error}");
@@ -145,7 +161,7 @@ async fn providers(demo: bool) -> io::Result<(Providers, Option<DemoUpstreams>)>
     Ok((providers, Some(upstreams)))
 }
 
-async fn run(options: Options) -> io::Result<()> {
+async fn run(options: Options, budgets: Option<budget::Budgets>) -> io::Result<()> {
     let (providers, demo) = providers(options.demo).await?;
     let provider_names: Vec<String> = providers.names().map(str::to_owned).collect();
 
@@ -157,6 +173,9 @@ async fn run(options: Options) -> io::Result<()> {
         .webrtc(WebRtc::new());
     if !options.deny_events.is_empty() {
         realtime = realtime.hook(EventPolicy::deny(options.deny_events.clone()));
+    }
+    if let Some(budgets) = &budgets {
+        realtime = realtime.budget(budgets.budget.clone());
     }
     // A deliberate choice either way: without one, the layer refuses every session.
     let keys = (!options.api_keys.is_empty()).then(|| GatewayKeys::new(&options.api_keys));
@@ -204,13 +223,23 @@ async fn run(options: Options) -> io::Result<()> {
         .await?
         .tap_io(move |tcp| tuning.tune_client_socket(tcp));
     let addr = listener.local_addr()?;
-    print_banner(addr, &options, &provider_names, demo.as_ref());
+    let budget_banner = budgets.as_ref().map(|budgets| budgets.banner.as_str());
+    print_banner(
+        addr,
+        &options,
+        &provider_names,
+        demo.as_ref(),
+        budget_banner,
+    );
 
     let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
         SocketAddr,
     >(app);
     axum::serve(listener, service)
-        .with_graceful_shutdown(drain_on_signal(sessions))
+        .with_graceful_shutdown(drain_on_signal(
+            sessions,
+            budgets.as_ref().and_then(|budgets| budgets.release_wait),
+        ))
         .await?;
     tracing::info!("stopped");
     Ok(())
@@ -265,8 +294,10 @@ async fn not_a_websocket(
     .into_response()
 }
 
-/// Resolves once Ctrl-C or SIGTERM arrived and live sessions are closed.
-async fn drain_on_signal(sessions: ShutdownHandle) {
+/// Resolves once Ctrl-C or SIGTERM arrived and live sessions are closed
+/// (and, with a shared budget store, `release_wait` later: the sessions'
+/// places under their identities' limits are given back to the store).
+async fn drain_on_signal(sessions: ShutdownHandle, release_wait: Option<Duration>) {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {
@@ -290,6 +321,9 @@ async fn drain_on_signal(sessions: ShutdownHandle) {
             "sessions still open after 10 s"
         );
     }
+    if let Some(wait) = release_wait {
+        tokio::time::sleep(wait).await;
+    }
 }
 
 fn print_banner(
@@ -297,6 +331,7 @@ fn print_banner(
     options: &Options,
     providers: &[String],
     demo: Option<&DemoUpstreams>,
+    budget: Option<&str>,
 ) {
     let providers = match (providers.is_empty(), demo) {
         (true, _) => "none: every session will be refused".to_owned(),
@@ -339,6 +374,9 @@ fn print_banner(
         "  limits     {} new sessions per minute per client IP, {} live sessions",
         options.sessions_per_minute, options.max_sessions
     );
+    if let Some(budget) = budget {
+        println!("  budgets    {budget}");
+    }
     if !options.deny_events.is_empty() {
         println!(
             "  denied     client events {}",

@@ -1,7 +1,10 @@
 //! Command-line flags and environment of the gateway example.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use tower_realtime::budget::Micros;
 
 pub const USAGE: &str = "\
 A realtime gateway with a built-in demo provider and a browser console.
@@ -20,6 +23,26 @@ Options:
                               not forwarded, the client gets an `error` event (event_not_allowed)
   --no-demo                   do not start the demo providers (demo, gemini-demo)
   -h, --help                  print this help
+
+Budgets and limits per identity (the gateway key's name; `anonymous` without keys), counted
+in this process or, with --redis, shared by every replica using the same Redis:
+  --token-budget N            tokens (input and output) each identity may use per UTC day
+  --usd-budget X              US dollars each identity may spend per UTC day (e.g. 5 or 0.25);
+                              needs --prices
+  --prices FILE               the price of each model: a JSON file, or TOML if FILE ends in .toml
+                              (dollars per million tokens per token class; see the README)
+  --max-sessions-per-key N    live sessions each identity may hold at once
+  --sessions-per-minute-per-key N
+                              new sessions each identity may open per UTC minute
+  --redis URL                 keep the budgets and limits above in Redis, shared by every replica
+                              (redis://[user:password@]host:port/db); default: in this process
+  --redis-fail-open           while Redis is unreachable, admit sessions and count in this process
+                              (default: fail closed, new sessions get 503 budget_store_unavailable;
+                              live sessions carry on and are settled when Redis is back)
+
+An identity over a budget or limit is refused with 429 (insufficient_quota,
+  concurrency_limit_exceeded or rate_limit_exceeded); when a response spends its budget, every
+  live session of the identity, on every replica, gets an `error` event and is closed with 1008.
 
 A client's session.update or response.create that names another model is rewritten to the
 model the session was routed to (model pinning; always on).
@@ -46,6 +69,7 @@ Environment:
   SSL_CERT_FILE, SSL_CERT_DIR  CA certificates (PEM) to trust for wss:// upstreams instead of the
                               system's, e.g. a private CA of a self-hosted upstream; the bundled
                               Mozilla roots are trusted too
+  REDIS_URL                   as --redis (the flag wins); ignored when no budget or limit is set
   RUST_LOG                    log filter (default: info)
 ";
 
@@ -64,21 +88,53 @@ pub struct Options {
     pub prewarm: usize,
     /// Client event types refused by the event policy.
     pub deny_events: Vec<String>,
+    /// Budgets and limits per identity.
+    pub budget: BudgetOptions,
+}
+
+/// Budgets and limits per identity, and where they are counted.
+#[derive(Debug, Clone, Default)]
+pub struct BudgetOptions {
+    /// Tokens per identity per UTC day.
+    pub token_budget: Option<u64>,
+    /// Money per identity per UTC day.
+    pub usd_budget: Option<Micros>,
+    /// The price file.
+    pub prices: Option<PathBuf>,
+    /// Live sessions per identity.
+    pub max_sessions_per_key: Option<u32>,
+    /// New sessions per identity per UTC minute.
+    pub sessions_per_minute_per_key: Option<u32>,
+    /// The Redis URL; `None`: in memory.
+    pub redis: Option<String>,
+    /// Admit and count locally while Redis is unreachable.
+    pub redis_fail_open: bool,
+}
+
+impl BudgetOptions {
+    /// Whether any budget or limit is set.
+    pub fn limits_anything(&self) -> bool {
+        self.token_budget.is_some()
+            || self.usd_budget.is_some()
+            || self.max_sessions_per_key.is_some()
+            || self.sessions_per_minute_per_key.is_some()
+    }
 }
 
 /// What `main` does with the command line.
 pub enum Command {
-    Run(Options),
+    Run(Box<Options>),
     Help,
 }
 
 impl Command {
-    /// Parses the arguments (without the program name), `GATEWAY_API_KEY`
-    /// and `GATEWAY_API_KEYS`.
+    /// Parses the arguments (without the program name), `GATEWAY_API_KEY`,
+    /// `GATEWAY_API_KEYS` and `REDIS_URL`.
     pub fn parse(
         args: impl IntoIterator<Item = String>,
         api_key: Option<String>,
         api_keys: Option<String>,
+        redis_url: Option<String>,
     ) -> Result<Self, String> {
         let mut options = Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -89,7 +145,9 @@ impl Command {
             demo: true,
             prewarm: 2,
             deny_events: Vec::new(),
+            budget: BudgetOptions::default(),
         };
+        let mut redis_flag = None;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -117,6 +175,38 @@ impl Command {
                     options.deny_events.push(event_type);
                 }
                 "--no-demo" => options.demo = false,
+                "--token-budget" => {
+                    options.budget.token_budget =
+                        Some(positive(&value("--token-budget")?, "--token-budget")?);
+                }
+                "--usd-budget" => {
+                    let dollars: Micros = parse(&value("--usd-budget")?, "--usd-budget")?;
+                    if dollars == Micros::ZERO {
+                        return Err("--usd-budget must be more than 0".into());
+                    }
+                    options.budget.usd_budget = Some(dollars);
+                }
+                "--prices" => options.budget.prices = Some(value("--prices")?.into()),
+                "--max-sessions-per-key" => {
+                    options.budget.max_sessions_per_key = Some(positive(
+                        &value("--max-sessions-per-key")?,
+                        "--max-sessions-per-key",
+                    )?);
+                }
+                "--sessions-per-minute-per-key" => {
+                    options.budget.sessions_per_minute_per_key = Some(positive(
+                        &value("--sessions-per-minute-per-key")?,
+                        "--sessions-per-minute-per-key",
+                    )?);
+                }
+                "--redis" => {
+                    let url = value("--redis")?;
+                    if url.is_empty() {
+                        return Err("--redis needs a URL (redis://host:port/)".into());
+                    }
+                    redis_flag = Some(url);
+                }
+                "--redis-fail-open" => options.budget.redis_fail_open = true,
                 "-h" | "--help" => return Ok(Command::Help),
                 other => return Err(format!("unknown argument `{other}`")),
             }
@@ -124,8 +214,35 @@ impl Command {
         if options.sessions_per_minute == 0 {
             return Err("--sessions-per-minute must be at least 1".into());
         }
-        Ok(Command::Run(options))
+        check_budget(&mut options.budget, redis_flag, redis_url)?;
+        Ok(Command::Run(Box::new(options)))
     }
+}
+
+/// Checks that the budget flags go together, and picks the Redis URL:
+/// `--redis`, else `REDIS_URL` when there is something to share.
+fn check_budget(
+    budget: &mut BudgetOptions,
+    flag: Option<String>,
+    env: Option<String>,
+) -> Result<(), String> {
+    if budget.usd_budget.is_some() && budget.prices.is_none() {
+        return Err("--usd-budget needs --prices FILE: the price of each model".into());
+    }
+    if flag.is_some() && !budget.limits_anything() {
+        return Err(
+            "--redis shares budgets and limits: set --token-budget, --usd-budget, \
+                    --max-sessions-per-key or --sessions-per-minute-per-key too"
+                .into(),
+        );
+    }
+    budget.redis = flag.or_else(|| env.filter(|url| !url.is_empty() && budget.limits_anything()));
+    if budget.redis_fail_open && budget.redis.is_none() {
+        return Err(
+            "--redis-fail-open needs --redis URL (or REDIS_URL) and a budget or limit".into(),
+        );
+    }
+    Ok(())
 }
 
 /// The `(identity, key)` pairs of `GATEWAY_API_KEY` (identity `default`)
@@ -183,6 +300,17 @@ fn parse<T: std::str::FromStr>(value: &str, name: &str) -> Result<T, String> {
     value
         .parse()
         .map_err(|_| format!("{name}: `{value}` is not valid"))
+}
+
+fn positive<T: std::str::FromStr + Default + PartialEq>(
+    value: &str,
+    name: &str,
+) -> Result<T, String> {
+    let number: T = parse(value, name)?;
+    if number == T::default() {
+        return Err(format!("{name} must be at least 1"));
+    }
+    Ok(number)
 }
 
 /// The characters of an HTTP token (RFC 9110), which subprotocol names are.

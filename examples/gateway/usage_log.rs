@@ -1,6 +1,8 @@
 //! One log line per response and one per session, from the layer's observer,
-//! each naming the session's identity (the gateway key's name).
+//! each naming the session's identity (the gateway key's name); with a
+//! budget, the session's line says what it charged that identity.
 
+use tower_realtime::budget::Spend;
 use tower_realtime::usage::{Observation, Usage};
 
 /// Logs usage records and session summaries at INFO (no content, no keys).
@@ -36,12 +38,22 @@ pub fn log(observation: Observation<'_>) {
             responses = summary.responses,
             tokens = %tokens(&summary.usage),
             input_audio_s = format_args!("{:.1}", summary.input_audio_seconds),
+            spent = %spent(summary.spend.as_ref()),
             client_messages = summary.client_to_upstream.messages,
             upstream_messages = summary.upstream_to_client.messages,
             end = %summary.end,
             "session",
         ),
         _ => {}
+    }
+}
+
+/// `tokens=79 usd=0.00079`: what the session charged its identity's
+/// budget, or `-` without a budget.
+fn spent(spend: Option<&Spend>) -> String {
+    match spend {
+        Some(spend) => format!("tokens={} usd={}", spend.tokens, spend.money),
+        None => "-".to_owned(),
     }
 }
 

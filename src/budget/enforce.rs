@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::StatusCode;
 
@@ -47,6 +48,7 @@ struct Inner {
     input_tokens: u64,
     output_tokens: u64,
     min_output_tokens: u64,
+    clock: Box<dyn Fn() -> SystemTime + Send + Sync>,
 }
 
 impl fmt::Debug for Budget {
@@ -79,6 +81,7 @@ impl Budget {
                 input_tokens: 1_000,
                 output_tokens: 4_096,
                 min_output_tokens: 64,
+                clock: Box::new(SystemTime::now),
             }),
         }
     }
@@ -116,6 +119,63 @@ impl Budget {
         self
     }
 
+    /// Where the budget's time comes from (default: [`SystemTime::now`]):
+    /// the windows that budgets and session limits are counted in are the
+    /// UTC minute, hour, day or month of the time it tells. For tests, to
+    /// move a budget into its next window without waiting.
+    ///
+    /// # Panics
+    ///
+    /// When called on a clone: configure a budget before sharing it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use tower_realtime::budget::{Budget, Limit, Limits, Window};
+    /// use tower_realtime::store::MemoryBudgetStore;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let minutes = Arc::new(AtomicU64::new(0));
+    /// let clock = minutes.clone();
+    /// let limits = Limits::new().max_new_sessions_per_minute(1);
+    /// let budget = Budget::new(MemoryBudgetStore::new(), limits).clock(move || {
+    ///     UNIX_EPOCH + Duration::from_secs(60 * clock.load(Ordering::Relaxed))
+    /// });
+    /// let first = budget.admit("alice", "s1").await.unwrap();
+    /// assert!(budget.admit("alice", "s2").await.is_err());
+    /// minutes.store(1, Ordering::Relaxed);
+    /// let second = budget.admit("alice", "s2").await.unwrap();
+    /// # drop((first, second));
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.inner_mut().clock = Box::new(clock);
+        self
+    }
+
+    /// The time now, by the budget's [`clock`](Self::clock).
+    pub fn now(&self) -> SystemTime {
+        (self.inner.clock)()
+    }
+
+    /// The prices of `provider`'s `model`, if the budget prices it.
+    pub(crate) fn price_of(&self, provider: &str, model: &str) -> Option<&super::Prices> {
+        self.inner.prices.as_ref()?.prices(provider, model)
+    }
+
+    /// Whether the price table refuses `provider`'s `model` (a budget
+    /// without a price table prices nothing and refuses nothing).
+    pub(crate) fn unpriced(&self, provider: &str, model: &str) -> Option<super::UnpricedModel> {
+        let prices = self.inner.prices.as_ref()?;
+        prices
+            .cost(provider, model, &Usage::default(), AudioTime::default())
+            .err()
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn BudgetStore> {
         &self.inner.store
@@ -131,7 +191,7 @@ impl Budget {
     /// live until the returned slot is dropped.
     pub async fn admit(&self, identity: &str, session: &str) -> Result<SessionSlot, BudgetError> {
         let limits = self.limits(identity);
-        let request = SessionRequest::new(identity, session, &limits);
+        let request = SessionRequest::new(identity, session, &limits).at(self.now());
         match self.inner.store.admit(&request).await? {
             Admission::Admitted => Ok(SessionSlot {
                 store: self.inner.store.clone(),
@@ -231,6 +291,13 @@ pub struct SessionSlot {
     session: String,
 }
 
+impl SessionSlot {
+    /// The session's id in the store.
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+}
+
 impl fmt::Debug for SessionSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionSlot")
@@ -307,11 +374,7 @@ impl SessionBudget {
     }
 
     fn prices(&self) -> Option<&super::Prices> {
-        self.budget
-            .inner
-            .prices
-            .as_ref()?
-            .prices(&self.provider, &self.model)
+        self.budget.price_of(&self.provider, &self.model)
     }
 
     /// The highest price per million tokens among `classes`.
@@ -353,7 +416,9 @@ impl SessionBudget {
             .with_money(input_money + money(min_output, out_price));
         self.started += 1;
         let id = format!("{}:{}", self.session, self.started);
-        let reservation = Reservation::new(&self.identity, &id, &self.limits, want).at_least(min);
+        let reservation = Reservation::new(&self.identity, &id, &self.limits, want)
+            .at_least(min)
+            .at(self.budget.now());
         let grant = self.budget.inner.store.reserve(&reservation).await;
         match grant {
             Ok(Grant::Granted(granted)) => {
@@ -383,6 +448,19 @@ impl SessionBudget {
         self.prices().map(|prices| prices.cost(usage, audio))
     }
 
+    /// What a response of `usage` and `audio` (input audio appended since
+    /// the last charge) counts against budgets: its tokens, the input
+    /// audio, and their cost at this session's model.
+    pub fn spend_of(&self, usage: &Usage, audio: AudioTime) -> Spend {
+        let tokens = usage
+            .total_tokens
+            .unwrap_or_else(|| usage.input_tokens.unwrap_or(0) + usage.output_tokens.unwrap_or(0));
+        Spend::new()
+            .with_tokens(tokens)
+            .with_input_audio(audio.input)
+            .with_money(self.cost(usage, audio).unwrap_or(Micros::ZERO))
+    }
+
     /// Settles the oldest open response as `response_id` with what it cost.
     pub async fn finish_response(
         &mut self,
@@ -393,12 +471,7 @@ impl SessionBudget {
         if usage.input_tokens.is_some() {
             self.last_input_tokens = usage.input_tokens;
         }
-        let tokens = usage
-            .total_tokens
-            .unwrap_or_else(|| usage.input_tokens.unwrap_or(0) + usage.output_tokens.unwrap_or(0));
-        let spend = Spend::new()
-            .with_tokens(tokens)
-            .with_money(self.cost(usage, audio).unwrap_or(Micros::ZERO));
+        let spend = self.spend_of(usage, audio);
         let reservation = self.open.pop_front();
         self.settle(response_id, reservation.as_deref(), spend)
             .await
@@ -416,7 +489,8 @@ impl SessionBudget {
         reservation: Option<&str>,
         spend: Spend,
     ) -> Result<Settled, StoreError> {
-        let mut settlement = Settlement::new(&self.identity, id, &self.limits, spend);
+        let mut settlement =
+            Settlement::new(&self.identity, id, &self.limits, spend).at(self.budget.now());
         settlement.reservation = reservation;
         let settled = self.budget.inner.store.settle(&settlement).await?;
         if settled.applied() || settled.is_deferred() {

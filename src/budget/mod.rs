@@ -27,12 +27,15 @@
 //! # let _ = (limits, spent);
 //! ```
 
+pub(crate) mod admission;
 mod enforce;
+pub(crate) mod exhaustion;
 mod limits;
 mod micros;
 mod price_table;
 mod prices;
 mod refusal;
+pub(crate) mod session_hook;
 mod window;
 
 pub use enforce::{Budget, BudgetError, ResponseStart, SessionBudget, SessionSlot};

@@ -68,6 +68,7 @@
 //! | `realtime_upstream_connect_seconds` | histogram | `provider` | time to connect to the upstream |
 //! | `realtime_session_errors_total` | counter | `provider`, `side`, `kind` | sessions ended by an error: `connection_lost`, `protocol_error`, `message_too_big` |
 //! | `realtime_refusals_total` | counter | `code` | refused upgrades, by the error `code` of the response |
+//! | `realtime_budget_spend_total` | counter | `identity`, `meter` | what sessions charged their identity's [budget](crate::RealtimeLayer::budget): `tokens`, `input_audio_ms`, `money_micros` (identities come from the admission hook, so keep them a bounded set) |
 //!
 //! `closed_by` is `client`, `upstream`, `gateway` or `hook`; `side` is `client`, `upstream` or `gateway`. Token
 //! counts come from the provider; input audio is counted from append sizes.
@@ -102,7 +103,7 @@
 //! # drop(layer);
 //! ```
 
-mod audio;
+pub(crate) mod audio;
 mod info;
 mod meter;
 mod observer;

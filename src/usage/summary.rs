@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use super::tokens::Usage;
 use super::transcription::TranscriptionTotals;
 use crate::admission::Identity;
+use crate::budget::Spend;
 use crate::deployment::Attempt;
 use crate::outcome::SessionEnd;
 
@@ -70,6 +71,9 @@ pub struct SessionSummary {
     pub input_audio_seconds: f64,
     /// Decoded bytes of audio the client appended, in any format.
     pub input_audio_bytes: u64,
+    /// What the session charged its identity's budget (tokens, input audio,
+    /// money), when the layer has a [budget](crate::RealtimeLayer::budget).
+    pub spend: Option<Spend>,
     /// Who closed the session, with which code, and the error if any.
     pub end: SessionEnd,
 }
@@ -139,6 +143,7 @@ impl SessionSummary {
             transcription: TranscriptionTotals::default(),
             input_audio_seconds: 0.0,
             input_audio_bytes: 0,
+            spend: None,
             end,
         }
     }

@@ -29,6 +29,7 @@ mod names {
     pub(super) const SESSION_ERRORS: &str = "realtime_session_errors_total";
     pub(super) const REFUSALS: &str = "realtime_refusals_total";
     pub(super) const DEPLOYMENT_ATTEMPTS: &str = "realtime_deployment_attempts_total";
+    pub(super) const BUDGET_SPEND: &str = "realtime_budget_spend_total";
 }
 
 #[cfg(feature = "metrics")]
@@ -44,7 +45,10 @@ pub(crate) fn refused(rejection: &Rejection) {
         ErrorType::Server | ErrorType::RateLimit => {
             tracing::warn!(status, code, %detail, "realtime upgrade refused");
         }
-        ErrorType::Upstream | ErrorType::InvalidRequest | ErrorType::Permission => {
+        ErrorType::Upstream
+        | ErrorType::InvalidRequest
+        | ErrorType::Permission
+        | ErrorType::InsufficientQuota => {
             tracing::debug!(status, code, %detail, "realtime upgrade refused");
         }
     }
@@ -136,6 +140,26 @@ pub(crate) fn response_usage(info: &SessionInfo, usage: &Usage) {
             ("output_audio", output.and_then(|d| d.audio_tokens)),
         ] {
             count_tokens(info, kind, count);
+        }
+    }
+}
+
+/// A session's budget charged its identity `spend`.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn budget_spend(info: &SessionInfo, spend: &crate::budget::Spend) {
+    #[cfg(feature = "metrics")]
+    for (meter, amount) in [
+        ("tokens", spend.tokens),
+        ("input_audio_ms", spend.input_audio_ms),
+        ("money_micros", spend.money.get()),
+    ] {
+        if amount > 0 {
+            metrics::counter!(
+                BUDGET_SPEND,
+                "identity" => info.identity.name().to_owned(),
+                "meter" => meter
+            )
+            .increment(amount);
         }
     }
 }

@@ -14,11 +14,12 @@ use super::caller::{presented_secret, store_failed, use_secret};
 use super::config::WebRtc;
 use super::offer::Offer;
 use super::resolve::provider_calls;
-use super::sideband::{Supervisor, attach};
+use super::sideband::{Supervisor, admit_budget, attach};
 use super::store::CallRecord;
 use super::token::new_call_id;
 use crate::admission::{Identity, admit};
 use crate::error::{ErrorType, Rejection};
+use crate::hooks::SessionId;
 use crate::layer::Config;
 use crate::request_id::request_id;
 use crate::upstream::headers::forwarded;
@@ -83,6 +84,10 @@ pub(crate) async fn create(
     let mut session = session;
     session["model"] = Value::from(target.model.clone());
 
+    // Admitted under the budget before the provider hears of the call.
+    let id = SessionId::next();
+    let priced = (target.provider_name.as_str(), target.model.as_str());
+    let slot = admit_budget(config, priced, identity.name(), id).await?;
     let started = Instant::now();
     let request_id = request_id(&parts.headers);
     let forwarded = forwarded(&parts.headers, &config.forward_headers, &request_id);
@@ -121,17 +126,23 @@ pub(crate) async fn create(
             ));
         }
     };
-    webrtc
-        .store
-        .put_call(&call, webrtc.call_ttl)
-        .await
-        .map_err(store_failed)?;
+    // Claimed before it is stored: no other replica takes it over meanwhile.
+    let stored = async {
+        if supervised.is_some() {
+            webrtc
+                .store
+                .claim_sideband(&call.id, &webrtc.replica, webrtc.lease)
+                .await?;
+        }
+        webrtc.store.put_call(&call, webrtc.call_ttl).await
+    };
+    if let Err(error) = stored.await {
+        // A call nobody can find again cannot be hung up later: end it now.
+        let _ = calls.action(&call.provider_call_id, "hangup", None).await;
+        return Err(store_failed(error));
+    }
     let gateway_id = call.id.clone();
     if let Some(socket) = supervised {
-        let _ = webrtc
-            .store
-            .claim_sideband(&call.id, &webrtc.replica, webrtc.lease)
-            .await;
         Supervisor {
             config: Arc::clone(config),
             webrtc: webrtc.clone(),
@@ -141,6 +152,8 @@ pub(crate) async fn create(
             model_label: target.model_label.clone(),
             request_id: request_id.to_str().unwrap_or_default().to_owned(),
             connect_time: started.elapsed(),
+            id,
+            budget: slot,
         }
         .spawn();
     }

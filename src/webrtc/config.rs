@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::store::{CallStore, MemoryCallStore};
@@ -52,6 +52,8 @@ pub struct WebRtc {
     pub(crate) replica: String,
     /// The sidebands this replica supervises, by gateway call id.
     pub(crate) supervised: Arc<Mutex<HashMap<String, SessionControl>>>,
+    /// Set once the search for orphaned calls runs.
+    pub(crate) takeover: Arc<OnceLock<()>>,
 }
 
 impl Default for WebRtc {
@@ -74,6 +76,7 @@ impl WebRtc {
             lease: Duration::from_secs(30),
             replica: super::token::new_call_id().replace("gw_call_", "replica_"),
             supervised: Arc::default(),
+            takeover: Arc::default(),
         }
     }
 

@@ -43,12 +43,17 @@
 //! **The sideband** is a session of the layer without a client: usage
 //! reaches the [observer](crate::RealtimeLayer::observer) and the
 //! metrics, the layer's [hooks](crate::RealtimeLayer::hook) run (so a
-//! [`SessionControl`](crate::hooks::SessionControl) or a budget can end
-//! it), and a `session.updated` that departs from the call's locked session
-//! (a browser may send `session.update` on its data channel) is answered
-//! with a `session.update` that restores it. When anything but the provider
-//! ends the sideband (a budget, a hook, a limit, a lost connection), the
-//! gateway hangs the call up: a sideband alone cannot stop media.
+//! [`SessionControl`](crate::hooks::SessionControl) can end it), the
+//! layer's [budget](crate::RealtimeLayer::budget) admits the call before
+//! the provider hears of it (`429` otherwise) and is charged what the
+//! sideband's `response.done` events report, and a `session.updated` that
+//! departs from the call's locked session (a browser may send
+//! `session.update` on its data channel) is answered with a
+//! `session.update` that restores it. When anything but the provider ends
+//! the sideband (a spent budget, a hook, a limit, a lost connection), the
+//! gateway hangs the call up: a sideband alone cannot stop media. A
+//! client's own sideband is relayed with the usual hooks, but neither
+//! metered nor budgeted: the gateway's sideband already counts the call.
 //!
 //! **Refusals** are OpenAI-shaped JSON: `401` for a client secret that is
 //! unknown (`invalid_client_secret`), expired (`client_secret_expired`) or
@@ -63,8 +68,12 @@
 //! SDP bodies and secrets are never logged.
 //!
 //! **State.** Client secrets, calls and sideband leases live in a
-//! [`CallStore`] ([`MemoryCallStore`] by default), so replicas sharing one
-//! serve each other's calls.
+//! [`CallStore`] ([`MemoryCallStore`] by default; `RedisCallStore` with
+//! the cargo feature `redis`), so replicas sharing one serve each other's
+//! calls. The replica that attached a call's sideband renews a lease on it
+//! ([`WebRtc::sideband_lease`]); when it stops (a graceful shutdown leaves
+//! its calls running), another replica finds the lapsed lease and attaches
+//! a sideband of its own. Usage between the two attachments is not seen.
 //!
 //! # Example
 //!
@@ -107,14 +116,20 @@ mod lock;
 mod multipart;
 pub(crate) mod offer;
 mod provider_calls;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod resolve;
 pub(crate) mod routes;
 mod secrets;
 mod sideband;
 mod store;
+mod takeover;
 mod token;
 
 pub(crate) use attach::{connect as attach_sideband, find_call, requested_call};
 pub(crate) use caller::call_owner;
 pub use config::WebRtc;
+#[cfg(feature = "redis")]
+pub use redis_store::{RedisCallStore, RedisCallStoreBuilder};
 pub use store::{CallRecord, CallStore, MemoryCallStore, SecretRecord, SecretUse};
+pub(crate) use takeover::ensure_started;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_LENGTH, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::calls::{create, too_large};
 use super::control::{Action, act};
@@ -54,6 +54,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let webrtc = config.webrtc.clone().expect("routed only when enabled");
+    super::ensure_started(&config);
     let (parts, body) = request.into_parts();
     let request_id = request_id(&parts.headers);
     let origin = match allowed_origin(&config.origins, &parts) {
@@ -85,7 +86,13 @@ where
         let body = Limited::new(body, limit)
             .collect()
             .await
-            .map_err(|_| too_large(limit))?
+            .map_err(|error| {
+                if error.is::<LengthLimitError>() {
+                    too_large(limit)
+                } else {
+                    Rejection::bad_request("unreadable_body", "the request body could not be read")
+                }
+            })?
             .to_bytes();
         match &endpoint {
             Endpoint::ClientSecrets => mint(&config, &webrtc, &parts, &body).await,

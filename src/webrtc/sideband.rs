@@ -18,6 +18,8 @@ use super::lock::CallLock;
 use super::provider_calls::ProviderCalls;
 use super::store::CallRecord;
 use crate::admission::Identity;
+use crate::budget::session_hook::BudgetHook;
+use crate::budget::{self, SessionSlot};
 use crate::error::Rejection;
 use crate::hooks::{Close, PinModel, SessionControl, SessionId};
 use crate::layer::Config;
@@ -31,8 +33,9 @@ use crate::usage::{Meter, Metered, Observation, SessionInfo, telemetry};
 const ATTACH_RETRY: Duration = Duration::from_millis(250);
 
 /// Dials the sideband of the provider's call `provider_call_id`, retrying
-/// refusals that may be a race with the call's creation (404, 5xx) until
-/// `webrtc`'s attach timeout.
+/// refusals that may be a race with the call's creation or a passing
+/// failure (404, 5xx; not a refused credential) until `webrtc`'s attach
+/// timeout.
 pub(crate) async fn attach(
     config: &Config,
     webrtc: &WebRtc,
@@ -49,12 +52,33 @@ pub(crate) async fn attach(
             Ok(socket) => return Ok(socket),
             Err(refusal) => refusal,
         };
-        let retryable = refusal.status == StatusCode::NOT_FOUND || refusal.status.is_server_error();
+        // Not the gateway's credential being refused: that will not change.
+        let retryable = refusal.status == StatusCode::NOT_FOUND
+            || (refusal.status.is_server_error() && refusal.code != "upstream_auth_failed");
         if !retryable || tokio::time::Instant::now() + ATTACH_RETRY >= deadline {
             return Err(refusal);
         }
         tokio::time::sleep(ATTACH_RETRY).await;
     }
+}
+
+/// Admits a call's sideband on `call` (provider, model) under the layer's
+/// budget, if it has one: `429` when the identity's budget is spent or its
+/// session limits reached, `403` when a money budget cannot price the model.
+pub(crate) async fn admit_budget(
+    config: &Config,
+    call: (&str, &str),
+    identity: &str,
+    id: SessionId,
+) -> Result<Option<SessionSlot>, Rejection> {
+    let Some(budget) = &config.budget else {
+        return Ok(None);
+    };
+    config
+        .budget_listener
+        .call_once(|| budget::exhaustion::listen(budget, config.live.clone()));
+    budget::admission::priced(budget, identity, std::iter::once(call))?;
+    Ok(Some(budget::admission::admit(budget, identity, id).await?))
 }
 
 /// What a supervisor needs to run a call's sideband.
@@ -67,6 +91,10 @@ pub(crate) struct Supervisor {
     pub(crate) model_label: String,
     pub(crate) request_id: String,
     pub(crate) connect_time: Duration,
+    /// The sideband's session id (its budget slot is under it).
+    pub(crate) id: SessionId,
+    /// The sideband's place under its identity's session limits.
+    pub(crate) budget: Option<SessionSlot>,
 }
 
 impl Supervisor {
@@ -92,9 +120,11 @@ impl Supervisor {
             model_label,
             request_id,
             connect_time,
+            id,
+            budget: slot,
         } = self;
         let info = SessionInfo {
-            id: SessionId::next(),
+            id,
             identity: Identity::new(call.identity.as_str()),
             provider: call.provider.clone(),
             model: call.model.clone(),
@@ -127,6 +157,12 @@ impl Supervisor {
             Arc::clone(&handed_off),
         ));
         let mut hooks: Vec<_> = config.hooks.iter().map(|new| new.make(&info)).collect();
+        let mut budget = None;
+        if let (Some(limits), Some(slot)) = (&config.budget, &slot) {
+            let (hook, handle) = BudgetHook::new(limits, &info, slot.session(), control.clone());
+            hooks.push(Box::new(hook));
+            budget = Some(handle);
+        }
         hooks.push(Box::new(CallLock::new(&call.session)));
         if config.pin_model {
             hooks.push(Box::new(PinModel::new(&info)));
@@ -171,14 +207,20 @@ impl Supervisor {
             _ => {}
         }
         let metered = meter.map(Meter::finish).unwrap_or_else(Metered::default);
+        let spend = match budget {
+            Some(budget) => Some(budget.finish(config.relay.close_timeout).await),
+            None => None,
+        };
         finish(
             &config,
             info,
             active,
             metered,
+            spend,
             [report.client_to_upstream, report.upstream_to_client],
             end,
         );
+        drop(slot);
     }
 }
 

@@ -134,8 +134,7 @@ impl State {
     fn sweep(&mut self, now: tokio::time::Instant) {
         self.secrets.retain(|_, (_, until)| *until > now);
         self.calls.retain(|_, (_, until)| *until > now);
-        let calls = &self.calls;
-        self.leases.retain(|id, _| calls.contains_key(id));
+        self.leases.retain(|_, (_, until)| *until > now);
     }
 }
 
