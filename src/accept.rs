@@ -27,6 +27,7 @@ use crate::session::Session;
 use crate::upstream::headers::{X_REQUEST_ID, forwarded};
 use crate::upstream::{Redial, Upstream};
 use crate::usage::{SessionInfo, telemetry};
+use crate::webrtc;
 
 /// Answers a WebSocket upgrade on the realtime path: `101` (or `200` for
 /// HTTP/2) with the session relayed in a spawned task, or an error response.
@@ -65,14 +66,34 @@ async fn open<B: From<Bytes>>(
         handshake::upgrade_required("this connection cannot be upgraded to a WebSocket")
     })?;
     config.origins.check(&parts.headers)?;
-    let identity = admit(&config, &parts).await?;
+    // A WebRTC call's sideband (`?call_id=`) belongs to the call's owner.
+    let call = match (&config.webrtc, webrtc::requested_call(parts.uri.query())) {
+        (Some(calls), Some(id)) => Some(webrtc::find_call(calls, &id).await?),
+        _ => None,
+    };
+    let identity = match &call {
+        Some(call) => webrtc::call_owner(&config, &parts, call).await?,
+        None => admit(&config, &parts).await?,
+    };
     span.record("identity", identity.name());
-    let route = route::resolve(parts.uri.query(), &config.providers)?;
-    span.record("provider", route.targets[0].provider_name.as_str());
-    span.record("model", route.targets[0].model.as_str());
+    let destination = match call {
+        Some(call) => {
+            span.record("provider", call.provider.as_str());
+            span.record("model", call.model.as_str());
+            Destination::Call(call)
+        }
+        None => {
+            let route = route::resolve(parts.uri.query(), &config.providers)?;
+            span.record("provider", route.targets[0].provider_name.as_str());
+            span.record("model", route.targets[0].model.as_str());
+            Destination::Route(route)
+        }
+    };
     let mut permit = config.sessions.try_open(config.max_sessions)?;
     let id = SessionId::next();
-    if let Some(budget) = &config.budget {
+    // A call's sideband is admitted and counted by the gateway's own sideband.
+    let counted = matches!(destination, Destination::Route(_));
+    if let (Some(budget), Destination::Route(route)) = (&config.budget, &destination) {
         let mark = config.budget_listener.start(budget, &config.live);
         let models = route
             .targets
@@ -87,8 +108,14 @@ async fn open<B: From<Bytes>>(
 
     let dialling = Instant::now();
     let forwarded = forwarded(&parts.headers, &config.forward_headers, &request_id);
-    let connected =
-        deployment::connect(&config, route, &parts, &identity, forwarded.clone()).await?;
+    let connected = match destination {
+        Destination::Route(route) => {
+            deployment::connect(&config, route, &parts, &identity, forwarded.clone()).await?
+        }
+        Destination::Call(call) => {
+            webrtc::attach_sideband(&config, &parts, &identity, &call, forwarded.clone()).await?
+        }
+    };
     let protocol = connected.protocol;
     let intent = connected.intent;
     let target = connected.target;
@@ -162,9 +189,16 @@ async fn open<B: From<Bytes>>(
         on_upgrade,
         info,
         secrets,
+        metered: counted,
     };
     tokio::spawn(session.run().instrument(span.clone()));
     Ok(response)
+}
+
+/// Where a session goes: a route to a model, or a WebRTC call's sideband.
+enum Destination {
+    Route(route::Route),
+    Call(webrtc::CallRecord),
 }
 
 /// A provider that did not build its target within `timeout`.

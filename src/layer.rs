@@ -24,6 +24,7 @@ use crate::upstream::{Dialer, Pool, PoolConfig, tls};
 /// How long a pre-warmed socket waits at most by default.
 const DEFAULT_PREWARM_IDLE: Duration = Duration::from_secs(20);
 use crate::usage::{Isolated, Observer};
+use crate::webrtc::WebRtc;
 
 /// Everything a [`RealtimeService`] needs, shared by all its clones.
 #[derive(Clone)]
@@ -45,6 +46,8 @@ pub(crate) struct Config {
     pub(crate) unauthenticated: bool,
     /// The missing admission decision has been logged.
     pub(crate) undecided_logged: Arc<AtomicBool>,
+    /// WebRTC calls and client secrets, when enabled.
+    pub(crate) webrtc: Option<WebRtc>,
     pub(crate) budget: Option<Budget>,
     /// The listener that ends sessions of identities out of budget.
     pub(crate) budget_listener: Arc<crate::budget::exhaustion::Listener>,
@@ -162,6 +165,7 @@ impl RealtimeLayer {
                 admission: None,
                 unauthenticated: false,
                 undecided_logged: Arc::new(AtomicBool::new(false)),
+                webrtc: None,
                 budget: None,
                 budget_listener: Arc::default(),
             }),
@@ -541,6 +545,23 @@ impl RealtimeLayer {
         self.edit(|config| config.unauthenticated = true)
     }
 
+    /// Serves WebRTC calls and client secrets beside the realtime path
+    /// (`…/client_secrets`, `…/calls`, `…/calls/{id}/hangup`, and
+    /// `?call_id=` sidebands), metered by a sideband the gateway owns (see
+    /// [`webrtc`](crate::webrtc)). Off by default: those requests go to the
+    /// inner service.
+    ///
+    /// ```
+    /// use tower_realtime::webrtc::WebRtc;
+    /// use tower_realtime::{Providers, RealtimeLayer};
+    ///
+    /// let layer = RealtimeLayer::new(Providers::new()).allow_unauthenticated().webrtc(WebRtc::new());
+    /// # drop(layer);
+    /// ```
+    pub fn webrtc(self, webrtc: WebRtc) -> Self {
+        self.edit(|config| config.webrtc = Some(webrtc))
+    }
+
     /// Holds every session to `budget`: per-identity budgets (tokens, input
     /// audio, money) and session limits, counted in the budget's
     /// [`BudgetStore`](crate::store::BudgetStore) (in memory, or in Redis to
@@ -608,6 +629,7 @@ impl<S> Layer<S> for RealtimeLayer {
     type Service = RealtimeService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        crate::webrtc::ensure_started(&self.config);
         RealtimeService::new(inner, Arc::clone(&self.config))
     }
 }
@@ -630,6 +652,7 @@ impl std::fmt::Debug for RealtimeLayer {
             .field("observer", &config.observer.is_some())
             .field("hooks", &config.hooks.len())
             .field("pin_model", &config.pin_model)
+            .field("webrtc", &config.webrtc)
             .field("budget", &config.budget)
             .field(
                 "admission",

@@ -32,6 +32,7 @@ pub mod testing;
 pub mod translate;
 mod upstream;
 pub mod usage;
+pub mod webrtc;
 
 pub use admission::Identity;
 pub use body::RealtimeBody;

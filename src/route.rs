@@ -98,13 +98,22 @@ pub(crate) fn resolve(query: Option<&str>, providers: &Providers) -> Result<Rout
             )
             .with_param("model")
         })?;
-    validate_selector(&selector)?;
-    let targets = match providers.alias_of(&selector) {
+    resolve_model(&selector, query.intent, providers)
+}
+
+/// Resolves a model selector (`provider/model`, or an alias) to a route.
+pub(crate) fn resolve_model(
+    selector: &str,
+    intent: Option<String>,
+    providers: &Providers,
+) -> Result<Route, Rejection> {
+    validate_selector(selector)?;
+    let targets = match providers.alias_of(selector) {
         Some(deployments) => deployments
             .iter()
             .map(|entry| target(entry.spec.selector(), Some(Arc::clone(entry)), providers))
             .collect::<Result<Vec<_>, _>>()?,
-        None => vec![target(&selector, None, providers)?],
+        None => vec![target(selector, None, providers)?],
     };
     if targets.is_empty() {
         return Err(Rejection::bad_request(
@@ -115,7 +124,7 @@ pub(crate) fn resolve(query: Option<&str>, providers: &Providers) -> Result<Rout
     }
     Ok(Route {
         targets,
-        intent: query.intent.filter(|intent| !intent.is_empty()),
+        intent: intent.filter(|intent| !intent.is_empty()),
     })
 }
 

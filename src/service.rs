@@ -15,6 +15,7 @@ use crate::accept::accept;
 use crate::body::RealtimeBody;
 use crate::handshake::is_websocket_request;
 use crate::layer::Config;
+use crate::webrtc::routes::{Endpoint, handle};
 
 /// Relays WebSocket upgrades on the realtime path; passes every other
 /// request to `S` untouched (same headers, body and extensions).
@@ -153,6 +154,9 @@ impl<S: fmt::Debug> fmt::Debug for RealtimeService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RealtimeService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = Response<RealtimeBody<ResBody>>;
     type Error = S::Error;
@@ -163,6 +167,18 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if let Some(endpoint) = self
+            .config
+            .webrtc
+            .as_ref()
+            .and_then(|_| Endpoint::of(&self.config.path, request.uri().path()))
+        {
+            return ResponseFuture {
+                kind: Kind::Session {
+                    future: Box::pin(handle(Arc::clone(&self.config), endpoint, request)),
+                },
+            };
+        }
         if request.uri().path() != self.config.path || !is_websocket_request(&request) {
             return ResponseFuture {
                 kind: Kind::Inner {

@@ -33,6 +33,9 @@ pub(crate) struct Session {
     /// The provider credentials of the session, scrubbed from what the
     /// upstream says to the client.
     pub(crate) secrets: Vec<Secret>,
+    /// Whether its usage is metered: not for a client's own sideband of a
+    /// WebRTC call, whose usage the gateway's sideband meters.
+    pub(crate) metered: bool,
 }
 
 impl Session {
@@ -45,6 +48,7 @@ impl Session {
             on_upgrade,
             info,
             secrets,
+            metered,
         } = self;
         let active = telemetry::session_started(&info);
         if let Some(observer) = &config.observer {
@@ -99,8 +103,8 @@ impl Session {
         let observer = config.observer.as_deref();
         // Without an observer or metrics there is nothing to account for:
         // the relay gets `None` and looks at no message.
-        let mut meter =
-            (observer.is_some() || cfg!(feature = "metrics")).then(|| Meter::new(&info, observer));
+        let mut meter = (metered && (observer.is_some() || cfg!(feature = "metrics")))
+            .then(|| Meter::new(&info, observer));
         let control = SessionControl::new(info.clone());
         let listed = config.live.register(&control);
         let mut hooks: Vec<_> = config.hooks.iter().map(|new| new.make(&info)).collect();
@@ -165,7 +169,7 @@ impl Session {
 }
 
 /// Reports the end of a session to the telemetry and the observer.
-fn finish(
+pub(crate) fn finish(
     config: &Config,
     info: SessionInfo,
     active: Active,

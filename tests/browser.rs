@@ -78,7 +78,10 @@ fn the_console_holds_a_demo_session_in_chromium() {
             .starts_with("I heard ")
     );
     assert!(report["refusal"].as_str().unwrap().contains("401"));
-    for shot in ["console.png", "console-refused.png"] {
+    assert!(report["call"].as_str().unwrap().starts_with("gw_call_"));
+    assert!(report["rtp"]["packets"].as_u64().unwrap() >= 50);
+    assert_eq!(report["webrtc"]["responses"], 2);
+    for shot in ["console.png", "console-refused.png", "console-webrtc.png"] {
         let png = std::fs::read(screenshots.join(shot)).expect("a screenshot");
         assert!(png.starts_with(b"\x89PNG"), "{shot} is a PNG");
     }
@@ -87,6 +90,20 @@ fn the_console_holds_a_demo_session_in_chromium() {
     let log = gateway.stop_gracefully();
     assert!(log.contains("status=101"), "{log}");
     assert!(log.contains("status=401"), "{log}");
+    // The call: minted, answered, metered by the gateway's own sideband
+    // (two chimes, 20 audio tokens each), hung up.
+    assert!(log.contains("client secret minted"), "{log}");
+    let metered = log
+        .lines()
+        .filter(|line| line.contains("realtime_call{") && line.contains("usage: response"))
+        .filter(|line| line.contains("out=23(text 3, audio 20)"))
+        .count();
+    assert_eq!(metered, 2, "{log}");
+    assert!(
+        log.lines()
+            .any(|line| line.contains("/hangup") && line.contains("status=200")),
+        "{log}"
+    );
     let _ = writeln!(
         std::io::stderr(),
         "browser test took {:.1} s; screenshots in {}",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use data_encoding::BASE64;
-use demo::Demo;
+use demo::{CallsFront, Demo};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tower_realtime::testing::MockUpstream;
@@ -400,4 +400,291 @@ async fn client_send(client: &mut Client, message: Message) {
 async fn next_event_after(client: &mut Client, text: &str) -> Value {
     send_text(client, text).await;
     next_event(client).await
+}
+
+// WebRTC calls: the demo provider answers an offer from a real WebRTC peer
+// (`str0m`, as the offerer a browser would be) over UDP on loopback.
+
+#[path = "common/webrtc_caller.rs"]
+mod call;
+
+async fn demo_provider() -> (MockUpstream, CallsFront) {
+    let upstream = MockUpstream::with_script(Demo::new()).await.unwrap();
+    let front = CallsFront::start(upstream.addr()).await.unwrap();
+    (upstream, front)
+}
+
+fn kinds_of(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_webrtc_call_hears_the_chime_and_its_sideband_sees_usage() {
+    let (_upstream, front) = demo_provider().await;
+    let (caller, offer) = call::Caller::offer().await;
+    let (status, location, answer) = call::post(
+        front.addr(),
+        "/v1/realtime/calls",
+        "application/sdp",
+        None,
+        offer,
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let location = location.expect("a Location");
+    let id = location
+        .strip_prefix("/v1/realtime/calls/rtc_")
+        .map(|rest| format!("rtc_{rest}"))
+        .unwrap_or_else(|| panic!("Location {location}"));
+    // PCMU only: the demo has no Opus encoder.
+    assert!(answer.contains("a=rtpmap:0 PCMU/8000"), "{answer}");
+    assert!(!answer.contains("opus"), "{answer}");
+    assert!(
+        answer.contains("127.0.0.1"),
+        "a host candidate on loopback: {answer}"
+    );
+
+    // A sideband attached before the call is up sees it all.
+    let sideband_url = format!("ws://{}/v1/realtime?call_id={id}", front.addr());
+    let (mut sideband, _) = connect(&sideband_url, &[])
+        .await
+        .expect("the sideband attaches");
+
+    let heard = caller.listen(&answer).await;
+    // One second of chime: fifty 20 ms frames, most of them not silent.
+    assert_eq!(heard.packets, 50, "{heard:?}");
+    assert!(heard.loud_bytes > 4_000, "{heard:?}");
+    assert_eq!(
+        kinds_of(&heard.events),
+        [
+            "session.created",
+            "response.created",
+            "output_audio_buffer.started",
+            "response.output_audio_transcript.done",
+            "output_audio_buffer.stopped",
+            "response.done"
+        ]
+    );
+
+    let events = events_until(&mut sideband, "response.done").await;
+    assert_eq!(kinds_of(&events), kinds_of(&heard.events));
+    let usage = &events.last().unwrap()["response"]["usage"];
+    assert_eq!(usage["output_token_details"]["audio_tokens"], 20);
+    assert!(usage["input_tokens"].as_u64().unwrap() > 0);
+
+    // A late sideband replays the call from session.created.
+    let (mut late, _) = connect(&sideband_url, &[]).await.unwrap();
+    let replayed = events_until(&mut late, "response.done").await;
+    assert_eq!(kinds_of(&replayed), kinds_of(&events));
+
+    // A sideband may ask for a response; asking again while it plays is an error.
+    send(&mut sideband, json!({"type": "response.create"})).await;
+    send(&mut sideband, json!({"type": "response.create"})).await;
+    let second = events_until(&mut sideband, "response.done").await;
+    assert_eq!(
+        kinds_of(&second),
+        [
+            "response.created",
+            "output_audio_buffer.started",
+            "error",
+            "response.output_audio_transcript.done",
+            "output_audio_buffer.stopped",
+            "response.done"
+        ]
+    );
+    assert_eq!(
+        second[2]["error"]["code"],
+        "conversation_already_has_active_response"
+    );
+    assert_eq!(second[5]["response"]["id"], format!("resp_{}_2", &id[4..]));
+    let _ = events_until(&mut late, "response.done").await;
+
+    // Hanging up closes the sidebands; the call is gone after.
+    let hangup = format!("/v1/realtime/calls/{id}/hangup");
+    let (status, _, _) = call::post(
+        front.addr(),
+        &hangup,
+        "application/json",
+        None,
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for socket in [&mut sideband, &mut late] {
+        let frame = close_frame(socket).await.expect("a close frame");
+        assert_eq!(u16::from(frame.code), 1000);
+    }
+    let (status, _, body) = call::post(
+        front.addr(),
+        &hangup,
+        "application/json",
+        None,
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
+        "call_not_found"
+    );
+    let refused = connect(&sideband_url, &[])
+        .await
+        .expect_err("no sideband for an ended call");
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn webrtc_offers_come_as_sdp_json_or_multipart() {
+    let (_upstream, front) = demo_provider().await;
+    let (_, offer) = call::Caller::offer().await;
+    let json = json!({"sdp": offer, "session": {"type": "realtime", "model": "realtime"}});
+    let multipart = format!(
+        "--B\r\nContent-Disposition: form-data; name=\"sdp\"\r\nContent-Type: application/sdp\r\n\r\n{offer}\r\n\
+         --B\r\nContent-Disposition: form-data; name=\"session\"\r\nContent-Type: application/json\r\n\r\n\
+         {{\"type\":\"realtime\",\"model\":\"realtime\"}}\r\n--B--\r\n"
+    );
+    for (content_type, body) in [
+        ("application/sdp", offer.clone()),
+        ("application/json", json.to_string()),
+        ("multipart/form-data; boundary=B", multipart),
+    ] {
+        let (status, location, answer) =
+            call::post(front.addr(), "/v1/realtime/calls", content_type, None, body).await;
+        assert_eq!(status, 201, "{content_type}: {answer}");
+        assert!(location.unwrap().starts_with("/v1/realtime/calls/rtc_"));
+        assert!(answer.starts_with("v=0"));
+    }
+
+    // Not an offer: a 400 with an OpenAI-shaped error.
+    let (status, _, body) = call::post(
+        front.addr(),
+        "/v1/realtime/calls",
+        "application/sdp",
+        None,
+        "hello".into(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"]["code"], "invalid_offer");
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+
+    // SDP that str0m cannot read, an offer over 64 KiB, another method:
+    // refused the same way.
+    let garbage = "v=0\r\nm=nonsense\r\n".to_owned();
+    let too_large = format!("{offer}a=x:{}\r\n", "y".repeat(64 * 1024));
+    for (body, status, code) in [
+        (garbage, 400, "invalid_offer"),
+        (too_large, 413, "offer_too_large"),
+    ] {
+        let (got, _, answer) = call::post(
+            front.addr(),
+            "/v1/realtime/calls",
+            "application/sdp",
+            None,
+            body,
+        )
+        .await;
+        assert_eq!(got, status, "{answer}");
+        let error: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(error["error"]["code"], code);
+    }
+    let response = raw_http(
+        front.addr(),
+        "PUT /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 405"), "{response}");
+    assert!(response.contains("method_not_allowed"), "{response}");
+
+    // Browsers may post offers straight to it, as to OpenAI: preflights
+    // pass, and `Location` is exposed.
+    let preflight = raw_http(
+        front.addr(),
+        "OPTIONS /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nOrigin: http://app.example\r\n\
+         Access-Control-Request-Method: POST\r\n\
+         Access-Control-Request-Headers: authorization, content-type\r\n\r\n",
+    )
+    .await
+    .to_ascii_lowercase();
+    assert!(preflight.starts_with("http/1.1 200"), "{preflight}");
+    assert!(
+        preflight.contains("access-control-allow-origin: *"),
+        "{preflight}"
+    );
+    assert!(
+        preflight.contains("access-control-allow-headers: *"),
+        "{preflight}"
+    );
+    let posted = raw_http(
+        front.addr(),
+        "POST /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nOrigin: http://app.example\r\n\
+         Content-Type: application/sdp\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .await
+    .to_ascii_lowercase();
+    assert!(posted.starts_with("http/1.1 400"), "{posted}");
+    assert!(
+        posted.contains("access-control-expose-headers: *"),
+        "{posted}"
+    );
+}
+
+#[tokio::test]
+async fn websocket_sessions_still_reach_the_demo_behind_the_calls_front() {
+    let (upstream, front) = demo_provider().await;
+    let providers = Providers::new().with("demo", front.provider());
+    let gateway = serve_axum(RealtimeLayer::new(providers).allow_unauthenticated()).await;
+    let mut client = open(&gateway, "demo/realtime").await;
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    send(&mut client, json!({"type": "response.create"})).await;
+    let events = events_until(&mut client, "response.done").await;
+    assert!(
+        events.last().unwrap()["response"]["usage"]["total_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(upstream.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_call_whose_browser_never_connects_is_dropped() {
+    let upstream = MockUpstream::with_script(Demo::new()).await.unwrap();
+    let front = CallsFront::with_patience(upstream.addr(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    let (_caller, offer) = call::Caller::offer().await;
+    let (status, location, _) = call::post(
+        front.addr(),
+        "/v1/realtime/calls",
+        "application/sdp",
+        None,
+        offer,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = location.unwrap().rsplit('/').next().unwrap().to_owned();
+    let url = format!("ws://{}/v1/realtime?call_id={id}", front.addr());
+    let (mut sideband, _) = connect(&url, &[]).await.expect("the call is live at first");
+    assert_eq!(next_event(&mut sideband).await["type"], "session.created");
+    // The caller never answers ICE: after a second of silence the call ends.
+    let frame = tokio::time::timeout(Duration::from_secs(10), close_frame(&mut sideband))
+        .await
+        .expect("the call is dropped")
+        .expect("a close frame");
+    assert_eq!(u16::from(frame.code), 1000);
+    let hangup = format!("/v1/realtime/calls/{id}/hangup");
+    let (status, _, _) = call::post(
+        front.addr(),
+        &hangup,
+        "application/json",
+        None,
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, 404);
 }

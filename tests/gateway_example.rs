@@ -1,7 +1,10 @@
 //! The gateway example as a real process: its banner, fall-through routes,
-//! authentication, the limit on new sessions, and graceful shutdown.
+//! authentication, the limit on new sessions, graceful shutdown, and a
+//! WebRTC call to the demo provider.
 
 mod common;
+#[path = "common/webrtc_caller.rs"]
+mod webrtc_caller;
 
 use std::process::Command;
 use std::time::Duration;
@@ -414,4 +417,67 @@ async fn keepalive_follows_its_flag() {
     .await;
     assert!(ended.is_ok(), "the gateway ends the session in time");
     assert!((1..=3).contains(&pings), "{pings} pings");
+}
+
+#[tokio::test]
+async fn a_webrtc_call_to_the_demo_is_minted_answered_metered_and_hung_up() {
+    use webrtc_caller::{Caller, post};
+
+    let example = gateway(&[], Some(KEY));
+    let addr = example.addr;
+    let mint = json!({"session": {"type": "realtime", "model": "demo/realtime"}}).to_string();
+    let path = "/v1/realtime/client_secrets";
+    let (status, _, _) = post(addr, path, "application/json", None, mint.clone()).await;
+    assert_eq!(status, 401, "minting needs the gateway key");
+    let (status, _, body) = post(addr, path, "application/json", Some(KEY), mint).await;
+    assert_eq!(status, 200, "{body}");
+    let minted: Value = serde_json::from_str(&body).unwrap();
+    let secret = minted["value"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("gw_ek_"), "{minted}");
+
+    let (caller, offer) = Caller::offer().await;
+    let (status, location, answer) = post(
+        addr,
+        "/v1/realtime/calls",
+        "application/sdp",
+        Some(&secret),
+        offer,
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let location = location.unwrap();
+    assert!(
+        location.starts_with("/v1/realtime/calls/gw_call_"),
+        "{location}"
+    );
+    assert!(answer.contains("a=rtpmap:0 PCMU/8000"), "{answer}");
+    let heard = caller.listen(&answer).await;
+    assert_eq!(heard.packets, 50, "{heard:?}");
+
+    // The gateway's own sideband metered the chime.
+    assert!(
+        example.wait_for_log("out=23(text 3, audio 20)"),
+        "{}",
+        example.log()
+    );
+    let (status, _, body) = post(
+        addr,
+        &format!("{location}/hangup"),
+        "application/json",
+        Some(&secret),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let log = example.stop_gracefully();
+    let metered = log
+        .lines()
+        .find(|line| line.contains("out=23(text 3, audio 20)"))
+        .unwrap();
+    assert!(metered.contains("realtime_call{"), "{metered}");
+    assert!(metered.contains("identity=default"), "{metered}");
+    // Neither the secret nor the SDP (its ICE password) is logged.
+    assert!(!log.contains(&secret), "{log}");
+    assert!(!log.contains("ice-pwd"), "{log}");
 }

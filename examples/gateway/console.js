@@ -1,8 +1,13 @@
 "use strict";
 // The tower-realtime console: one WebSocket to the gateway, speaking the
-// OpenAI GA realtime protocol. No build step, no dependencies.
+// OpenAI GA realtime protocol, or a WebRTC call through the gateway (the
+// gateway mints a client secret, the browser posts its SDP offer with it,
+// audio arrives over RTP and events over the `oai-events` data channel).
+// No build step, no dependencies.
 
 const REALTIME_PATH = "/v1/realtime";
+const CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets";
+const CALLS_PATH = "/v1/realtime/calls";
 const RATE = 24000; // PCM16 mono at 24 kHz, both ways
 const $ = (id) => document.getElementById(id);
 
@@ -12,10 +17,11 @@ const ui = {
   connect: $("connect"), disconnect: $("disconnect"), sessionId: $("session-id"),
   conversation: $("conversation"), composer: $("composer"), message: $("message"),
   send: $("send"), mic: $("mic"), level: $("level"), responses: $("responses"),
-  log: $("log"), micLabel: document.querySelector("#mic span"),
+  log: $("log"), micLabel: document.querySelector("#mic span"), webrtc: $("webrtc"),
 };
 
 let socket = null;          // the session's WebSocket
+let call = null;            // the WebRTC call: { pc, channel, location, secret, player }
 let audio = null;           // one AudioContext for playback and capture
 let playhead = 0;           // when the next audio delta starts playing
 let playing = [];           // scheduled audio, stopped when the user talks
@@ -48,7 +54,10 @@ ui.connectForm.addEventListener("submit", (event) => {
   event.preventDefault();
   connect();
 });
-ui.disconnect.addEventListener("click", () => socket && socket.close(1000, "bye"));
+ui.disconnect.addEventListener("click", () => {
+  if (socket) socket.close(1000, "bye");
+  if (call) hangUp();
+});
 ui.composer.addEventListener("submit", (event) => {
   event.preventDefault();
   sendMessage();
@@ -66,7 +75,12 @@ function realtimeUrl(model) {
 
 function connect() {
   if (socket) socket.close(1000, "reconnecting");
+  if (call) hangUp();
   hideBanner();
+  if (ui.webrtc.checked) {
+    callOverWebRtc();
+    return;
+  }
   const url = realtimeUrl(ui.model.value.trim());
   const token = ui.token.value.trim();
   sessionStorage.setItem("gateway-key", token);
@@ -139,10 +153,111 @@ async function diagnose(url, token) {
 }
 
 function send(event) {
-  if (!socket || socket.readyState !== WebSocket.OPEN) return false;
-  socket.send(JSON.stringify(event));
+  if (call) {
+    if (call.channel.readyState !== "open") return false;
+    call.channel.send(JSON.stringify(event));
+  } else {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify(event));
+  }
   logEvent("out", event);
   return true;
+}
+
+// ---------------------------------------------------------------- WebRTC
+
+// The flow of OpenAI's browser guide, through the gateway: mint a client
+// secret (the gateway key, if any, authorizes it), then post the offer with
+// the secret. The provider's key and its call id never reach the page.
+async function callOverWebRtc() {
+  const model = ui.model.value.trim();
+  const token = ui.token.value.trim();
+  sessionStorage.setItem("gateway-key", token);
+  setStatus("connecting", "minting a client secret…");
+  ui.connect.disabled = true;
+  ui.disconnect.disabled = false;
+  const here = { pc: null, channel: null, location: null, secret: null, player: null };
+  call = here;
+  try {
+    const minted = await post(CLIENT_SECRETS_PATH, token, "application/json",
+      JSON.stringify({ session: { type: "realtime", model } }));
+    const secret = await minted.json().catch(() => null);
+    if (!minted.ok) throw refusal("minting a client secret", minted.status, secret);
+    here.secret = secret.value;
+    logEvent("in", { type: "client_secret.created", expires_at: secret.expires_at, model: secret.session?.model });
+    if (call !== here) return;
+
+    const pc = new RTCPeerConnection();
+    here.pc = pc;
+    // Audio to receive (the console talks by text here) and the events channel.
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const player = document.createElement("audio");
+    player.autoplay = true;
+    player.hidden = true;
+    document.body.append(player);
+    here.player = player;
+    pc.ontrack = (event) => {
+      player.srcObject = event.streams[0] || new MediaStream([event.track]);
+      player.play().catch(() => {});
+    };
+    const channel = pc.createDataChannel("oai-events");
+    here.channel = channel;
+    channel.onmessage = (event) => receive(event.data);
+    channel.onopen = () => logEvent("in", { type: "datachannel.open", label: channel.label });
+    pc.onconnectionstatechange = () => {
+      if (call !== here) return;
+      logEvent("in", { type: "webrtc.state", state: pc.connectionState });
+      if (pc.connectionState === "failed" || pc.connectionState === "closed") endCall(here, `call ${pc.connectionState}`);
+    };
+
+    await pc.setLocalDescription(await pc.createOffer());
+    setStatus("connecting", "calling…");
+    const answered = await post(CALLS_PATH, here.secret, "application/sdp", pc.localDescription.sdp);
+    const answer = await answered.text();
+    if (answered.status !== 201) throw refusal("posting the offer", answered.status, JSON.parse(answer || "null"));
+    here.location = answered.headers.get("Location");
+    logEvent("in", { type: "call.created", location: here.location });
+    ui.sessionId.textContent = (here.location || "").split("/").pop();
+    await pc.setRemoteDescription({ type: "answer", sdp: answer });
+  } catch (error) {
+    if (call !== here) return;
+    endCall(here, null);
+    setStatus("refused", "refused");
+    showBanner(error.message);
+  }
+}
+
+function post(path, token, contentType, body) {
+  const headers = { "Content-Type": contentType };
+  if (token) headers.Authorization = "Bearer " + token;
+  return fetch(path, { method: "POST", headers, body });
+}
+
+function refusal(what, status, body) {
+  const error = (body && body.error) || {};
+  const why = status === 401 ? "the gateway did not accept the key" : "the gateway refused";
+  return new Error(`Refused ${what}: ${why} (${status} ${error.code || ""}). ${error.message || ""}`);
+}
+
+// Hangs the call up on the gateway (which hangs it up on the provider).
+function hangUp() {
+  const ending = call;
+  if (ending.location && ending.secret) {
+    post(ending.location + "/hangup", ending.secret, "application/json", "").catch(() => {});
+  }
+  endCall(ending, "hung up");
+}
+
+function endCall(ending, why) {
+  if (call !== ending) return;
+  call = null;
+  if (ending.pc) ending.pc.close();
+  if (ending.player) ending.player.remove();
+  setControls(false);
+  if (why) {
+    setStatus("closed", why);
+    logEvent("in", { type: "call.ended", reason: why });
+  }
 }
 
 function receive(data) {
@@ -157,8 +272,15 @@ function receive(data) {
   switch (event.type) {
     case "session.created":
       setStatus("connected", "connected");
-      ui.sessionId.textContent = [event.session.id, event.session.model].filter(Boolean).join(" · ");
+      // A call is known by the gateway's call id (the provider's is never shown).
+      const id = call ? (call.location || "").split("/").pop() : event.session.id;
+      ui.sessionId.textContent = [id, event.session.model].filter(Boolean).join(" · ");
       setControls(true);
+      // WebRTC: the call's audio is RTP, and its session locked by the gateway.
+      if (call) {
+        ui.mic.disabled = true;
+        break;
+      }
       // Push to talk: the console commits audio itself and asks for the response.
       send({
         type: "session.update",
@@ -192,6 +314,9 @@ function receive(data) {
     case "response.output_audio.delta":
       firstDelta(event.response_id);
       countAudio(event.response_id, play(event.delta));
+      break;
+    case "output_audio_buffer.started":
+      firstDelta(event.response_id);
       break;
     case "response.output_text.done":
     case "response.output_audio_transcript.done":
@@ -314,7 +439,8 @@ function startResponse(response) {
   const tr = document.createElement("tr");
   tr.dataset.responseId = response.id;
   tr.dataset.status = "in_progress";
-  const row = { tr, number: rows.size + 1, startedAt: requestedAt ?? performance.now(), first: null, done: null, audioDeltas: 0, audioSeconds: 0, usage: null, status: "in progress" };
+  tr.dataset.transport = call ? "webrtc" : "websocket";
+  const row = { tr, rtp: Boolean(call), number: rows.size + 1, startedAt: requestedAt ?? performance.now(), first: null, done: null, audioDeltas: 0, audioSeconds: 0, usage: null, status: "in progress" };
   requestedAt = null;
   rows.set(response.id, row);
   ui.responses.prepend(tr);
@@ -362,7 +488,9 @@ function renderRow(row) {
     `<td>${ms(row.first)}<div class="sub">done ${ms(row.done)}</div></td>` +
     `<td>${tokens(usage.input_tokens, usage.input_token_details)}</td>` +
     `<td>${tokens(usage.output_tokens, usage.output_token_details)}</td>` +
-    `<td>${row.audioSeconds.toFixed(1)} s<div class="sub">${row.audioDeltas} deltas</div></td>`;
+    (row.rtp
+      ? `<td>RTP<div class="sub">WebRTC media</div></td>`
+      : `<td>${row.audioSeconds.toFixed(1)} s<div class="sub">${row.audioDeltas} deltas</div></td>`);
   Object.assign(row.tr.dataset, {
     audioDeltas: row.audioDeltas,
     inputTokens: usage.input_tokens ?? "",

@@ -15,7 +15,9 @@
 //! 2. `SessionRateLimitLayer`: new sessions per client IP and minute
 //!    (WebSocket upgrades on `/v1/realtime` only).
 //! 3. `RealtimeLayer`, wrapping the whole router: upgrades on
-//!    `/v1/realtime` become relayed sessions, everything else falls through.
+//!    `/v1/realtime` become relayed sessions, WebRTC calls
+//!    (`/v1/realtime/client_secrets`, `/v1/realtime/calls`) are forwarded
+//!    and metered from a sideband of the gateway's, everything else falls through.
 //!    Its admission hook checks the gateway keys (`GATEWAY_API_KEY`, whose
 //!    identity is `default`, and `GATEWAY_API_KEYS="alice:KEY1,bob:KEY2"`),
 //!    sent as `Authorization: Bearer KEY` or, from a browser, as the
@@ -38,7 +40,7 @@
 //!
 //! Providers come from the environment (`OPENAI_API_KEY`, `AZURE_API_KEY`,
 //! ..., see the README), plus the built-in demo providers unless `--no-demo`:
-//! `demo` (an OpenAI realtime upstream) and `gemini-demo` (a scripted Gemini
+//! `demo` (an OpenAI realtime upstream that answers WebRTC calls too) and `gemini-demo` (a scripted Gemini
 //! Live upstream behind the Gemini provider and its translator).
 //! The usage observer logs one line per response and one per session, with
 //! the session's identity.
@@ -71,6 +73,7 @@ use tower_http::ServiceBuilderExt;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_realtime::hooks::EventPolicy;
 use tower_realtime::testing::MockUpstream;
+use tower_realtime::webrtc::WebRtc;
 use tower_realtime::{Providers, RealtimeLayer, ShutdownHandle};
 use tracing::Level;
 
@@ -128,7 +131,10 @@ async fn main() -> ExitCode {
 
 /// The demo upstreams, which serve as long as they are kept.
 struct DemoUpstreams {
-    openai: MockUpstream,
+    /// The scripted WebSocket upstream, behind `calls`.
+    _openai: MockUpstream,
+    /// The `demo` provider: WebRTC calls, their sidebands, and the upstream's sessions.
+    calls: demo::CallsFront,
     gemini: MockUpstream,
 }
 
@@ -145,12 +151,14 @@ async fn providers(demo: bool) -> io::Result<(Providers, Option<DemoUpstreams>)>
         return Ok((providers, None));
     }
     let upstream = MockUpstream::with_script(demo::Demo::new()).await?;
+    let calls = demo::CallsFront::start(upstream.addr()).await?;
     let (gemini_upstream, gemini) = gemini_demo::start().await?;
     let providers = providers
-        .with("demo", upstream.provider())
+        .with("demo", calls.provider())
         .with("gemini-demo", gemini);
     let upstreams = DemoUpstreams {
-        openai: upstream,
+        _openai: upstream,
+        calls,
         gemini: gemini_upstream,
     };
     Ok((providers, Some(upstreams)))
@@ -167,7 +175,8 @@ async fn run(options: Options, shared: budget::Shared) -> io::Result<()> {
         .max_sessions(options.max_sessions)
         .keepalive(options.keepalive)
         .prewarm(options.prewarm)
-        .observer(usage_log::log);
+        .observer(usage_log::log)
+        .webrtc(WebRtc::new());
     if !options.deny_events.is_empty() {
         realtime = realtime.hook(EventPolicy::deny(options.deny_events.clone()));
     }
@@ -326,9 +335,9 @@ fn print_banner(
     let providers = match (providers.is_empty(), demo) {
         (true, _) => "none: every session will be refused".to_owned(),
         (false, Some(demo)) => format!(
-            "{} (demo: a local scripted upstream on {}; gemini-demo: a scripted Gemini Live upstream on {}, translated)",
+            "{} (demo: a local scripted upstream on {}, WebRTC calls included; gemini-demo: a scripted Gemini Live upstream on {}, translated)",
             providers.join(", "),
-            demo.openai.addr(),
+            demo.calls.addr(),
             demo.gemini.addr()
         ),
         (false, None) => providers.join(", "),

@@ -50,6 +50,10 @@ An identity over a budget or limit is refused with 429 (insufficient_quota,
 A client's session.update or response.create that names another model is rewritten to the
 model the session was routed to (model pinning; always on).
 
+WebRTC calls (OpenAI's POST /v1/realtime/client_secrets and POST /v1/realtime/calls) are on for
+OpenAI, Azure OpenAI and the demo: a gateway key (when one is set) mints a client secret, the
+secret posts the SDP offer, and the gateway meters each call from a sideband of its own.
+
 Environment:
   GATEWAY_API_KEY             a key clients may present (Authorization: Bearer KEY, or the
                               browser subprotocol openai-insecure-api-key.KEY), as identity `default`

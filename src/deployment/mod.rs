@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use attempt::Attempt;
 pub use balancing::Balancing;
-pub(crate) use failover::connect;
+pub(crate) use failover::{Connected, connect};
 pub use health::{DeploymentHealth, HealthFuture, LocalHealth};
 #[cfg(feature = "redis")]
 pub(crate) use random::unit_random;

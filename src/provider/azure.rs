@@ -108,7 +108,12 @@ impl Azure {
             }
         };
         append_session(&mut url, request, model_param, Intents::Transcription)?;
-        Ok(self.auth.apply(Target::new(url)))
+        let target = self.auth.apply(Target::new(url));
+        // The preview shape has WebRTC endpoints of another form.
+        Ok(match self.api_version {
+            None => target.webrtc_calls(),
+            Some(_) => target,
+        })
     }
 }
 

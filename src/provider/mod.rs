@@ -55,7 +55,7 @@ mod registry;
 mod service_account;
 mod session_query;
 mod target;
-mod token_client;
+pub(crate) mod token_client;
 mod vertex;
 mod xai;
 mod zai;

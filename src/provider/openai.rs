@@ -1,6 +1,6 @@
 //! OpenAI and any endpoint that copies its realtime API.
 
-use super::{Compatible, ConfigError, Keys, Provider, TargetFuture, TargetRequest, ready};
+use super::{Compatible, ConfigError, Keys, Provider, Target, TargetFuture, TargetRequest, ready};
 
 /// OpenAI's realtime API: `wss://api.openai.com/v1/realtime?model=M` with
 /// `Authorization: Bearer KEY`.
@@ -77,14 +77,14 @@ impl OpenAi {
 
 impl Provider for OpenAi {
     fn target<'a>(&'a self, request: &'a TargetRequest<'_>) -> TargetFuture<'a> {
-        ready(self.0.build(request))
+        ready(self.0.build(request).map(Target::webrtc_calls))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::{Target, TargetError};
+    use crate::provider::TargetError;
     use crate::secret::Secret;
 
     fn target(provider: &OpenAi, model: &str, intent: Option<&str>) -> Result<Target, TargetError> {

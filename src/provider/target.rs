@@ -143,6 +143,8 @@ pub struct Target {
     protocol: Protocol,
     /// Further 16-bit PCM input rates the upstream accepts.
     pcm_input_rates: Vec<u32>,
+    /// The upstream serves OpenAI's WebRTC call endpoints beside its WebSocket.
+    webrtc_calls: bool,
 }
 
 impl Target {
@@ -156,6 +158,7 @@ impl Target {
             pcm_input_rate: OPENAI_PCM_INPUT_RATE,
             protocol: Protocol::OpenAiRealtime,
             pcm_input_rates: Vec::new(),
+            webrtc_calls: false,
         }
     }
 
@@ -342,9 +345,41 @@ impl Target {
         rates
     }
 
+    /// Declares that this upstream also serves OpenAI's WebRTC call
+    /// endpoints beside its realtime WebSocket URL (`…/realtime/calls`,
+    /// `…/realtime/calls/{id}/hangup`, the sideband `…/realtime?call_id=`),
+    /// with the same credential headers. [`OpenAi`](super::OpenAi) and
+    /// [`Azure`](super::Azure) (GA URL shape) declare it; calls to other
+    /// providers are refused with `400` (see [`webrtc`](crate::webrtc)).
+    ///
+    /// ```
+    /// use tower_realtime::provider::Target;
+    /// use url::Url;
+    ///
+    /// let target = Target::new(Url::parse("wss://example.com/v1/realtime?model=m").unwrap());
+    /// assert!(!target.supports_webrtc_calls());
+    /// assert!(target.webrtc_calls().supports_webrtc_calls());
+    /// ```
+    #[must_use]
+    pub fn webrtc_calls(mut self) -> Self {
+        self.webrtc_calls = true;
+        self
+    }
+
+    /// Whether this upstream serves WebRTC calls; see [`Target::webrtc_calls`].
+    pub fn supports_webrtc_calls(&self) -> bool {
+        self.webrtc_calls
+    }
+
     /// The subprotocols offered upstream.
     pub fn subprotocols(&self) -> &[String] {
         &self.subprotocols
+    }
+
+    /// The same target at another URL (a WebRTC call's sideband).
+    pub(crate) fn with_url(mut self, url: Url) -> Self {
+        self.url = url;
+        self
     }
 
     /// The secrets this target carries, to scrub from what the upstream says.

@@ -1,12 +1,13 @@
-//! One HTTPS (or, for local endpoints, HTTP) form POST: enough for an
-//! OAuth token endpoint, without a general HTTP client.
+//! One HTTPS (or, for local endpoints, HTTP) POST: enough for an OAuth
+//! token endpoint and a provider's WebRTC call endpoints, without a general
+//! HTTP client.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
-use http::{Request, StatusCode};
+use http::header::{CONTENT_TYPE, HOST, HeaderValue};
+use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
@@ -16,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use url::Url;
 
-/// The largest token response read.
+/// The largest response read.
 const MAX_RESPONSE: usize = 64 * 1024;
 
 /// Why a POST failed; the message names no secret.
@@ -31,22 +32,41 @@ pub(crate) async fn post_form(
     tls: Option<&Arc<ClientConfig>>,
     timeout: Duration,
 ) -> Result<(StatusCode, Bytes), PostError> {
-    tokio::time::timeout(timeout, post(url, form, tls))
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    let (status, _headers, body) = post(url, headers, Bytes::from(form), tls, timeout).await?;
+    Ok((status, body))
+}
+
+/// POSTs `body` with `headers` to `url` (`https`, or `http`) within
+/// `timeout`; returns the status, headers and body (at most 64 KiB).
+pub(crate) async fn post(
+    url: &Url,
+    headers: HeaderMap,
+    body: Bytes,
+    tls: Option<&Arc<ClientConfig>>,
+    timeout: Duration,
+) -> Result<(StatusCode, HeaderMap, Bytes), PostError> {
+    tokio::time::timeout(timeout, post_now(url, headers, body, tls))
         .await
         .map_err(|_| PostError(format!("no answer within {timeout:?}")))?
 }
 
-async fn post(
+async fn post_now(
     url: &Url,
-    form: String,
+    headers: HeaderMap,
+    body: Bytes,
     tls: Option<&Arc<ClientConfig>>,
-) -> Result<(StatusCode, Bytes), PostError> {
+) -> Result<(StatusCode, HeaderMap, Bytes), PostError> {
     let host = url
         .host_str()
-        .ok_or_else(|| PostError("the token URL has no host".into()))?;
+        .ok_or_else(|| PostError("the URL has no host".into()))?;
     let port = url
         .port_or_known_default()
-        .ok_or_else(|| PostError("the token URL has no port".into()))?;
+        .ok_or_else(|| PostError("the URL has no port".into()))?;
     let authority = match url.port() {
         Some(port) => format!("{host}:{port}"),
         None => host.to_owned(),
@@ -55,14 +75,14 @@ async fn post(
         Some(query) => format!("{}?{query}", url.path()),
         None => url.path().to_owned(),
     };
-    let request = Request::post(path)
+    let mut request = Request::post(path)
         .header(HOST, authority)
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(form)))
-        .map_err(|error| PostError(format!("invalid token request: {error}")))?;
+        .body(Full::new(body))
+        .map_err(|error| PostError(format!("invalid request: {error}")))?;
+    request.headers_mut().extend(headers);
     let tcp = TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port))
         .await
-        .map_err(|error| PostError(format!("could not connect to the token endpoint: {error}")))?;
+        .map_err(|error| PostError(format!("could not connect to the endpoint: {error}")))?;
     let _ = tcp.set_nodelay(true);
     match url.scheme() {
         "https" => {
@@ -71,49 +91,47 @@ async fn post(
                     .trim_end_matches(']')
                     .to_owned(),
             )
-            .map_err(|_| PostError("the token host is not a valid TLS name".into()))?;
+            .map_err(|_| PostError("the host is not a valid TLS name".into()))?;
             let tls = tls.ok_or_else(|| {
-                PostError(
-                    "no TLS configuration for an https token endpoint (no crypto provider)".into(),
-                )
+                PostError("no TLS configuration for an https endpoint (no crypto provider)".into())
             })?;
             let stream = TlsConnector::from(Arc::clone(tls))
                 .connect(name, tcp)
                 .await
-                .map_err(|error| {
-                    PostError(format!("TLS with the token endpoint failed: {error}"))
-                })?;
+                .map_err(|error| PostError(format!("TLS with the endpoint failed: {error}")))?;
             send(stream, request).await
         }
         "http" => send(tcp, request).await,
         other => Err(PostError(format!(
-            "token URL scheme `{other}` is not http or https"
+            "URL scheme `{other}` is not http or https"
         ))),
     }
 }
 
-async fn send<IO>(io: IO, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), PostError>
+async fn send<IO>(
+    io: IO,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, HeaderMap, Bytes), PostError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
-        .map_err(|error| PostError(format!("HTTP with the token endpoint failed: {error}")))?;
+        .map_err(|error| PostError(format!("HTTP with the endpoint failed: {error}")))?;
     let connection = tokio::spawn(connection);
     let result = async {
         let response = sender
             .send_request(request)
             .await
-            .map_err(|error| PostError(format!("the token request failed: {error}")))?;
+            .map_err(|error| PostError(format!("the request failed: {error}")))?;
         let status = response.status();
+        let headers = response.headers().clone();
         let body = Limited::new(response.into_body(), MAX_RESPONSE)
             .collect()
             .await
-            .map_err(|_| {
-                PostError("the token response could not be read (or is too large)".into())
-            })?
+            .map_err(|_| PostError("the response could not be read (or is too large)".into()))?
             .to_bytes();
-        Ok((status, body))
+        Ok((status, headers, body))
     }
     .await;
     connection.abort();

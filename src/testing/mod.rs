@@ -8,8 +8,9 @@
 //! with the same code and reason. Everything the gateway sent is recorded.
 //!
 //! [`GeminiLive`] is a script that speaks Gemini Live instead (binary
-//! frames, `setup` first), and [`TokenEndpoint`] a local OAuth token
-//! endpoint for service-account credentials.
+//! frames, `setup` first), [`TokenEndpoint`] a local OAuth token
+//! endpoint for service-account credentials, and [`WebRtcUpstream`] a
+//! provider of WebRTC calls (client secrets, calls, hang-ups, sidebands).
 //!
 //! A [`Script`] of your own decides what each session does. The gateway
 //! example's `demo` provider (`examples/gateway/demo/`) is one: a small
@@ -40,6 +41,7 @@ mod script;
 mod server;
 mod session;
 mod token_endpoint;
+mod webrtc;
 
 pub use gemini::{GeminiLive, Step, Trigger};
 pub use log::RecordedRequest;
@@ -47,3 +49,4 @@ pub use script::{Handshake, Script};
 pub use server::{MockUpstream, MockUpstreamBuilder};
 pub use session::UpstreamSession;
 pub use token_endpoint::TokenEndpoint;
+pub use webrtc::{HttpRequest, SDP_ANSWER, WebRtcUpstream, WebRtcUpstreamBuilder};

@@ -223,7 +223,7 @@ async fn accept_loop(
 
 // The callback's error type is tungstenite's `ErrorResponse`.
 #[allow(clippy::result_large_err)]
-async fn serve(
+pub(crate) async fn serve(
     mut stream: TcpStream,
     handshake: Handshake,
     script: Arc<dyn DynScript>,

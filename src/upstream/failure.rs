@@ -13,8 +13,24 @@ const MAX_UPSTREAM_MESSAGE: usize = 512;
 /// Maps an upstream that answered the handshake with something other than
 /// `101` to the response the client gets.
 pub(crate) fn from_status(response: &UpstreamResponse, secrets: &[Secret]) -> Rejection {
-    let status = response.status();
-    let detail = upstream_message(response.body().as_deref().unwrap_or_default(), secrets);
+    from_answer(
+        response.status(),
+        response.headers(),
+        response.body().as_deref().unwrap_or_default(),
+        secrets,
+    )
+}
+
+/// Maps an upstream's refusal (its status, headers and body) to the
+/// response the client gets: the same mapping for a WebSocket handshake
+/// and for an HTTP request (a WebRTC call).
+pub(crate) fn from_answer(
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    secrets: &[Secret],
+) -> Rejection {
+    let detail = upstream_message(body, secrets);
     let said = |prefix: String| match &detail {
         Some(detail) => format!("{prefix}: {detail}"),
         None => prefix,
@@ -41,7 +57,7 @@ pub(crate) fn from_status(response: &UpstreamResponse, secrets: &[Secret]) -> Re
                 "upstream_rate_limited",
                 said("the upstream provider is rate limiting the gateway".to_owned()),
             );
-            if let Some(retry_after) = response.headers().get(RETRY_AFTER) {
+            if let Some(retry_after) = headers.get(RETRY_AFTER) {
                 rejection = rejection.with_header(RETRY_AFTER, retry_after.clone());
             }
             rejection
@@ -61,7 +77,7 @@ pub(crate) fn from_status(response: &UpstreamResponse, secrets: &[Secret]) -> Re
                 "upstream_unavailable",
                 said(format!("the upstream provider failed ({status})")),
             );
-            if let Some(retry_after) = response.headers().get(RETRY_AFTER) {
+            if let Some(retry_after) = headers.get(RETRY_AFTER) {
                 rejection = rejection.with_header(RETRY_AFTER, retry_after.clone());
             }
             rejection

@@ -13,7 +13,7 @@ pub(crate) mod tls;
 mod translated;
 
 pub(crate) use dial::{Dialer, UpstreamSocket};
-pub(crate) use failure::{fails_over, timed_out};
+pub(crate) use failure::{fails_over, from_answer, timed_out};
 pub(crate) use pool::{Pool, PoolConfig};
 pub(crate) use retry_after::retry_after;
 pub(crate) use translated::{Redial, Upstream};

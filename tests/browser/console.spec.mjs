@@ -23,6 +23,11 @@ const browser = await chromium.launch({
     // A fake microphone (a beeping tone) that needs no permission prompt.
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
+    // WebRTC on loopback: Chromium checks the demo provider's one ICE
+    // candidate, 127.0.0.1, from its own host candidates. These let it
+    // gather on loopback too and keep host candidates as addresses rather
+    // than mDNS names, for machines without another interface.
+    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
   ],
 });
 const pageErrors = [];
@@ -90,6 +95,50 @@ try {
   result.refusal = await page.textContent("#banner");
   check(result.refusal.includes("401"), `refusal: ${result.refusal}`);
   await page.screenshot({ path: join(SCREENSHOT_DIR, "console-refused.png") });
+
+  // A WebRTC call through the gateway: a minted client secret, the offer
+  // posted with it, the demo's chime over RTP, usage on the data channel.
+  await page.fill("#token", GATEWAY_API_KEY);
+  await page.check("#webrtc");
+  await page.click("#connect");
+  await page.waitForSelector("#status[data-state='connected']");
+  result.call = await page.textContent("#session-id");
+  check(/^gw_call_/.test(result.call), `the call id is the gateway's: ${result.call}`);
+  const calls = "#responses tr[data-transport='webrtc'][data-status='completed']";
+  const greeted = page.locator(calls).first();
+  await greeted.waitFor();
+  const greeting = await greeted.evaluate((tr) => ({ ...tr.dataset, text: tr.innerText }));
+  check(Number(greeting.outputTokens) > 0, `usage of the greeting: ${greeting.text}`);
+  // The chime is 50 packets of 20 ms: wait until they all arrived and played.
+  result.rtp = await page.evaluate(async (patience) => {
+    const rtp = { packets: 0 };
+    for (const until = Date.now() + patience; rtp.packets < 50 && Date.now() < until;) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const stats = await call.pc.getStats();
+      stats.forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "audio") {
+          Object.assign(rtp, { packets: s.packetsReceived, bytes: s.bytesReceived, energy: s.totalAudioEnergy, codec: stats.get(s.codecId)?.mimeType });
+        }
+      });
+    }
+    return rtp;
+  }, STEP);
+  check(result.rtp.packets >= 50, `the chime's packets: ${JSON.stringify(result.rtp)}`);
+  check(result.rtp.codec === "audio/PCMU", `codec: ${result.rtp.codec}`);
+  check(result.rtp.energy > 0, `the chime was heard: ${JSON.stringify(result.rtp)}`);
+  // A message over the data channel gets another chime.
+  await page.fill("#message", "Again, over WebRTC");
+  await page.click("#send");
+  await page.locator(calls).nth(1).waitFor();
+  result.webrtc = {
+    responses: await page.locator(calls).count(),
+    outputTokens: Number(greeting.outputTokens),
+    audioCell: greeting.text,
+  };
+  await page.screenshot({ path: join(SCREENSHOT_DIR, "console-webrtc.png") });
+  await page.click("#disconnect");
+  await page.waitForSelector("#status[data-state='closed']");
+  await page.waitForFunction(() => call === null);
 
   check(pageErrors.length === 0, `page errors: ${pageErrors.join("; ")}`);
   console.log(JSON.stringify({ ok: true, ...result }));

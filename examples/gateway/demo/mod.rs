@@ -2,8 +2,10 @@
 //! that answers like a small realtime model, so a gateway can be tried
 //! without provider keys or internet. An application of the crate's
 //! scripting API (`Script`, `UpstreamSession`), not part of the library.
+//! [`CallsFront`] adds OpenAI's WebRTC call endpoints in front of it.
 
 mod audio;
+mod calls;
 mod conversation;
 mod outbox;
 mod response;
@@ -18,6 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use tower_realtime::testing::{Script, UpstreamSession};
 
+pub use self::calls::CallsFront;
 use self::conversation::Conversation;
 use self::outbox::Outbox;
 
