@@ -123,6 +123,15 @@ async fn one_session(
     next_summary(summaries).await
 }
 
+/// The deployments a session tried, in order, with the error of each.
+fn attempts(summary: &SessionSummary) -> Vec<(&str, Option<&str>)> {
+    summary
+        .attempts
+        .iter()
+        .map(|attempt| (attempt.deployment.as_str(), attempt.error.as_deref()))
+        .collect()
+}
+
 #[tokio::test]
 async fn each_failure_of_a_deployment_fails_over_to_the_next() {
     let stalled = || Handshake::Stall;
@@ -176,11 +185,7 @@ async fn each_failure_of_a_deployment_fails_over_to_the_next() {
             ("backup", "gpt-b")
         );
         assert_eq!(summary.deployment.as_deref(), Some("backup/gpt-b"));
-        let tried: Vec<(&str, Option<&str>)> = summary
-            .attempts
-            .iter()
-            .map(|attempt| (attempt.deployment.as_str(), attempt.error.as_deref()))
-            .collect();
+        let tried = attempts(&summary);
         assert_eq!(
             tried,
             [("primary/gpt-a", Some(code)), ("backup/gpt-b", None)]
@@ -197,11 +202,7 @@ async fn an_unresolvable_host_fails_over() {
     let gateway = serve_axum(RealtimeLayer::new(providers).observer(observer)).await;
     let summary = one_session(&gateway, &mut summaries).await;
     assert_eq!(backup.connections(), 1);
-    let tried: Vec<(&str, Option<&str>)> = summary
-        .attempts
-        .iter()
-        .map(|attempt| (attempt.deployment.as_str(), attempt.error.as_deref()))
-        .collect();
+    let tried = attempts(&summary);
     assert_eq!(
         tried,
         [
@@ -227,11 +228,7 @@ async fn an_untrusted_certificate_fails_over_and_the_summary_records_both_attemp
     );
     assert_eq!(backup.connections(), 1);
     assert_eq!(summary.deployment.as_deref(), Some("backup/gpt-b"));
-    let tried: Vec<(&str, Option<&str>)> = summary
-        .attempts
-        .iter()
-        .map(|attempt| (attempt.deployment.as_str(), attempt.error.as_deref()))
-        .collect();
+    let tried = attempts(&summary);
     assert_eq!(
         tried,
         [
