@@ -8,7 +8,7 @@ mod common;
 #[path = "common/redis_server.rs"]
 mod redis_server;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -18,7 +18,6 @@ use tower_realtime::admission::{Refusal, client_token};
 use tower_realtime::budget::{Budget, Limit, Limits, Micros, PriceTable, Spend, Window};
 use tower_realtime::store::{BudgetStore, MemoryBudgetStore, Settlement};
 use tower_realtime::testing::{Handshake, MockUpstream, UpstreamSession};
-use tower_realtime::usage::{Observation, SessionSummary};
 use tower_realtime::{Identity, RealtimeLayer};
 
 const MODEL: &str = "openai/gpt-realtime";
@@ -109,18 +108,6 @@ fn layer(upstream: &MockUpstream, budget: Budget) -> RealtimeLayer {
             None => Err(Refusal::unauthorized("no key")),
         })
         .budget(budget)
-}
-
-/// Summaries reported to the observer.
-fn summaries(layer: RealtimeLayer) -> (RealtimeLayer, Arc<Mutex<Vec<SessionSummary>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let into = Arc::clone(&seen);
-    let layer = layer.observer(move |observation: Observation<'_>| {
-        if let Observation::SessionEnd(summary) = observation {
-            into.lock().unwrap().push(summary.clone());
-        }
-    });
-    (layer, seen)
 }
 
 async fn open_as(gateway: &Gateway, identity: &str) -> Client {
