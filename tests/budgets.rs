@@ -138,18 +138,6 @@ fn layer_on(providers: Providers, budget: Budget) -> RealtimeLayer {
         .budget(budget)
 }
 
-/// Summaries reported to the observer.
-fn summaries(layer: RealtimeLayer) -> (RealtimeLayer, Arc<Mutex<Vec<SessionSummary>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let into = Arc::clone(&seen);
-    let layer = layer.observer(move |observation: Observation<'_>| {
-        if let Observation::SessionEnd(summary) = observation {
-            into.lock().unwrap().push(summary.clone());
-        }
-    });
-    (layer, seen)
-}
-
 async fn open_as(gateway: &Gateway, identity: &str) -> Client {
     let bearer = format!("Bearer {identity}");
     let (mut client, response) = connect(

@@ -414,6 +414,24 @@ async fn demo_provider() -> (MockUpstream, CallsFront) {
     (upstream, front)
 }
 
+/// Posts `body` as `content_type` to the front's calls endpoint: status,
+/// `Location`, body.
+async fn post_offer(
+    front: &CallsFront,
+    content_type: &str,
+    body: String,
+) -> (u16, Option<String>, String) {
+    call::post(front.addr(), "/v1/realtime/calls", content_type, None, body).await
+}
+
+/// Hangs call `id` up: status and body.
+async fn hang_up(front: &CallsFront, id: &str) -> (u16, String) {
+    let path = format!("/v1/realtime/calls/{id}/hangup");
+    let (status, _, body) =
+        call::post(front.addr(), &path, "application/json", None, String::new()).await;
+    (status, body)
+}
+
 fn kinds_of(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
 }
@@ -422,14 +440,7 @@ fn kinds_of(events: &[Value]) -> Vec<&str> {
 async fn a_webrtc_call_hears_the_chime_and_its_sideband_sees_usage() {
     let (_upstream, front) = demo_provider().await;
     let (caller, offer) = call::Caller::offer().await;
-    let (status, location, answer) = call::post(
-        front.addr(),
-        "/v1/realtime/calls",
-        "application/sdp",
-        None,
-        offer,
-    )
-    .await;
+    let (status, location, answer) = post_offer(&front, "application/sdp", offer).await;
     assert_eq!(status, 201, "{answer}");
     let location = location.expect("a Location");
     let id = location
@@ -500,28 +511,13 @@ async fn a_webrtc_call_hears_the_chime_and_its_sideband_sees_usage() {
     let _ = events_until(&mut late, "response.done").await;
 
     // Hanging up closes the sidebands; the call is gone after.
-    let hangup = format!("/v1/realtime/calls/{id}/hangup");
-    let (status, _, _) = call::post(
-        front.addr(),
-        &hangup,
-        "application/json",
-        None,
-        String::new(),
-    )
-    .await;
+    let (status, _) = hang_up(&front, &id).await;
     assert_eq!(status, 200);
     for socket in [&mut sideband, &mut late] {
         let frame = close_frame(socket).await.expect("a close frame");
         assert_eq!(u16::from(frame.code), 1000);
     }
-    let (status, _, body) = call::post(
-        front.addr(),
-        &hangup,
-        "application/json",
-        None,
-        String::new(),
-    )
-    .await;
+    let (status, body) = hang_up(&front, &id).await;
     assert_eq!(status, 404);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
@@ -551,22 +547,14 @@ async fn webrtc_offers_come_as_sdp_json_or_multipart() {
         ("application/json", json.to_string()),
         ("multipart/form-data; boundary=B", multipart),
     ] {
-        let (status, location, answer) =
-            call::post(front.addr(), "/v1/realtime/calls", content_type, None, body).await;
+        let (status, location, answer) = post_offer(&front, content_type, body).await;
         assert_eq!(status, 201, "{content_type}: {answer}");
         assert!(location.unwrap().starts_with("/v1/realtime/calls/rtc_"));
         assert!(answer.starts_with("v=0"));
     }
 
     // Not an offer: a 400 with an OpenAI-shaped error.
-    let (status, _, body) = call::post(
-        front.addr(),
-        "/v1/realtime/calls",
-        "application/sdp",
-        None,
-        "hello".into(),
-    )
-    .await;
+    let (status, _, body) = post_offer(&front, "application/sdp", "hello".into()).await;
     assert_eq!(status, 400);
     let error: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["error"]["code"], "invalid_offer");
@@ -580,14 +568,7 @@ async fn webrtc_offers_come_as_sdp_json_or_multipart() {
         (garbage, 400, "invalid_offer"),
         (too_large, 413, "offer_too_large"),
     ] {
-        let (got, _, answer) = call::post(
-            front.addr(),
-            "/v1/realtime/calls",
-            "application/sdp",
-            None,
-            body,
-        )
-        .await;
+        let (got, _, answer) = post_offer(&front, "application/sdp", body).await;
         assert_eq!(got, status, "{answer}");
         let error: Value = serde_json::from_str(&answer).unwrap();
         assert_eq!(error["error"]["code"], code);
@@ -658,14 +639,7 @@ async fn a_call_whose_browser_never_connects_is_dropped() {
         .await
         .unwrap();
     let (_caller, offer) = call::Caller::offer().await;
-    let (status, location, _) = call::post(
-        front.addr(),
-        "/v1/realtime/calls",
-        "application/sdp",
-        None,
-        offer,
-    )
-    .await;
+    let (status, location, _) = post_offer(&front, "application/sdp", offer).await;
     assert_eq!(status, 201);
     let id = location.unwrap().rsplit('/').next().unwrap().to_owned();
     let url = format!("ws://{}/v1/realtime?call_id={id}", front.addr());
@@ -677,14 +651,6 @@ async fn a_call_whose_browser_never_connects_is_dropped() {
         .expect("the call is dropped")
         .expect("a close frame");
     assert_eq!(u16::from(frame.code), 1000);
-    let hangup = format!("/v1/realtime/calls/{id}/hangup");
-    let (status, _, _) = call::post(
-        front.addr(),
-        &hangup,
-        "application/json",
-        None,
-        String::new(),
-    )
-    .await;
+    let (status, _) = hang_up(&front, &id).await;
     assert_eq!(status, 404);
 }

@@ -123,6 +123,20 @@ async fn one_session(
     next_summary(summaries).await
 }
 
+/// The session tried `primary/gpt-a`, which failed with `code`, then was
+/// served by `backup/gpt-b`.
+fn assert_failed_over(summary: &SessionSummary, code: &str) {
+    let tried: Vec<(&str, Option<&str>)> = summary
+        .attempts
+        .iter()
+        .map(|attempt| (attempt.deployment.as_str(), attempt.error.as_deref()))
+        .collect();
+    assert_eq!(
+        tried,
+        [("primary/gpt-a", Some(code)), ("backup/gpt-b", None)]
+    );
+}
+
 #[tokio::test]
 async fn each_failure_of_a_deployment_fails_over_to_the_next() {
     let stalled = || Handshake::Stall;
@@ -176,15 +190,7 @@ async fn each_failure_of_a_deployment_fails_over_to_the_next() {
             ("backup", "gpt-b")
         );
         assert_eq!(summary.deployment.as_deref(), Some("backup/gpt-b"));
-        let tried: Vec<(&str, Option<&str>)> = summary
-            .attempts
-            .iter()
-            .map(|attempt| (attempt.deployment.as_str(), attempt.error.as_deref()))
-            .collect();
-        assert_eq!(
-            tried,
-            [("primary/gpt-a", Some(code)), ("backup/gpt-b", None)]
-        );
+        assert_failed_over(&summary, code);
     }
 }
 
@@ -197,18 +203,7 @@ async fn an_unresolvable_host_fails_over() {
     let gateway = serve_axum(RealtimeLayer::new(providers).observer(observer)).await;
     let summary = one_session(&gateway, &mut summaries).await;
     assert_eq!(backup.connections(), 1);
-    let tried: Vec<(&str, Option<&str>)> = summary
-        .attempts
-        .iter()
-        .map(|attempt| (attempt.deployment.as_str(), attempt.error.as_deref()))
-        .collect();
-    assert_eq!(
-        tried,
-        [
-            ("primary/gpt-a", Some("upstream_dns_failed")),
-            ("backup/gpt-b", None)
-        ]
-    );
+    assert_failed_over(&summary, "upstream_dns_failed");
 }
 
 #[tokio::test]
@@ -227,18 +222,7 @@ async fn an_untrusted_certificate_fails_over_and_the_summary_records_both_attemp
     );
     assert_eq!(backup.connections(), 1);
     assert_eq!(summary.deployment.as_deref(), Some("backup/gpt-b"));
-    let tried: Vec<(&str, Option<&str>)> = summary
-        .attempts
-        .iter()
-        .map(|attempt| (attempt.deployment.as_str(), attempt.error.as_deref()))
-        .collect();
-    assert_eq!(
-        tried,
-        [
-            ("primary/gpt-a", Some("upstream_tls_failed")),
-            ("backup/gpt-b", None)
-        ]
-    );
+    assert_failed_over(&summary, "upstream_tls_failed");
 }
 
 #[tokio::test]

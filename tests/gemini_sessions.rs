@@ -258,30 +258,31 @@ async fn a_tool_call_and_its_output() {
     );
 }
 
-#[tokio::test]
-async fn go_away_resumes_mid_conversation_unnoticed() {
-    let script = GeminiLive::new()
+/// Gemini with session resumption: it answers the first turn, goes away
+/// at the first audio chunk, and answers "Still here." once resumed.
+fn going_away_once() -> GeminiLive {
+    GeminiLive::new()
         .resumption()
         .reply(Trigger::TurnComplete, GeminiLive::text_turn("First.", 3, 2))
         .reply(Trigger::AudioChunk(1), [GeminiLive::go_away("10s")])
         .reply_when_resumed(
             Trigger::AudioChunk(1),
             GeminiLive::text_turn("Still here.", 5, 3),
-        );
-    let upstream = MockUpstream::with_script(script).await.unwrap();
-    let gateway = gateway(&upstream).await;
-    let mut client = open(&gateway, MODEL).await;
-    send_text(&mut client, &say("Hello")).await;
-    send_text(&mut client, r#"{"type":"response.create"}"#).await;
-    let (first, _) = read_until(&mut client, is_done).await;
-    send_text(&mut client, &append("AAAA")).await;
-    // Gemini's goAway: the relay dials again while the client reads on.
+        )
+}
+
+/// Waits for the relay to dial Gemini again, while the client hears nothing.
+async fn resumed_unheard(client: &mut Client, upstream: &MockUpstream) {
     tokio::select! {
-        _ = read_until(&mut client, |_| false) => panic!("the client heard of it"),
+        _ = read_until(client, |_| false) => panic!("the client heard of it"),
         resumed = upstream.wait_until(PROMPTLY, |upstream| upstream.requests().len() == 2) => assert!(resumed),
     }
-    send_text(&mut client, &append("BBBB")).await;
-    let (events, close) = read_until(&mut client, is_done).await;
+}
+
+/// Reads the resumed session's answer: "Still here.", with no error event
+/// since the `first` response, and no close.
+async fn answered_after_resumption(client: &mut Client, first: &[Value]) {
+    let (events, close) = read_until(client, is_done).await;
     assert_eq!(close, None);
     assert!(
         first
@@ -294,6 +295,21 @@ async fn go_away_resumes_mid_conversation_unnoticed() {
         events.last().unwrap()["response"]["output"][0]["content"][0]["transcript"],
         "Still here."
     );
+}
+
+#[tokio::test]
+async fn go_away_resumes_mid_conversation_unnoticed() {
+    let upstream = MockUpstream::with_script(going_away_once()).await.unwrap();
+    let gateway = gateway(&upstream).await;
+    let mut client = open(&gateway, MODEL).await;
+    send_text(&mut client, &say("Hello")).await;
+    send_text(&mut client, r#"{"type":"response.create"}"#).await;
+    let (first, _) = read_until(&mut client, is_done).await;
+    send_text(&mut client, &append("AAAA")).await;
+    // Gemini's goAway: the relay dials again while the client reads on.
+    resumed_unheard(&mut client, &upstream).await;
+    send_text(&mut client, &append("BBBB")).await;
+    answered_after_resumption(&mut client, &first).await;
     let requests = upstream.requests();
     assert_eq!(requests.len(), 2, "a second connection");
     assert_eq!(
@@ -625,15 +641,7 @@ async fn a_vertex_resumption_dials_with_a_fresh_token() {
     let account = ServiceAccount::from_json(&key.to_string())
         .unwrap()
         .refresh_before(Duration::ZERO);
-    let script = GeminiLive::new()
-        .resumption()
-        .reply(Trigger::TurnComplete, GeminiLive::text_turn("First.", 3, 2))
-        .reply(Trigger::AudioChunk(1), [GeminiLive::go_away("10s")])
-        .reply_when_resumed(
-            Trigger::AudioChunk(1),
-            GeminiLive::text_turn("Still here.", 5, 3),
-        );
-    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let upstream = MockUpstream::with_script(going_away_once()).await.unwrap();
     let vertex = Vertex::new(
         "test-project",
         "us-central1",
@@ -656,24 +664,9 @@ async fn a_vertex_resumption_dials_with_a_fresh_token() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     send_text(&mut client, &append(&speech)).await;
-    tokio::select! {
-        _ = read_until(&mut client, |_| false) => panic!("the client heard of it"),
-        resumed = upstream.wait_until(PROMPTLY, |upstream| upstream.requests().len() == 2) => assert!(resumed),
-    }
+    resumed_unheard(&mut client, &upstream).await;
     send_text(&mut client, &append(&speech)).await;
-    let (events, close) = read_until(&mut client, is_done).await;
-    assert_eq!(close, None);
-    assert!(
-        first
-            .iter()
-            .chain(&events)
-            .all(|event| event["type"] != "error"),
-        "{events:?}"
-    );
-    assert_eq!(
-        events.last().unwrap()["response"]["output"][0]["content"][0]["transcript"],
-        "Still here."
-    );
+    answered_after_resumption(&mut client, &first).await;
     let requests = upstream.requests();
     let bearer = |n: usize| {
         requests[n].headers["authorization"]

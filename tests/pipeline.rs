@@ -4,8 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -18,7 +18,6 @@ use tower_realtime::hooks::{
     Verdict,
 };
 use tower_realtime::testing::{MockUpstream, UpstreamSession};
-use tower_realtime::usage::{Observation, SessionSummary};
 use tower_realtime::{ClosedBy, RealtimeLayer, SessionInfo};
 
 fn event(event_type: &str) -> Event {
@@ -77,18 +76,6 @@ fn scripted_layer(upstream: &MockUpstream, gate: &Arc<Notify>) -> RealtimeLayer 
     RealtimeLayer::new(openai(upstream)).hook(move |_: &SessionInfo| Scripted {
         gate: Arc::clone(&gate),
     })
-}
-
-/// Summaries reported to the observer.
-fn summaries(layer: RealtimeLayer) -> (RealtimeLayer, Arc<Mutex<Vec<SessionSummary>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let into = Arc::clone(&seen);
-    let layer = layer.observer(move |observation: Observation<'_>| {
-        if let Observation::SessionEnd(summary) = observation {
-            into.lock().unwrap().push(summary.clone());
-        }
-    });
-    (layer, seen)
 }
 
 fn types(messages: &[Message]) -> Vec<String> {

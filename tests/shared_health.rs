@@ -56,6 +56,16 @@ fn health(redis: &RedisServer) -> RedisDeploymentHealth {
         .deployment_health()
 }
 
+/// A deployment that refuses every session with `503`, and an echoing backup.
+async fn busy_and_backup() -> (MockUpstream, MockUpstream) {
+    let failing = MockUpstream::builder()
+        .handshake(Handshake::reject(503, "busy"))
+        .start()
+        .await
+        .unwrap();
+    (failing, MockUpstream::echo().await.unwrap())
+}
+
 /// Opens a session on `voice` (within [`PROMPTLY`]) and closes it.
 async fn one_session(gateway: &Gateway) {
     let mut client = tokio::time::timeout(PROMPTLY, open(gateway, "voice"))
@@ -68,12 +78,7 @@ async fn one_session(gateway: &Gateway) {
 async fn a_deployment_that_failed_behind_one_gateway_is_skipped_by_the_other_until_it_cooled_down()
 {
     let redis = RedisServer::start().await;
-    let failing = MockUpstream::builder()
-        .handshake(Handshake::reject(503, "busy"))
-        .start()
-        .await
-        .unwrap();
-    let backup = MockUpstream::echo().await.unwrap();
+    let (failing, backup) = busy_and_backup().await;
     let a = gateway(&failing, &backup, health(&redis)).await;
     let b = gateway(&failing, &backup, health(&redis)).await;
 
@@ -99,12 +104,7 @@ async fn a_deployment_that_failed_behind_one_gateway_is_skipped_by_the_other_unt
 #[tokio::test]
 async fn while_redis_is_down_sessions_open_and_health_is_kept_locally() {
     let mut redis = RedisServer::start().await;
-    let failing = MockUpstream::builder()
-        .handshake(Handshake::reject(503, "busy"))
-        .start()
-        .await
-        .unwrap();
-    let backup = MockUpstream::echo().await.unwrap();
+    let (failing, backup) = busy_and_backup().await;
     let working = MockUpstream::echo().await.unwrap();
     let a = gateway(&failing, &backup, health(&redis)).await;
     let b = gateway(&working, &backup, health(&redis)).await;
@@ -186,12 +186,7 @@ async fn sessions_open_when_redis_accepts_but_never_answers() {
             .unwrap()
             .deployment_health()
     };
-    let failing = MockUpstream::builder()
-        .handshake(Handshake::reject(503, "busy"))
-        .start()
-        .await
-        .unwrap();
-    let backup = MockUpstream::echo().await.unwrap();
+    let (failing, backup) = busy_and_backup().await;
     let gateway = gateway(&failing, &backup, silent_health()).await;
     for _ in 0..3 {
         one_session(&gateway).await;

@@ -88,6 +88,42 @@ fn post(path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Request
     request.body(Full::new(body.into())).unwrap()
 }
 
+/// A `POST` of `body` as `content_type`, with alice's gateway key.
+fn post_as_alice(path: &str, content_type: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+    post(
+        path,
+        &[
+            ("authorization", "Bearer key-alice"),
+            ("content-type", content_type),
+        ],
+        body,
+    )
+}
+
+/// Asks the gateway to hang call `id` up, with `authorization` (`Bearer …`).
+async fn hang_up(gateway: std::net::SocketAddr, id: &str, authorization: &str) -> Answer {
+    let path = format!("/v1/realtime/calls/{id}/hangup");
+    send(
+        gateway,
+        post(&path, &[("authorization", authorization)], ""),
+    )
+    .await
+}
+
+/// Waits until the gateway no longer knows call `id`: alice's hang-up of
+/// it gets `404`.
+async fn wait_until_forgotten(gateway: std::net::SocketAddr, id: &str) {
+    let deadline = tokio::time::Instant::now() + PROMPTLY;
+    loop {
+        let again = hang_up(gateway, id, "Bearer key-alice").await;
+        if again.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the call stays");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn admission(request: &Parts) -> Result<Identity, Refusal> {
     match client_token(&request.headers) {
         Some("key-alice") => Ok(Identity::new("alice")),
@@ -128,12 +164,9 @@ async fn setup(
 async fn mint(gateway: std::net::SocketAddr, body: Value) -> Answer {
     send(
         gateway,
-        post(
+        post_as_alice(
             "/v1/realtime/client_secrets",
-            &[
-                ("authorization", "Bearer key-alice"),
-                ("content-type", "application/json"),
-            ],
+            "application/json",
             body.to_string(),
         ),
     )
@@ -165,6 +198,13 @@ async fn call_with_token(
         headers.push(("origin", origin));
     }
     send(gateway, post("/v1/realtime/calls", &headers, OFFER)).await
+}
+
+/// A secret minted by alice, and a call made with it.
+async fn call(gateway: std::net::SocketAddr) -> (String, Answer) {
+    let token = mint_token(gateway, json!({})).await;
+    let answer = call_with_token(gateway, &token, None).await;
+    (token, answer)
 }
 
 fn gateway_call_id(answer: &Answer) -> String {
@@ -295,28 +335,19 @@ async fn offers_in_each_encoding_with_a_gateway_key() {
         "--XyZ\r\nContent-Disposition: form-data; name=\"sdp\"\r\nContent-Type: application/sdp\r\n\r\n{OFFER}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"session\"\r\nContent-Type: application/json\r\n\r\n{session}\r\n--XyZ--\r\n"
     );
     let requests = [
-        post(
+        post_as_alice(
             "/v1/realtime/calls?model=openai/gpt-realtime",
-            &[
-                ("authorization", "Bearer key-alice"),
-                ("content-type", "application/sdp"),
-            ],
+            "application/sdp",
             OFFER,
         ),
-        post(
+        post_as_alice(
             "/v1/realtime/calls",
-            &[
-                ("authorization", "Bearer key-alice"),
-                ("content-type", "multipart/form-data; boundary=XyZ"),
-            ],
+            "multipart/form-data; boundary=XyZ",
             form,
         ),
-        post(
+        post_as_alice(
             "/v1/realtime/calls",
-            &[
-                ("authorization", "Bearer key-alice"),
-                ("content-type", "application/json"),
-            ],
+            "application/json",
             json!({"sdp": OFFER, "session": session}).to_string(),
         ),
     ];
@@ -403,27 +434,19 @@ async fn client_secret_refusals() {
     // Another identity cannot hang up alice's call, nor can another secret.
     let answer = call_with_token(gateway.addr, &bound, Some("https://app.example")).await;
     let id = gateway_call_id(&answer);
-    let hangup = format!("/v1/realtime/calls/{id}/hangup");
-    let bob = send(
-        gateway.addr,
-        post(&hangup, &[("authorization", "Bearer key-bob")], ""),
-    )
-    .await;
+    let bob = hang_up(gateway.addr, &id, "Bearer key-bob").await;
     assert_eq!(
         (bob.status, bob.code().as_str()),
         (StatusCode::FORBIDDEN, "not_call_owner")
     );
     let other = mint_token(gateway.addr, json!({})).await;
     let bearer = format!("Bearer {other}");
-    let stranger = send(
-        gateway.addr,
-        post(&hangup, &[("authorization", bearer.as_str())], ""),
-    )
-    .await;
+    let stranger = hang_up(gateway.addr, &id, &bearer).await;
     assert_eq!(
         (stranger.status, stranger.code().as_str()),
         (StatusCode::FORBIDDEN, "not_call_owner")
     );
+    let hangup = format!("/v1/realtime/calls/{id}/hangup");
     let nobody = send(gateway.addr, post(&hangup, &[], "")).await;
     assert_eq!(nobody.status, StatusCode::UNAUTHORIZED);
     assert!(provider.actions().is_empty());
@@ -444,19 +467,12 @@ async fn client_secret_refusals() {
 #[tokio::test]
 async fn the_owner_hangs_up_and_the_sideband_closes() {
     let Setup { gateway, provider } = setup(WebRtcUpstream::start().await.unwrap(), |l| l).await;
-    let token = mint_token(gateway.addr, json!({})).await;
-    let answer = call_with_token(gateway.addr, &token, None).await;
+    let (token, answer) = call(gateway.addr).await;
     assert_eq!(answer.status, StatusCode::CREATED);
     let id = gateway_call_id(&answer);
     let rtc = provider.calls()[0].clone();
-    let hangup = format!("/v1/realtime/calls/{id}/hangup");
     // The browser's own secret hangs up its call.
-    let bearer = format!("Bearer {token}");
-    let done = send(
-        gateway.addr,
-        post(&hangup, &[("authorization", bearer.as_str())], ""),
-    )
-    .await;
+    let done = hang_up(gateway.addr, &id, &format!("Bearer {token}")).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text());
     assert_eq!(provider.actions(), [(rtc, "hangup".to_owned())]);
     assert!(
@@ -465,11 +481,7 @@ async fn the_owner_hangs_up_and_the_sideband_closes() {
             .await
     );
     // Once.
-    let again = send(
-        gateway.addr,
-        post(&hangup, &[("authorization", "Bearer key-alice")], ""),
-    )
-    .await;
+    let again = hang_up(gateway.addr, &id, "Bearer key-alice").await;
     assert_eq!(
         (again.status, again.code().as_str()),
         (StatusCode::NOT_FOUND, "call_not_found")
@@ -485,12 +497,9 @@ async fn sip_actions_reach_the_provider_call() {
     let rtc = provider.calls()[0].clone();
     let accept = send(
         gateway.addr,
-        post(
+        post_as_alice(
             &format!("/v1/realtime/calls/{id}/accept"),
-            &[
-                ("authorization", "Bearer key-alice"),
-                ("content-type", "application/json"),
-            ],
+            "application/json",
             r#"{"instructions":"override"}"#,
         ),
     )
@@ -498,12 +507,9 @@ async fn sip_actions_reach_the_provider_call() {
     assert_eq!(accept.status, StatusCode::OK, "{}", accept.text());
     let refer = send(
         gateway.addr,
-        post(
+        post_as_alice(
             &format!("/v1/realtime/calls/{id}/refer"),
-            &[
-                ("authorization", "Bearer key-alice"),
-                ("content-type", "application/json"),
-            ],
+            "application/json",
             r#"{"target_uri":"tel:+14155550123"}"#,
         ),
     )
@@ -618,8 +624,7 @@ async fn a_sideband_ended_by_the_gateway_hangs_the_call_up() {
     let layer = layer(&provider, WebRtc::new());
     let live = layer.live_sessions();
     let gateway = serve_as_configured(layer, common::app()).await;
-    let token = mint_token(gateway.addr, json!({})).await;
-    let answer = call_with_token(gateway.addr, &token, None).await;
+    let (_, answer) = call(gateway.addr).await;
     assert_eq!(answer.status, StatusCode::CREATED);
     let id = gateway_call_id(&answer);
     let rtc = provider.calls()[0].clone();
@@ -641,23 +646,7 @@ async fn a_sideband_ended_by_the_gateway_hangs_the_call_up() {
     let close = provider.sideband_closes()[0].clone().unwrap();
     assert_eq!(u16::from(close.code), 1008);
     // The call is over for the gateway too.
-    let deadline = tokio::time::Instant::now() + PROMPTLY;
-    loop {
-        let again = send(
-            gateway.addr,
-            post(
-                &format!("/v1/realtime/calls/{id}/hangup"),
-                &[("authorization", "Bearer key-alice")],
-                "",
-            ),
-        )
-        .await;
-        if again.status == StatusCode::NOT_FOUND {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the call stays");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_forgotten(gateway.addr, &id).await;
     assert!(live.is_empty());
 }
 
@@ -669,8 +658,7 @@ async fn a_call_whose_sideband_cannot_attach_is_hung_up() {
         .await
         .unwrap();
     let Setup { gateway, provider } = setup(provider, |l| l).await;
-    let token = mint_token(gateway.addr, json!({})).await;
-    let answer = call_with_token(gateway.addr, &token, None).await;
+    let (_, answer) = call(gateway.addr).await;
     assert_eq!(
         (answer.status, answer.code().as_str()),
         (StatusCode::BAD_GATEWAY, "sideband_unavailable")
@@ -697,8 +685,7 @@ async fn unsupervised_calls_go_on_when_allowed() {
             .sideband_attach_timeout(Duration::from_millis(600)),
     );
     let gateway = serve_as_configured(layer, common::app()).await;
-    let token = mint_token(gateway.addr, json!({})).await;
-    let answer = call_with_token(gateway.addr, &token, None).await;
+    let (_, answer) = call(gateway.addr).await;
     assert_eq!(answer.status, StatusCode::CREATED);
     // 404 is retried (the provider may not know the call yet).
     assert!(provider.sideband_requests().len() >= 2);
@@ -722,8 +709,7 @@ async fn provider_refusals_are_mapped_as_for_sessions() {
             .await
             .unwrap();
         let Setup { gateway, provider } = setup(provider, |l| l).await;
-        let token = mint_token(gateway.addr, json!({})).await;
-        let answer = call_with_token(gateway.addr, &token, None).await;
+        let (_, answer) = call(gateway.addr).await;
         assert_eq!(
             (answer.status, answer.code().as_str()),
             (expected, code),
@@ -742,8 +728,7 @@ async fn provider_refusals_are_mapped_as_for_sessions() {
         gateway,
         provider: _provider,
     } = setup(provider, |l| l).await;
-    let token = mint_token(gateway.addr, json!({})).await;
-    let answer = call_with_token(gateway.addr, &token, None).await;
+    let (_, answer) = call(gateway.addr).await;
     assert_eq!(
         (answer.status, answer.code().as_str()),
         (StatusCode::BAD_GATEWAY, "upstream_no_call_id")
@@ -764,14 +749,7 @@ async fn providers_without_webrtc_are_refused_clearly() {
     );
     let call = send(
         gateway.addr,
-        post(
-            "/v1/realtime/calls?model=local/m",
-            &[
-                ("authorization", "Bearer key-alice"),
-                ("content-type", "application/sdp"),
-            ],
-            OFFER,
-        ),
+        post_as_alice("/v1/realtime/calls?model=local/m", "application/sdp", OFFER),
     )
     .await;
     assert_eq!(
@@ -791,12 +769,9 @@ async fn azure_calls_go_to_the_resource() {
     let gateway = serve_as_configured(layer, common::app()).await;
     let answer = send(
         gateway.addr,
-        post(
+        post_as_alice(
             "/v1/realtime/calls?model=azure/my-deployment&webrtcfilter=on",
-            &[
-                ("authorization", "Bearer key-alice"),
-                ("content-type", "application/sdp"),
-            ],
+            "application/sdp",
             OFFER,
         ),
     )
@@ -826,12 +801,9 @@ async fn limits_cors_and_methods() {
     let huge = format!("{OFFER}{}", "a=x\r\n".repeat(20_000));
     let too_large = send(
         gateway.addr,
-        post(
+        post_as_alice(
             "/v1/realtime/calls?model=openai/gpt-realtime",
-            &[
-                ("authorization", "Bearer key-alice"),
-                ("content-type", "application/sdp"),
-            ],
+            "application/sdp",
             huge,
         ),
     )
@@ -844,12 +816,9 @@ async fn limits_cors_and_methods() {
     let form = format!("--b\r\n{}", "x".repeat(300 << 10));
     let too_large = send(
         gateway.addr,
-        post(
+        post_as_alice(
             "/v1/realtime/calls",
-            &[
-                ("authorization", "Bearer key-alice"),
-                ("content-type", "multipart/form-data; boundary=b"),
-            ],
+            "multipart/form-data; boundary=b",
             form,
         ),
     )
@@ -901,12 +870,9 @@ async fn limits_cors_and_methods() {
     assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
     let bad = send(
         gateway.addr,
-        post(
+        post_as_alice(
             "/v1/realtime/calls?model=openai/gpt-realtime",
-            &[
-                ("authorization", "Bearer key-alice"),
-                ("content-type", "application/sdp"),
-            ],
+            "application/sdp",
             "hello",
         ),
     )
@@ -928,8 +894,7 @@ async fn limits_cors_and_methods() {
 #[tokio::test]
 async fn the_owner_attaches_its_own_sideband_through_the_gateway() {
     let Setup { gateway, provider } = setup(WebRtcUpstream::start().await.unwrap(), |l| l).await;
-    let token = mint_token(gateway.addr, json!({})).await;
-    let answer = call_with_token(gateway.addr, &token, None).await;
+    let (token, answer) = call(gateway.addr).await;
     let id = gateway_call_id(&answer);
     let rtc = provider.calls()[0].clone();
     let url = gateway.url(&format!("?call_id={id}"));
@@ -1157,8 +1122,7 @@ async fn redis_call_store_shares_secrets_calls_and_leases() {
 async fn no_sdp_or_secret_in_the_logs() {
     let captured = common::log_capture::capture();
     let Setup { gateway, provider } = setup(WebRtcUpstream::start().await.unwrap(), |l| l).await;
-    let token = mint_token(gateway.addr, json!({})).await;
-    let answer = call_with_token(gateway.addr, &token, None).await;
+    let (token, answer) = call(gateway.addr).await;
     assert_eq!(answer.status, StatusCode::CREATED);
     let id = gateway_call_id(&answer);
     let bearer = format!("Bearer {token}");
@@ -1169,12 +1133,7 @@ async fn no_sdp_or_secret_in_the_logs() {
     .await
     .unwrap();
     client.close(None).await.unwrap();
-    let hangup = format!("/v1/realtime/calls/{id}/hangup");
-    let done = send(
-        gateway.addr,
-        post(&hangup, &[("authorization", bearer.as_str())], ""),
-    )
-    .await;
+    let done = hang_up(gateway.addr, &id, &bearer).await;
     assert_eq!(done.status, StatusCode::OK);
     assert!(
         provider
@@ -1230,8 +1189,7 @@ async fn a_call_that_spends_its_budget_is_hung_up() {
     let limits = Limits::new().with(Limit::tokens(Window::Day, 1_000));
     let budget = Budget::new(MemoryBudgetStore::new(), limits).estimate(100, 400, 64);
     let Setup { gateway, provider } = setup(provider, |layer| layer.budget(budget.clone())).await;
-    let token = mint_token(gateway.addr, json!({})).await;
-    let answer = call_with_token(gateway.addr, &token, None).await;
+    let (token, answer) = call(gateway.addr).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
     let rtc = provider.calls()[0].clone();
     let hung_up = (rtc, "hangup".to_owned());
@@ -1273,20 +1231,7 @@ async fn a_call_the_provider_ends_is_forgotten() {
     let answer = call_with_token(gateway.addr, &token, None).await;
     assert_eq!(answer.status, StatusCode::CREATED);
     let id = gateway_call_id(&answer);
-    let hangup = format!("/v1/realtime/calls/{id}/hangup");
-    let deadline = tokio::time::Instant::now() + PROMPTLY;
-    loop {
-        let again = send(
-            gateway.addr,
-            post(&hangup, &[("authorization", "Bearer key-alice")], ""),
-        )
-        .await;
-        if again.status == StatusCode::NOT_FOUND {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the call stays");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_forgotten(gateway.addr, &id).await;
     assert!(provider.actions().is_empty());
 }
 
@@ -1300,8 +1245,7 @@ async fn the_sideband_attaches_after_the_provider_learns_the_call() {
         .await
         .unwrap();
     let Setup { gateway, provider } = setup(provider, |l| l).await;
-    let token = mint_token(gateway.addr, json!({})).await;
-    let answer = call_with_token(gateway.addr, &token, None).await;
+    let (_, answer) = call(gateway.addr).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
     assert_eq!(provider.sideband_requests().len(), 3);
     assert!(provider.actions().is_empty());

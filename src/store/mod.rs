@@ -56,7 +56,7 @@ mod exhausted;
 mod ledger;
 mod memory;
 #[cfg(feature = "redis")]
-mod redis;
+pub(crate) mod redis;
 mod request;
 
 use std::future::Future;

@@ -2,6 +2,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use http::HeaderMap;
 use tokio::sync::Notify;
@@ -47,15 +48,16 @@ impl RecordedRequest {
     }
 }
 
-/// Everything a [`MockUpstream`](super::MockUpstream) has seen, shared with its sessions.
+/// Everything a scripted server ([`MockUpstream`](super::MockUpstream),
+/// [`WebRtcUpstream`](super::WebRtcUpstream)) has seen, shared with its sessions.
 #[derive(Debug, Default)]
 pub(crate) struct Log {
-    pub(crate) connections: AtomicUsize,
-    pub(crate) requests: Mutex<Vec<RecordedRequest>>,
-    pub(crate) messages: Mutex<Vec<Message>>,
-    pub(crate) closes: Mutex<Vec<Option<CloseFrame>>>,
-    pub(crate) ended: AtomicUsize,
-    pub(crate) changed: Notify,
+    connections: AtomicUsize,
+    requests: Mutex<Vec<RecordedRequest>>,
+    messages: Mutex<Vec<Message>>,
+    closes: Mutex<Vec<Option<CloseFrame>>>,
+    ended: AtomicUsize,
+    changed: Notify,
 }
 
 impl Log {
@@ -85,5 +87,51 @@ impl Log {
     pub(crate) fn session_ended(&self) {
         self.ended.fetch_add(1, Ordering::SeqCst);
         self.changed.notify_waiters();
+    }
+
+    /// Wakes [`wait_until`](Self::wait_until) for a change recorded elsewhere.
+    pub(crate) fn changed(&self) {
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        self.requests.lock().expect("log lock").clone()
+    }
+
+    pub(crate) fn messages(&self) -> Vec<Message> {
+        self.messages.lock().expect("log lock").clone()
+    }
+
+    pub(crate) fn closes(&self) -> Vec<Option<CloseFrame>> {
+        self.closes.lock().expect("log lock").clone()
+    }
+
+    pub(crate) fn ended(&self) -> usize {
+        self.ended.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `condition` holds, up to `timeout`; returns whether it
+    /// did. It is checked on every change, and every `poll` for
+    /// conditions on state outside the log.
+    pub(crate) async fn wait_until(
+        &self,
+        timeout: Duration,
+        poll: Duration,
+        condition: impl Fn() -> bool,
+    ) -> bool {
+        let wait = async {
+            loop {
+                let changed = self.changed.notified();
+                if condition() {
+                    return;
+                }
+                let _ = tokio::time::timeout(poll, changed).await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
     }
 }

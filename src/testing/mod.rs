@@ -40,6 +40,7 @@ mod log;
 mod script;
 mod server;
 mod session;
+mod sessions;
 mod token_endpoint;
 mod webrtc;
 

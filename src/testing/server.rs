@@ -2,21 +2,17 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::log::{Log, RecordedRequest};
 use super::script::{DynScript, Echo, Handshake, Script};
-use super::session::UpstreamSession;
+use super::sessions::Sessions;
 use crate::provider::Compatible;
 
 /// Configures a [`MockUpstream`] before it starts.
@@ -52,7 +48,7 @@ impl MockUpstreamBuilder {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let log = Arc::new(Log::default());
-        let sessions = Arc::new(Mutex::new(Vec::new()));
+        let sessions = Arc::new(Sessions::default());
         let accept_loop = tokio::spawn(accept_loop(
             listener,
             self.handshake,
@@ -74,7 +70,7 @@ impl MockUpstreamBuilder {
 pub struct MockUpstream {
     addr: SocketAddr,
     log: Arc<Log>,
-    sessions: Arc<Mutex<Vec<AbortHandle>>>,
+    sessions: Arc<Sessions>,
     accept_loop: JoinHandle<()>,
 }
 
@@ -140,34 +136,32 @@ impl MockUpstream {
 
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
-        self.log.connections.load(Ordering::SeqCst)
+        self.log.connections()
     }
 
     /// Every WebSocket handshake received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.log.requests.lock().expect("log lock").clone()
+        self.log.requests()
     }
 
     /// Every text and binary message received so far, across sessions.
     pub fn received(&self) -> Vec<Message> {
-        self.log.messages.lock().expect("log lock").clone()
+        self.log.messages()
     }
 
     /// Every close frame received from the gateway (`None`: one without a code).
     pub fn closes(&self) -> Vec<Option<CloseFrame>> {
-        self.log.closes.lock().expect("log lock").clone()
+        self.log.closes()
     }
 
     /// Sessions whose script has finished.
     pub fn sessions_ended(&self) -> usize {
-        self.log.ended.load(Ordering::SeqCst)
+        self.log.ended()
     }
 
     /// Cuts every live session without a close frame, as a crashing upstream would.
     pub fn abort_sessions(&self) {
-        for session in self.sessions.lock().expect("sessions lock").drain(..) {
-            session.abort();
-        }
+        self.sessions.abort();
     }
 
     /// Waits until `condition` holds, up to `timeout`; returns whether it did.
@@ -176,17 +170,10 @@ impl MockUpstream {
         timeout: Duration,
         condition: impl Fn(&MockUpstream) -> bool,
     ) -> bool {
-        let wait = async {
-            loop {
-                let changed = self.log.changed.notified();
-                if condition(self) {
-                    return;
-                }
-                // Also poll now and then, for conditions on state outside the log.
-                let _ = tokio::time::timeout(Duration::from_millis(50), changed).await;
-            }
-        };
-        tokio::time::timeout(timeout, wait).await.is_ok()
+        // Polled now and then too, for conditions on state outside the log.
+        self.log
+            .wait_until(timeout, Duration::from_millis(50), || condition(self))
+            .await
     }
 }
 
@@ -202,91 +189,12 @@ async fn accept_loop(
     handshake: Handshake,
     script: Arc<dyn DynScript>,
     log: Arc<Log>,
-    sessions: Arc<Mutex<Vec<AbortHandle>>>,
+    sessions: Arc<Sessions>,
 ) {
     let mut number = 0;
     while let Ok((stream, _)) = listener.accept().await {
         number += 1;
         log.connection();
-        let task = tokio::spawn(serve(
-            stream,
-            handshake.clone(),
-            Arc::clone(&script),
-            Arc::clone(&log),
-            number,
-        ));
-        let mut sessions = sessions.lock().expect("sessions lock");
-        sessions.retain(|session| !session.is_finished());
-        sessions.push(task.abort_handle());
+        sessions.spawn(stream, handshake.clone(), &script, &log, number);
     }
-}
-
-// The callback's error type is tungstenite's `ErrorResponse`.
-#[allow(clippy::result_large_err)]
-pub(crate) async fn serve(
-    mut stream: TcpStream,
-    handshake: Handshake,
-    script: Arc<dyn DynScript>,
-    log: Arc<Log>,
-    number: usize,
-) {
-    let _ = stream.set_nodelay(true);
-    match handshake {
-        Handshake::Hangup => return,
-        Handshake::Stall => {
-            // Read whatever comes, answer nothing, until the peer gives up.
-            let mut sink = [0u8; 1024];
-            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
-            return;
-        }
-        Handshake::Accept | Handshake::Reject { .. } => {}
-    }
-    let mut recorded = None;
-    let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-        let record = RecordedRequest {
-            path: request.uri().path().to_owned(),
-            query: request.uri().query().map(str::to_owned),
-            headers: request.headers().clone(),
-        };
-        log.request(record.clone());
-        recorded = Some(record);
-        match &handshake {
-            Handshake::Reject {
-                status,
-                headers,
-                body,
-            } => Err(rejection(*status, headers, body)),
-            _ => Ok(response),
-        }
-    };
-    let Ok(socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
-        return;
-    };
-    let request = recorded.expect("the callback ran");
-    script
-        .run_boxed(UpstreamSession::new(
-            socket,
-            Arc::clone(&log),
-            request,
-            number,
-        ))
-        .await;
-    log.session_ended();
-}
-
-fn rejection(
-    status: http::StatusCode,
-    headers: &[(http::HeaderName, HeaderValue)],
-    body: &str,
-) -> ErrorResponse {
-    let mut response = ErrorResponse::new(Some(body.to_owned()));
-    *response.status_mut() = status;
-    let map = response.headers_mut();
-    map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    map.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    map.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-    for (name, value) in headers {
-        map.insert(name.clone(), value.clone());
-    }
-    response
 }

@@ -16,14 +16,14 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::log::{Log, RecordedRequest};
 use super::script::{DynScript, Handshake, Script};
-use super::server::serve;
 use super::session::UpstreamSession;
+use super::sessions::Sessions;
 use crate::webrtc::offer::Offer;
 
 /// The SDP answer of every call: an audio and a data channel section.
@@ -143,7 +143,7 @@ impl WebRtcUpstreamBuilder {
             next: AtomicUsize::new(1),
         });
         let log = Arc::new(Log::default());
-        let sidebands = Arc::new(Mutex::new(Vec::new()));
+        let sidebands = Arc::new(Sessions::default());
         let accept_loop = tokio::spawn(accept_loop(
             listener,
             Arc::clone(&state),
@@ -194,7 +194,7 @@ pub struct WebRtcUpstream {
     addr: SocketAddr,
     state: Arc<State>,
     log: Arc<Log>,
-    sidebands: Arc<Mutex<Vec<AbortHandle>>>,
+    sidebands: Arc<Sessions>,
     accept_loop: JoinHandle<()>,
 }
 
@@ -254,29 +254,27 @@ impl WebRtcUpstream {
 
     /// Every sideband handshake received so far.
     pub fn sideband_requests(&self) -> Vec<RecordedRequest> {
-        self.log.requests.lock().expect("lock").clone()
+        self.log.requests()
     }
 
     /// Every text and binary message received on sidebands.
     pub fn sideband_received(&self) -> Vec<Message> {
-        self.log.messages.lock().expect("lock").clone()
+        self.log.messages()
     }
 
     /// Every close frame received on sidebands.
     pub fn sideband_closes(&self) -> Vec<Option<CloseFrame>> {
-        self.log.closes.lock().expect("lock").clone()
+        self.log.closes()
     }
 
     /// Sidebands whose script has finished.
     pub fn sidebands_ended(&self) -> usize {
-        self.log.ended.load(Ordering::SeqCst)
+        self.log.ended()
     }
 
     /// Cuts every live sideband without a close frame.
     pub fn abort_sidebands(&self) {
-        for sideband in self.sidebands.lock().expect("lock").drain(..) {
-            sideband.abort();
-        }
+        self.sidebands.abort();
     }
 
     /// Waits until `condition` holds, up to `timeout`; returns whether it did.
@@ -285,16 +283,9 @@ impl WebRtcUpstream {
         timeout: Duration,
         condition: impl Fn(&WebRtcUpstream) -> bool,
     ) -> bool {
-        let wait = async {
-            loop {
-                let changed = self.log.changed.notified();
-                if condition(self) {
-                    return;
-                }
-                let _ = tokio::time::timeout(Duration::from_millis(20), changed).await;
-            }
-        };
-        tokio::time::timeout(timeout, wait).await.is_ok()
+        self.log
+            .wait_until(timeout, Duration::from_millis(20), || condition(self))
+            .await
     }
 }
 
@@ -312,7 +303,7 @@ async fn accept_loop(
     unknown_at_first: usize,
     script: Arc<dyn DynScript>,
     log: Arc<Log>,
-    sidebands: Arc<Mutex<Vec<AbortHandle>>>,
+    sidebands: Arc<Sessions>,
 ) {
     let mut number = 0;
     while let Ok((stream, _)) = listener.accept().await {
@@ -327,16 +318,7 @@ async fn accept_loop(
             } else {
                 handshake.clone()
             };
-            let task = tokio::spawn(serve(
-                stream,
-                handshake,
-                Arc::clone(&script),
-                Arc::clone(&log),
-                number,
-            ));
-            let mut sidebands = sidebands.lock().expect("lock");
-            sidebands.retain(|sideband| !sideband.is_finished());
-            sidebands.push(task.abort_handle());
+            sidebands.spawn(stream, handshake, &script, &log, number);
         } else {
             let state = Arc::clone(&state);
             let log = Arc::clone(&log);
@@ -346,7 +328,7 @@ async fn accept_loop(
                     let log = Arc::clone(&log);
                     async move {
                         let response = answer(&state, request).await;
-                        log.changed.notify_waiters();
+                        log.changed();
                         Ok::<_, Infallible>(response)
                     }
                 });

@@ -5,12 +5,13 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{RedisError, Script};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::store::{CallRecord, CallStore, SecretRecord, SecretUse};
+use crate::store::redis::connection;
 use crate::store::{StoreError, StoreErrorKind, StoreFuture};
 
 /// Takes one use of a secret: `unknown`, `used`, or `ok LEFT RECORD`
@@ -108,29 +109,7 @@ impl RedisCallStoreBuilder {
 
     /// The store; it connects lazily (and reconnects) in the current Tokio runtime.
     pub fn build(self) -> Result<RedisCallStore, StoreError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            StoreError::new(
-                StoreErrorKind::Connection,
-                "a Redis call store needs a Tokio runtime",
-            )
-        })?;
-        let client = redis::Client::open(self.url.as_str()).map_err(|e| {
-            StoreError::new(
-                StoreErrorKind::Connection,
-                format!("invalid Redis URL: {e}"),
-            )
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(self.timeout);
-        let connection = {
-            let _runtime = runtime.enter();
-            client
-                .get_connection_manager_lazy(config)
-                .map_err(store_error)?
-        };
+        let (_, connection) = connection::connect(&self.url, self.timeout, "call store")?;
         Ok(RedisCallStore {
             connection,
             prefix: self.prefix,
@@ -139,18 +118,6 @@ impl RedisCallStoreBuilder {
             claim: Script::new(CLAIM),
         })
     }
-}
-
-fn store_error(error: RedisError) -> StoreError {
-    let kind = if error.is_timeout() {
-        StoreErrorKind::Timeout
-    } else if error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
-    {
-        StoreErrorKind::Connection
-    } else {
-        StoreErrorKind::Response
-    };
-    StoreError::new(kind, error.to_string())
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -186,13 +153,16 @@ impl RedisCallStore {
         &self,
         call: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result.map_err(store_error),
-            Err(_) => Err(StoreError::new(
-                StoreErrorKind::Timeout,
-                format!("no answer from Redis within {:?}", self.timeout),
-            )),
-        }
+        connection::within(self.timeout, "Redis", call).await
+    }
+
+    /// The record stored at `key`, if any.
+    async fn get<T: DeserializeOwned>(&self, key: String) -> Result<Option<T>, StoreError> {
+        let mut connection = self.connection.clone();
+        let json: Option<String> = self
+            .run(redis::cmd("GET").arg(key).query_async(&mut connection))
+            .await?;
+        json.as_deref().map(decode).transpose()
     }
 }
 
@@ -226,17 +196,7 @@ impl CallStore for RedisCallStore {
     }
 
     fn get_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, Option<SecretRecord>> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let json: Option<String> = self
-                .run(
-                    redis::cmd("GET")
-                        .arg(self.key("secret", token))
-                        .query_async(&mut connection),
-                )
-                .await?;
-            json.as_deref().map(decode).transpose()
-        })
+        Box::pin(async move { self.get(self.key("secret", token)).await })
     }
 
     fn use_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, SecretUse> {
@@ -282,17 +242,7 @@ impl CallStore for RedisCallStore {
     }
 
     fn get_call<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<CallRecord>> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let json: Option<String> = self
-                .run(
-                    redis::cmd("GET")
-                        .arg(self.key("call", id))
-                        .query_async(&mut connection),
-                )
-                .await?;
-            json.as_deref().map(decode).transpose()
-        })
+        Box::pin(async move { self.get(self.key("call", id)).await })
     }
 
     fn remove_call<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,6 +22,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tower::Layer;
 use tower_realtime::provider::OpenAi;
 use tower_realtime::testing::MockUpstream;
+use tower_realtime::usage::{Observation, SessionSummary};
 use tower_realtime::{Providers, RealtimeLayer, Secret};
 
 /// The provider key used by every test: recognisable, so leaks are found.
@@ -39,6 +41,18 @@ pub fn openai(upstream: &MockUpstream) -> Providers {
             .base_url(&upstream.base_url())
             .unwrap(),
     )
+}
+
+/// `layer` with an observer that keeps every session's summary, and those summaries.
+pub fn summaries(layer: RealtimeLayer) -> (RealtimeLayer, Arc<Mutex<Vec<SessionSummary>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let into = Arc::clone(&seen);
+    let layer = layer.observer(move |observation: Observation<'_>| {
+        if let Observation::SessionEnd(summary) = observation {
+            into.lock().unwrap().push(summary.clone());
+        }
+    });
+    (layer, seen)
 }
 
 /// A gateway listening on loopback.

@@ -1,6 +1,7 @@
 //! Budgets shared by every replica through Redis.
 
 mod background;
+pub(crate) mod connection;
 mod health;
 mod keys;
 mod scripts;
@@ -11,8 +12,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, RedisResult};
+use redis::RedisResult;
+use redis::aio::ConnectionManager;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 
@@ -20,7 +21,7 @@ use super::exhausted::CAPACITY;
 use super::memory::RESERVATION_TTL;
 use super::{
     Admission, Balance, BudgetStore, ExhaustedIdentities, Grant, MemoryBudgetStore, Reservation,
-    SessionRequest, Settled, Settlement, StoreError, StoreErrorKind, StoreFuture,
+    SessionRequest, Settled, Settlement, StoreError, StoreFuture,
 };
 use crate::budget::Limits;
 use background::Deferred;
@@ -226,29 +227,9 @@ impl RedisBudgetStoreBuilder {
     /// Fails when the URL is not a Redis URL or when called outside a Tokio
     /// runtime.
     pub fn build(self) -> Result<RedisBudgetStore, StoreError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            StoreError::new(
-                StoreErrorKind::Connection,
-                "a Redis budget store needs a Tokio runtime",
-            )
-        })?;
-        let client = redis::Client::open(self.url.as_str()).map_err(|e| {
-            StoreError::new(
-                StoreErrorKind::Connection,
-                format!("invalid Redis URL: {e}"),
-            )
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(self.timeout);
-        let connection = {
-            let _runtime = runtime.enter();
-            client
-                .get_connection_manager_lazy(config)
-                .map_err(store_error)?
-        };
+        let (client, connection) = connection::connect(&self.url, self.timeout, "budget store")?;
+        // `connect` fails outside a runtime.
+        let runtime = tokio::runtime::Handle::current();
         let shared = Arc::new(Shared {
             connection,
             client,
@@ -281,18 +262,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn store_error(error: RedisError) -> StoreError {
-    let kind = if error.is_timeout() {
-        StoreErrorKind::Timeout
-    } else if error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
-    {
-        StoreErrorKind::Connection
-    } else {
-        StoreErrorKind::Response
-    };
-    StoreError::new(kind, error.to_string())
-}
-
 impl Shared {
     fn keys(&self, identity: &str) -> Keys {
         Keys::new(&self.prefix, identity)
@@ -304,13 +273,7 @@ impl Shared {
         what: &str,
         call: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result.map_err(store_error),
-            Err(_) => Err(StoreError::new(
-                StoreErrorKind::Timeout,
-                format!("{what}: no answer within {:?}", self.timeout),
-            )),
-        }
+        connection::within(self.timeout, what, call).await
     }
 
     fn track(&self, identity: &str, session: &str) {
@@ -502,6 +465,7 @@ impl BudgetStore for RedisBudgetStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreErrorKind;
 
     #[test]
     fn building_outside_a_runtime_is_an_error_not_a_panic() {
