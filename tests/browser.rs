@@ -81,6 +81,9 @@ fn the_console_holds_a_demo_session_in_chromium() {
     assert!(report["call"].as_str().unwrap().starts_with("gw_call_"));
     assert!(report["rtp"]["packets"].as_u64().unwrap() >= 50);
     assert_eq!(report["webrtc"]["responses"], 2);
+    // The console's own sideband of the call, through the gateway, saw the usage.
+    assert_eq!(report["sideband"]["opened"], 1);
+    assert!(report["sideband"]["outputTokens"].as_u64().unwrap() > 0);
     for shot in ["console.png", "console-refused.png", "console-webrtc.png"] {
         let png = std::fs::read(screenshots.join(shot)).expect("a screenshot");
         assert!(png.starts_with(b"\x89PNG"), "{shot} is a PNG");

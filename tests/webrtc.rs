@@ -1251,50 +1251,192 @@ async fn the_sideband_attaches_after_the_provider_learns_the_call() {
     assert!(provider.actions().is_empty());
 }
 
-/// What the gateway adds to a call's setup on loopback (the provider's
-/// answer, then the sideband attached before the `201`), against posting
-/// the offer to the provider directly. Run it with
-/// `cargo test --release --all-features --test webrtc -- --ignored measure_call_setup --nocapture`.
+/// Replica A dies without a graceful shutdown (its runtime is torn down
+/// under it, as a crash would, so its lease is never released nor renewed);
+/// replica B, sharing A's Redis, claims the call once the lease lapses and
+/// meters the call's usage from its own sideband from then on.
+#[cfg(feature = "redis")]
 #[tokio::test]
-#[ignore = "a measurement"]
-async fn measure_call_setup() {
-    let Setup { gateway, provider } = setup(WebRtcUpstream::start().await.unwrap(), |l| l).await;
-    let token = mint_token(gateway.addr, json!({})).await;
-    let mut through = Vec::new();
-    let mut direct = Vec::new();
-    let provider_addr: std::net::SocketAddr = provider
-        .base_url()
+async fn a_crashed_replicas_sideband_is_taken_over_through_redis() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tower_realtime::webrtc::RedisCallStore;
+
+    let redis = redis_server::RedisServer::start().await;
+    // Every sideband reports one response of its own, numbered.
+    let responses = Arc::new(AtomicU64::new(0));
+    let numbered = Arc::clone(&responses);
+    let provider = WebRtcUpstream::builder()
+        .sideband(move |mut session: UpstreamSession| {
+            let number = numbered.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                session
+                    .send_json(&json!({"type": "response.done", "response": {
+                        "id": format!("resp_{number}"), "status": "completed",
+                        "usage": {"total_tokens": number, "input_tokens": number, "output_tokens": 0}}}))
+                    .await;
+                while session.recv().await.is_some() {}
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(1);
+    let metered = |replica: &'static str, seen: &Arc<Mutex<Vec<(&'static str, String, u64)>>>| {
+        let seen = Arc::clone(seen);
+        move |observation: Observation<'_>| {
+            if let Observation::Usage(record) = observation {
+                seen.lock().unwrap().push((
+                    replica,
+                    record.identity.name().to_owned(),
+                    record.usage.total_tokens.unwrap_or_default(),
+                ));
+            }
+        }
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let store = || RedisCallStore::builder(redis.url()).build().unwrap();
+
+    // Replica A on a runtime of its own, in a thread of its own.
+    let layer_a = layer(
+        &provider,
+        WebRtc::new()
+            .store(store())
+            .sideband_lease(lease)
+            .replica_id("a"),
+    )
+    .observer(metered("a", &seen));
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let (crash, crashed) = tokio::sync::oneshot::channel::<()>();
+    let replica_a = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let gateway = serve_as_configured(layer_a, common::app()).await;
+            addr_tx.send(gateway.addr).unwrap();
+            let _ = crashed.await;
+            // Dies with its server, sideband and lease renewal still running.
+            std::mem::forget(gateway);
+        });
+        runtime.shutdown_background();
+    });
+    let addr_a = addr_rx.await.unwrap();
+
+    let layer_b = layer(
+        &provider,
+        WebRtc::new()
+            .store(store())
+            .sideband_lease(lease)
+            .replica_id("b"),
+    )
+    .observer(metered("b", &seen));
+    let live_b = layer_b.live_sessions();
+    let gateway_b = serve_as_configured(layer_b, common::app()).await;
+
+    let token = mint_token(addr_a, json!({})).await;
+    let answer = call_with_token(addr_a, &token, None).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let id = gateway_call_id(&answer);
+    let rtc = provider.calls()[0].clone();
+    let deadline = tokio::time::Instant::now() + PROMPTLY;
+    while seen.lock().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "A meters the call");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // While A lives, B leaves the call alone.
+    tokio::time::sleep(lease * 2).await;
+    assert_eq!(provider.sideband_requests().len(), 1);
+    assert!(live_b.is_empty());
+
+    crash.send(()).unwrap();
+    tokio::task::spawn_blocking(move || replica_a.join().unwrap())
+        .await
+        .unwrap();
+    // A's sideband is gone without a close frame from A's gateway.
+    assert!(
+        provider
+            .wait_until(PROMPTLY, |p| p.sidebands_ended() == 1)
+            .await
+    );
+    assert!(
+        provider.sideband_closes().is_empty(),
+        "A never closed its sideband"
+    );
+
+    // B claims the call once A's lease lapses, and attaches its own sideband.
+    assert!(
+        provider
+            .wait_until(PROMPTLY, |p| p.sideband_requests().len() == 2)
+            .await
+    );
+    assert_eq!(
+        provider.sideband_requests()[1].query_pairs(),
+        [("call_id".to_owned(), rtc.clone())]
+    );
+    assert!(provider.actions().is_empty(), "the call goes on");
+    let deadline = tokio::time::Instant::now() + PROMPTLY;
+    while seen.lock().unwrap().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "B meters the call");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [("a", "alice".to_owned(), 1), ("b", "alice".to_owned(), 2)]
+    );
+    assert_eq!(live_b.len(), 1);
+    let claimed = RedisCallStore::builder(redis.url()).build().unwrap();
+    assert!(
+        !claimed
+            .claim_sideband(&id, "c", Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "B holds the lease"
+    );
+
+    // B serves the call from then on: the browser's hang-up, minted on A.
+    let bearer = format!("Bearer {token}");
+    let done = send(
+        gateway_b.addr,
+        post(
+            &format!("/v1/realtime/calls/{id}/hangup"),
+            &[("authorization", bearer.as_str())],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    assert_eq!(provider.actions(), [(rtc, "hangup".to_owned())]);
+    assert!(
+        provider
+            .wait_until(PROMPTLY, |p| p.sidebands_ended() == 2)
+            .await
+    );
+}
+
+/// A connection that sends nothing (a pre-warmed one) does not hold up the
+/// scripted provider's other connections.
+#[tokio::test]
+async fn the_scripted_provider_serves_past_a_silent_connection() {
+    let provider = WebRtcUpstream::start().await.unwrap();
+    let addr: std::net::SocketAddr = provider
+        .root_url()
         .trim_start_matches("http://")
-        .trim_end_matches("/v1")
         .parse()
         .unwrap();
-    for _ in 0..300 {
-        let started = std::time::Instant::now();
-        let answer = call_with_token(gateway.addr, &token, None).await;
-        through.push(started.elapsed());
-        assert_eq!(answer.status, StatusCode::CREATED);
-        let started = std::time::Instant::now();
-        let answer = send(
-            provider_addr,
-            post(
-                "/v1/realtime/calls",
-                &[
-                    ("authorization", "Bearer sk"),
-                    ("content-type", "application/sdp"),
-                ],
-                OFFER,
-            ),
-        )
-        .await;
-        direct.push(started.elapsed());
-        assert_eq!(answer.status, StatusCode::CREATED);
-    }
-    for (name, mut samples) in [("gateway", through), ("direct", direct)] {
-        samples.sort();
-        println!(
-            "{name}: p50 {:?} p99 {:?}",
-            samples[samples.len() / 2],
-            samples[samples.len() * 99 / 100]
-        );
-    }
+    let _silent = TcpStream::connect(addr).await.unwrap();
+    let answer = send(
+        addr,
+        post(
+            "/v1/realtime/calls",
+            &[
+                ("authorization", "Bearer sk"),
+                ("content-type", "application/sdp"),
+            ],
+            OFFER,
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
 }

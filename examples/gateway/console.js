@@ -2,7 +2,9 @@
 // The tower-realtime console: one WebSocket to the gateway, speaking the
 // OpenAI GA realtime protocol, or a WebRTC call through the gateway (the
 // gateway mints a client secret, the browser posts its SDP offer with it,
-// audio arrives over RTP and events over the `oai-events` data channel).
+// audio arrives over RTP and events over the `oai-events` data channel; the
+// call's sideband, attached through the gateway with the same secret, shows
+// the usage the provider reports to the server).
 // No build step, no dependencies.
 
 const REALTIME_PATH = "/v1/realtime";
@@ -21,7 +23,7 @@ const ui = {
 };
 
 let socket = null;          // the session's WebSocket
-let call = null;            // the WebRTC call: { pc, channel, location, secret, player }
+let call = null;            // the WebRTC call: { pc, channel, location, secret, player, sideband }
 let audio = null;           // one AudioContext for playback and capture
 let playhead = 0;           // when the next audio delta starts playing
 let playing = [];           // scheduled audio, stopped when the user talks
@@ -30,6 +32,7 @@ let workletLoaded = false;
 let requestedAt = null;     // when the client last asked for a response
 let pendingVoice = null;    // the bubble of the voice message being committed
 const rows = new Map();     // response id -> its row in the table
+const sidebandUsage = new Map(); // response id -> usage the sideband reported before its row existed
 const bubbles = new Map();  // item id -> its bubble
 let deltaLine = null;       // the log line collapsing a run of deltas
 
@@ -176,7 +179,7 @@ async function callOverWebRtc() {
   setStatus("connecting", "minting a client secret…");
   ui.connect.disabled = true;
   ui.disconnect.disabled = false;
-  const here = { pc: null, channel: null, location: null, secret: null, player: null };
+  const here = { pc: null, channel: null, location: null, secret: null, player: null, sideband: null };
   call = here;
   try {
     const minted = await post(CLIENT_SECRETS_PATH, token, "application/json",
@@ -219,12 +222,48 @@ async function callOverWebRtc() {
     logEvent("in", { type: "call.created", location: here.location });
     ui.sessionId.textContent = (here.location || "").split("/").pop();
     await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    attachSideband(here);
   } catch (error) {
     if (call !== here) return;
     endCall(here, null);
     setStatus("refused", "refused");
     showBanner(error.message);
   }
+}
+
+// The call's sideband, `/v1/realtime?call_id=gw_call_…`, as the server side
+// of an app would attach it: the gateway lets the call's owner in (here with
+// the call's own client secret, as a subprotocol) and relays the provider's
+// sideband, whose `response.done` events carry the usage the call is billed.
+function attachSideband(here) {
+  const id = (here.location || "").split("/").pop();
+  if (!id) return;
+  const url = new URL(REALTIME_PATH, location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("call_id", id);
+  const ws = new WebSocket(url.toString(), ["realtime", "openai-insecure-api-key." + here.secret]);
+  here.sideband = ws;
+  ws.onopen = () => logEvent("side", { type: "sideband.open", call_id: id });
+  ws.onmessage = (message) => {
+    let event;
+    try {
+      event = JSON.parse(message.data);
+    } catch {
+      return;
+    }
+    // Deltas and audio come over the data channel and RTP already.
+    if (event.type === "response.done") {
+      logEvent("side", event);
+      meterResponse(event.response);
+    } else if (!String(event.type).endsWith(".delta")) {
+      logEvent("side", event);
+    }
+  };
+  ws.onclose = (event) => {
+    if (here.sideband !== ws) return;
+    here.sideband = null;
+    logEvent("side", { type: "sideband.close", code: event.code, reason: event.reason });
+  };
 }
 
 function post(path, token, contentType, body) {
@@ -252,6 +291,7 @@ function endCall(ending, why) {
   if (call !== ending) return;
   call = null;
   if (ending.pc) ending.pc.close();
+  if (ending.sideband) ending.sideband.close(1000, "call ended");
   if (ending.player) ending.player.remove();
   setControls(false);
   if (why) {
@@ -440,7 +480,8 @@ function startResponse(response) {
   tr.dataset.responseId = response.id;
   tr.dataset.status = "in_progress";
   tr.dataset.transport = call ? "webrtc" : "websocket";
-  const row = { tr, rtp: Boolean(call), number: rows.size + 1, startedAt: requestedAt ?? performance.now(), first: null, done: null, audioDeltas: 0, audioSeconds: 0, usage: null, status: "in progress" };
+  const row = { tr, rtp: Boolean(call), number: rows.size + 1, startedAt: requestedAt ?? performance.now(), first: null, done: null, audioDeltas: 0, audioSeconds: 0, usage: null, metered: sidebandUsage.get(response.id) || null, status: "in progress" };
+  sidebandUsage.delete(response.id);
   requestedAt = null;
   rows.set(response.id, row);
   ui.responses.prepend(tr);
@@ -477,6 +518,18 @@ function finishResponse(response) {
   renderRow(row);
 }
 
+// Usage of a call's response as the sideband reported it.
+function meterResponse(response) {
+  const usage = response.usage || {};
+  const row = rows.get(response.id);
+  if (!row) {
+    sidebandUsage.set(response.id, usage);
+    return;
+  }
+  row.metered = usage;
+  renderRow(row);
+}
+
 function renderRow(row) {
   const ms = (value) => (value === null ? "…" : `${Math.round(value)} ms`);
   const tokens = (total, details) =>
@@ -490,11 +543,16 @@ function renderRow(row) {
     `<td>${tokens(usage.output_tokens, usage.output_token_details)}</td>` +
     (row.rtp
       ? `<td>RTP<div class="sub">WebRTC media</div></td>`
-      : `<td>${row.audioSeconds.toFixed(1)} s<div class="sub">${row.audioDeltas} deltas</div></td>`);
+      : `<td>${row.audioSeconds.toFixed(1)} s<div class="sub">${row.audioDeltas} deltas</div></td>`) +
+    (row.metered
+      ? `<td>${row.metered.input_tokens ?? 0} in · ${row.metered.output_tokens ?? 0} out<div class="sub">sideband</div></td>`
+      : `<td>${row.rtp ? "…" : "—"}</td>`);
   Object.assign(row.tr.dataset, {
     audioDeltas: row.audioDeltas,
     inputTokens: usage.input_tokens ?? "",
     outputTokens: usage.output_tokens ?? "",
+    sidebandInputTokens: row.metered?.input_tokens ?? "",
+    sidebandOutputTokens: row.metered?.output_tokens ?? "",
     firstMs: row.first === null ? "" : Math.round(row.first),
     doneMs: row.done === null ? "" : Math.round(row.done),
   });
@@ -559,7 +617,7 @@ function logEvent(direction, event) {
   const li = document.createElement("li");
   li.className = direction + (type === "error" ? " error" : "");
   const time = new Date().toLocaleTimeString([], { hour12: false });
-  li.innerHTML = `<span class="t">${time}</span><span class="dir">${direction === "out" ? "↑" : "↓"}</span>` +
+  li.innerHTML = `<span class="t">${time}</span><span class="dir">${direction === "out" ? "↑" : direction === "side" ? "⇣" : "↓"}</span>` +
     `<span class="type"></span><span class="count"></span><span class="detail"></span>`;
   li.querySelector(".type").textContent = isDelta ? type.replace(/\.[a-z_]+\.delta$/, ".*.delta") : type;
   li.querySelector(".detail").textContent = summary(event);

@@ -305,24 +305,32 @@ async fn accept_loop(
     log: Arc<Log>,
     sidebands: Arc<Sessions>,
 ) {
-    let mut number = 0;
+    let upgrades = Arc::new(AtomicUsize::new(0));
     while let Ok((stream, _)) = listener.accept().await {
         log.connection();
-        if is_upgrade(&stream).await {
-            number += 1;
-            let handshake = if number <= unknown_at_first {
-                Handshake::reject(
-                    404,
-                    r#"{"error":{"message":"call not found","code":"call_not_found"}}"#,
-                )
+        // Each connection is told apart in a task of its own: a client may
+        // open a connection and send nothing for a while (a pre-warmed one).
+        let (state, handshake, script, log, sidebands, upgrades) = (
+            Arc::clone(&state),
+            handshake.clone(),
+            Arc::clone(&script),
+            Arc::clone(&log),
+            Arc::clone(&sidebands),
+            Arc::clone(&upgrades),
+        );
+        tokio::spawn(async move {
+            if is_upgrade(&stream).await {
+                let number = upgrades.fetch_add(1, Ordering::SeqCst) + 1;
+                let handshake = if number <= unknown_at_first {
+                    Handshake::reject(
+                        404,
+                        r#"{"error":{"message":"call not found","code":"call_not_found"}}"#,
+                    )
+                } else {
+                    handshake
+                };
+                sidebands.spawn(stream, handshake, &script, &log, number);
             } else {
-                handshake.clone()
-            };
-            sidebands.spawn(stream, handshake, &script, &log, number);
-        } else {
-            let state = Arc::clone(&state);
-            let log = Arc::clone(&log);
-            tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
                     let state = Arc::clone(&state);
                     let log = Arc::clone(&log);
@@ -335,8 +343,8 @@ async fn accept_loop(
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
-            });
-        }
+            }
+        });
     }
 }
 

@@ -64,8 +64,9 @@ pub struct RedisCallStore {
     claim: Script,
 }
 
-/// Configures a [`RedisCallStore`].
-#[derive(Debug, Clone)]
+/// Configures a [`RedisCallStore`]. Its `Debug` output leaves the URL
+/// out: it may carry a password.
+#[derive(Clone)]
 #[must_use]
 pub struct RedisCallStoreBuilder {
     url: String,
@@ -76,6 +77,15 @@ pub struct RedisCallStoreBuilder {
 impl fmt::Debug for RedisCallStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisCallStore")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for RedisCallStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCallStoreBuilder")
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -311,5 +321,21 @@ impl CallStore for RedisCallStore {
             }
             Ok(orphans)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn debug_output_shows_no_redis_password() {
+        let builder = RedisCallStore::builder("redis://user:hunter2secret@127.0.0.1:1/0");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("hunter2secret"), "{shown}");
+        assert!(shown.contains("rtw:"), "{shown}");
+        let store = builder.build().unwrap();
+        let shown = format!("{store:?}");
+        assert!(!shown.contains("hunter2secret"), "{shown}");
     }
 }

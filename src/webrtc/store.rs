@@ -1,6 +1,7 @@
 //! Where client secrets and calls live: [`CallStore`], in memory by default.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,8 +29,9 @@ pub struct SecretRecord {
     pub expires_at: u64,
 }
 
-/// A WebRTC call the gateway set up.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A WebRTC call the gateway set up. Its `Debug` output shows whether a
+/// client secret created it, never the secret.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     /// The gateway's id of the call (`gw_call_…`), the only one clients see.
     pub id: String,
@@ -45,6 +47,20 @@ pub struct CallRecord {
     pub session: Value,
     /// The client secret that created it, if one did: it may hang the call up.
     pub token: Option<String>,
+}
+
+impl fmt::Debug for CallRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallRecord")
+            .field("id", &self.id)
+            .field("provider_call_id", &self.provider_call_id)
+            .field("provider", &self.provider)
+            .field("model", &self.model)
+            .field("identity", &self.identity)
+            .field("session", &self.session)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// What using a client secret found.
@@ -118,20 +134,37 @@ pub trait CallStore: Send + Sync + 'static {
 /// assert!(!store.claim_sideband("gw_call_1", "replica-b", Duration::from_secs(30)).await.unwrap());
 /// # });
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct MemoryCallStore {
     state: Arc<Mutex<State>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct State {
     secrets: HashMap<String, (SecretRecord, tokio::time::Instant)>,
     calls: HashMap<String, (CallRecord, tokio::time::Instant)>,
     leases: HashMap<String, (String, tokio::time::Instant)>,
+    /// When expired entries are next dropped (lookups skip them meanwhile).
+    next_sweep: Option<tokio::time::Instant>,
+}
+
+/// How often a [`MemoryCallStore`] drops its expired entries: a sweep
+/// visits every entry, so it runs at most this often, not on every request.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The record, unless it expired by `now`.
+fn live<T>(entry: Option<&(T, tokio::time::Instant)>, now: tokio::time::Instant) -> Option<&T> {
+    entry
+        .filter(|(_, until)| *until > now)
+        .map(|(record, _)| record)
 }
 
 impl State {
     fn sweep(&mut self, now: tokio::time::Instant) {
+        if self.next_sweep.is_some_and(|next| now < next) {
+            return;
+        }
+        self.next_sweep = Some(now + SWEEP_EVERY);
         self.secrets.retain(|_, (_, until)| *until > now);
         self.calls.retain(|_, (_, until)| *until > now);
         self.leases.retain(|_, (_, until)| *until > now);
@@ -155,6 +188,21 @@ impl MemoryCallStore {
     }
 }
 
+/// Counts only: the keys of its maps are client secrets.
+impl fmt::Debug for MemoryCallStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        f.debug_struct("MemoryCallStore")
+            .field("secrets", &state.secrets.len())
+            .field("calls", &state.calls.len())
+            .field("leases", &state.leases.len())
+            .finish()
+    }
+}
+
 fn ready<T: Send + 'static>(value: T) -> StoreFuture<'static, T> {
     Box::pin(std::future::ready(Ok::<_, StoreError>(value)))
 }
@@ -175,13 +223,12 @@ impl CallStore for MemoryCallStore {
     }
 
     fn get_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, Option<SecretRecord>> {
-        ready(self.with(|state, _| state.secrets.get(token).map(|(record, _)| record.clone())))
+        ready(self.with(|state, now| live(state.secrets.get(token), now).cloned()))
     }
 
     fn use_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, SecretUse> {
-        ready(self.with(|state, _| match state.secrets.get_mut(token) {
-            None => SecretUse::Unknown,
-            Some((record, _)) => match &mut record.uses_left {
+        ready(self.with(|state, now| match state.secrets.get_mut(token) {
+            Some((record, until)) if *until > now => match &mut record.uses_left {
                 Some(0) => SecretUse::UsedUp,
                 Some(left) => {
                     *left -= 1;
@@ -189,6 +236,7 @@ impl CallStore for MemoryCallStore {
                 }
                 None => SecretUse::Granted(record.clone()),
             },
+            _ => SecretUse::Unknown,
         }))
     }
 
@@ -202,7 +250,7 @@ impl CallStore for MemoryCallStore {
     }
 
     fn get_call<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<CallRecord>> {
-        ready(self.with(|state, _| state.calls.get(id).map(|(record, _)| record.clone())))
+        ready(self.with(|state, now| live(state.calls.get(id), now).cloned()))
     }
 
     fn remove_call<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
@@ -237,10 +285,124 @@ impl CallStore for MemoryCallStore {
         ready(self.with(|state, now| {
             state
                 .calls
-                .keys()
-                .filter(|id| state.leases.get(*id).is_none_or(|(_, until)| *until <= now))
-                .cloned()
+                .iter()
+                .filter(|(id, (_, until))| {
+                    *until > now && live(state.leases.get(*id), now).is_none()
+                })
+                .map(|(id, _)| id.clone())
                 .collect()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(token: Option<&str>) -> CallRecord {
+        CallRecord {
+            id: "gw_call_1".into(),
+            provider_call_id: "rtc_1".into(),
+            provider: "openai".into(),
+            model: "gpt-realtime".into(),
+            identity: "alice".into(),
+            session: Value::Null,
+            token: token.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn debug_output_shows_no_client_secret() {
+        let secret = "gw_ek_secretsecretsecret";
+        let record = call(Some(secret));
+        let shown = format!("{record:?}");
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(
+            shown.contains("[redacted]") && shown.contains("gw_call_1"),
+            "{shown}"
+        );
+        assert!(!format!("{:?}", call(None)).contains("[redacted]"));
+
+        let store = MemoryCallStore::new();
+        let minted = SecretRecord {
+            identity: "alice".into(),
+            provider: "openai".into(),
+            model: "gpt-realtime".into(),
+            session: Value::Null,
+            origin: None,
+            uses_left: None,
+            expires_at: u64::MAX,
+        };
+        store
+            .put_secret(secret, &minted, Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .put_call(&record, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let shown = format!("{store:?}");
+        assert!(!shown.contains(secret), "{shown}");
+        assert_eq!(shown, "MemoryCallStore { secrets: 1, calls: 1, leases: 0 }");
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_forgotten() {
+        let store = MemoryCallStore::new();
+        let mut brief = call(None);
+        brief.id = "gw_call_brief".into();
+        store
+            .put_call(&call(None), Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .put_call(&brief, Duration::from_millis(50))
+            .await
+            .unwrap();
+        let lease = Duration::from_millis(50);
+        assert!(store.claim_sideband("gw_call_1", "a", lease).await.unwrap());
+        assert!(
+            store
+                .orphaned_calls()
+                .await
+                .unwrap()
+                .iter()
+                .all(|id| id != "gw_call_1")
+        );
+        tokio::time::sleep(lease * 4).await;
+        assert_eq!(store.orphaned_calls().await.unwrap(), ["gw_call_1"]);
+        assert_eq!(store.get_call("gw_call_brief").await.unwrap(), None);
+        // Dropped from memory at the next sweep, at most a second later.
+        tokio::time::sleep(SWEEP_EVERY + lease * 4).await;
+        assert!(store.get_call("gw_call_1").await.unwrap().is_some());
+        assert_eq!(
+            format!("{store:?}"),
+            "MemoryCallStore { secrets: 0, calls: 1, leases: 0 }"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_secret_is_unknown_before_the_sweep() {
+        let store = MemoryCallStore::new();
+        let minted = SecretRecord {
+            identity: "alice".into(),
+            provider: "openai".into(),
+            model: "gpt-realtime".into(),
+            session: Value::Null,
+            origin: None,
+            uses_left: Some(3),
+            expires_at: u64::MAX,
+        };
+        // The first request sweeps; the secret expires before the next sweep.
+        store
+            .put_secret("gw_ek_brief", &minted, Duration::from_millis(50))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(store.get_secret("gw_ek_brief").await.unwrap(), None);
+        assert_eq!(
+            store.use_secret("gw_ek_brief").await.unwrap(),
+            SecretUse::Unknown
+        );
     }
 }

@@ -109,6 +109,23 @@ try {
   await greeted.waitFor();
   const greeting = await greeted.evaluate((tr) => ({ ...tr.dataset, text: tr.innerText }));
   check(Number(greeting.outputTokens) > 0, `usage of the greeting: ${greeting.text}`);
+  // The call's sideband, attached through the gateway with the call's own
+  // client secret, reports the same usage (the response.done the provider
+  // sends the server), shown in the row's "metered" column.
+  const metered = page.locator("#responses tr[data-transport='webrtc']:not([data-sideband-output-tokens=''])").first();
+  await metered.waitFor();
+  const sideband = await metered.evaluate((tr) => ({ ...tr.dataset, text: tr.innerText }));
+  result.sideband = {
+    opened: await page.locator("#log li.side:has(.type:text-is('sideband.open'))").count(),
+    responses: await page.locator("#log li.side:has(.type:text-is('response.done'))").count(),
+    inputTokens: Number(sideband.sidebandInputTokens),
+    outputTokens: Number(sideband.sidebandOutputTokens),
+  };
+  check(result.sideband.opened === 1, `the sideband opened: ${JSON.stringify(result.sideband)}`);
+  check(result.sideband.responses >= 1, `response.done on the sideband: ${JSON.stringify(result.sideband)}`);
+  check(sideband.responseId === greeting.responseId, `the sideband metered the greeting: ${sideband.text}`);
+  check(result.sideband.outputTokens === Number(greeting.outputTokens) && result.sideband.inputTokens === Number(greeting.inputTokens),
+    `the sideband's usage is the call's: ${sideband.text} vs ${greeting.text}`);
   // The chime is 50 packets of 20 ms: wait until they all arrived and played.
   result.rtp = await page.evaluate(async (patience) => {
     const rtp = { packets: 0 };
