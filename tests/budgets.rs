@@ -8,7 +8,7 @@ mod common;
 #[path = "common/redis_server.rs"]
 mod redis_server;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::*;
@@ -23,7 +23,6 @@ use tower_realtime::store::{
     SessionRequest, Settled, Settlement, StoreFuture,
 };
 use tower_realtime::testing::{Handshake, MockUpstream, UpstreamSession};
-use tower_realtime::usage::{Observation, SessionSummary};
 use tower_realtime::{Identity, Providers, RealtimeLayer, Secret};
 
 const MODEL: &str = "openai/gpt-realtime";

@@ -421,14 +421,14 @@ async fn post_offer(
     content_type: &str,
     body: String,
 ) -> (u16, Option<String>, String) {
-    call::post(front.addr(), "/v1/realtime/calls", content_type, None, body).await
+    http_post(front.addr(), "/v1/realtime/calls", content_type, None, body).await
 }
 
 /// Hangs call `id` up: status and body.
 async fn hang_up(front: &CallsFront, id: &str) -> (u16, String) {
     let path = format!("/v1/realtime/calls/{id}/hangup");
     let (status, _, body) =
-        call::post(front.addr(), &path, "application/json", None, String::new()).await;
+        http_post(front.addr(), &path, "application/json", None, String::new()).await;
     (status, body)
 }
 

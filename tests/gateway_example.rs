@@ -421,22 +421,22 @@ async fn keepalive_follows_its_flag() {
 
 #[tokio::test]
 async fn a_webrtc_call_to_the_demo_is_minted_answered_metered_and_hung_up() {
-    use webrtc_caller::{Caller, post};
+    use webrtc_caller::Caller;
 
     let example = gateway(&[], Some(KEY));
     let addr = example.addr;
     let mint = json!({"session": {"type": "realtime", "model": "demo/realtime"}}).to_string();
     let path = "/v1/realtime/client_secrets";
-    let (status, _, _) = post(addr, path, "application/json", None, mint.clone()).await;
+    let (status, _, _) = http_post(addr, path, "application/json", None, mint.clone()).await;
     assert_eq!(status, 401, "minting needs the gateway key");
-    let (status, _, body) = post(addr, path, "application/json", Some(KEY), mint).await;
+    let (status, _, body) = http_post(addr, path, "application/json", Some(KEY), mint).await;
     assert_eq!(status, 200, "{body}");
     let minted: Value = serde_json::from_str(&body).unwrap();
     let secret = minted["value"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("gw_ek_"), "{minted}");
 
     let (caller, offer) = Caller::offer().await;
-    let (status, location, answer) = post(
+    let (status, location, answer) = http_post(
         addr,
         "/v1/realtime/calls",
         "application/sdp",
@@ -460,7 +460,7 @@ async fn a_webrtc_call_to_the_demo_is_minted_answered_metered_and_hung_up() {
         "{}",
         example.log()
     );
-    let (status, _, body) = post(
+    let (status, _, body) = http_post(
         addr,
         &format!("{location}/hangup"),
         "application/json",

@@ -16,7 +16,7 @@ use common::*;
 use redis_server::RedisServer;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Error as WsError;
-use tower_realtime::testing::{Handshake, MockUpstream};
+use tower_realtime::testing::{Handshake, MockUpstream, WebRtcUpstream};
 
 const KEYS: &str = "alice:KEY-ALICE,bob:KEY-BOB";
 const ALICE: &[(&str, &str)] = &[("authorization", "Bearer KEY-ALICE")];
@@ -296,7 +296,7 @@ async fn a_deployment_that_failed_behind_one_replica_is_not_dialled_by_the_other
     let (a, b) = (replica(), replica());
     assert!(
         a.banner
-            .contains("shared     deployment health through Redis at 127.0.0.1:"),
+            .contains("shared     deployment health and WebRTC calls through Redis at 127.0.0.1:"),
         "{}",
         a.banner
     );
@@ -312,6 +312,78 @@ async fn a_deployment_that_failed_behind_one_replica_is_not_dialled_by_the_other
     );
     on_a.close(None).await.unwrap();
     on_b.close(None).await.unwrap();
+}
+
+/// With `--redis`, WebRTC calls are shared: a client secret minted on one
+/// replica posts its call to the other, and the first hangs the call up.
+#[tokio::test]
+async fn a_webrtc_call_minted_on_one_replica_is_served_by_another() {
+    let redis = RedisServer::start().await;
+    let provider = WebRtcUpstream::start().await.unwrap();
+    let base = provider.base_url();
+    let env = [
+        ("GATEWAY_API_KEYS", KEYS),
+        ("OPENAI_API_KEY", "sk-upstream"),
+        ("OPENAI_BASE_URL", base.as_str()),
+    ];
+    let replica = || {
+        Example::start_with_env(
+            &example_binary("gateway"),
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--no-demo",
+                "--redis",
+                &redis.url(),
+            ],
+            None,
+            &env,
+        )
+    };
+    let (a, b) = (replica(), replica());
+
+    let mint = json!({"session": {"type": "realtime", "model": "openai/gpt-realtime"}});
+    let (status, _, body) = http_post(
+        a.addr,
+        "/v1/realtime/client_secrets",
+        "application/json",
+        Some("KEY-ALICE"),
+        mint.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let minted: Value = serde_json::from_str(&body).unwrap();
+    let secret = minted["value"].as_str().unwrap().to_owned();
+
+    let offer =
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+    let (status, location, answer) = http_post(
+        b.addr,
+        "/v1/realtime/calls",
+        "application/sdp",
+        Some(&secret),
+        offer.to_owned(),
+    )
+    .await;
+    assert_eq!(status, 201, "the other replica knows the secret: {answer}");
+    let location = location.unwrap();
+    assert!(
+        location.starts_with("/v1/realtime/calls/gw_call_"),
+        "{location}"
+    );
+    let rtc = provider.calls();
+    assert_eq!(rtc.len(), 1);
+
+    let (status, _, body) = http_post(
+        a.addr,
+        &format!("{location}/hangup"),
+        "application/json",
+        Some(&secret),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, 200, "the first replica knows the call: {body}");
+    assert_eq!(provider.actions(), [(rtc[0].clone(), "hangup".to_owned())]);
 }
 
 /// A price file in the scratch directory.

@@ -1281,7 +1281,9 @@ async fn a_crashed_replicas_sideband_is_taken_over_through_redis() {
         .await
         .unwrap();
     let lease = Duration::from_secs(1);
-    let metered = |replica: &'static str, seen: &Arc<Mutex<Vec<(&'static str, String, u64)>>>| {
+    // What each replica metered: (replica, identity, tokens).
+    type Metered = Arc<Mutex<Vec<(&'static str, String, u64)>>>;
+    let metered = |replica: &'static str, seen: &Metered| {
         let seen = Arc::clone(seen);
         move |observation: Observation<'_>| {
             if let Observation::Usage(record) = observation {

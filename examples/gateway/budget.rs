@@ -1,7 +1,7 @@
 //! Budgets and limits per identity (`--token-budget`, `--usd-budget`,
 //! `--max-sessions-per-key`, ...), counted in this process or shared by
 //! every replica through Redis (`--redis`), which shares deployment health
-//! too.
+//! and WebRTC calls (client secrets, calls, sideband leases) too.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use tower_realtime::budget::{Budget, Limit, Limits, PriceTable, Window};
 use tower_realtime::store::{
     MemoryBudgetStore, OnUnavailable, RedisBudgetStore, RedisDeploymentHealth,
 };
+use tower_realtime::webrtc::RedisCallStore;
 
 use crate::options::BudgetOptions;
 
@@ -27,6 +28,10 @@ pub struct Shared {
     /// Deployment health shared through Redis (`--redis`): a deployment
     /// that failed on one replica is skipped by all of them.
     pub health: Option<RedisDeploymentHealth>,
+    /// Client secrets and WebRTC calls kept in Redis (`--redis`): any
+    /// replica serves a call's requests, and one takes over the sideband of
+    /// a call whose replica stopped.
+    pub calls: Option<RedisCallStore>,
     /// Banner lines: `(label, text)`.
     pub banner: Vec<(&'static str, String)>,
 }
@@ -42,16 +47,29 @@ pub async fn configure(options: &BudgetOptions) -> Result<Shared, String> {
         None => None,
     };
     let mut banner = Vec::new();
+    let calls = match &options.redis {
+        Some(url) => Some(
+            RedisCallStore::builder(url.as_str())
+                .timeout(REDIS_TIMEOUT)
+                .build()
+                .map_err(|error| format!("--redis: {error}"))?,
+        ),
+        None => None,
+    };
     let (budget, health) = match &options.redis {
         Some(url) => {
             let store = redis_store(url, options.redis_fail_open)?;
             let at = redis_host(url);
-            banner.push(("shared", format!("deployment health through Redis at {at}")));
+            banner.push((
+                "shared",
+                format!("deployment health and WebRTC calls through Redis at {at}"),
+            ));
             let health = store.deployment_health();
             if !budgeted {
                 return Ok(Shared {
                     budget: None,
                     health: Some(health),
+                    calls,
                     banner,
                 });
             }
@@ -96,6 +114,7 @@ pub async fn configure(options: &BudgetOptions) -> Result<Shared, String> {
             return Ok(Shared {
                 budget: None,
                 health: None,
+                calls,
                 banner,
             });
         }
@@ -107,6 +126,7 @@ pub async fn configure(options: &BudgetOptions) -> Result<Shared, String> {
     Ok(Shared {
         budget: Some(budget),
         health,
+        calls,
         banner,
     })
 }

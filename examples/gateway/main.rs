@@ -33,7 +33,9 @@
 //! `--redis URL` (`REDIS_URL`) shared by every replica on that Redis.
 //! `--redis` shares deployment health as well (with or without budgets): a
 //! deployment that failed behind one replica is skipped by all of them
-//! until its cooldown ends.
+//! until its cooldown ends; and WebRTC calls: a client secret minted on one
+//! replica posts its call to any, and a replica takes over the sideband of
+//! a call whose replica stopped.
 //!
 //! Every session runs model pinning (a client cannot switch models); with
 //! `--deny-event TYPE` the event policy refuses client events of that type.
@@ -170,13 +172,17 @@ async fn run(options: Options, shared: budget::Shared) -> io::Result<()> {
         providers = providers.deployment_health(health);
     }
     let provider_names: Vec<String> = providers.names().map(str::to_owned).collect();
+    let webrtc = match shared.calls {
+        Some(calls) => WebRtc::new().store(calls),
+        None => WebRtc::new(),
+    };
 
     let mut realtime = RealtimeLayer::new(providers)
         .max_sessions(options.max_sessions)
         .keepalive(options.keepalive)
         .prewarm(options.prewarm)
         .observer(usage_log::log)
-        .webrtc(WebRtc::new());
+        .webrtc(webrtc);
     if !options.deny_events.is_empty() {
         realtime = realtime.hook(EventPolicy::deny(options.deny_events.clone()));
     }

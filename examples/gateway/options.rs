@@ -38,7 +38,8 @@ in this process or, with --redis, shared by every replica using the same Redis:
                               (redis://[user:password@]host:port/db); default: in this process.
                               Shares deployment health too, with or without budgets: a deployment
                               that failed behind one replica is skipped by all until it cooled
-                              down (while Redis is unreachable, each replica keeps its own)
+                              down (while Redis is unreachable, each replica keeps its own);
+                              and WebRTC calls: client secrets, calls and their sidebands
   --redis-fail-open           while Redis is unreachable, admit sessions and count in this process
                               (default: fail closed, new sessions get 503 budget_store_unavailable;
                               live sessions carry on and are settled when Redis is back)

@@ -9,6 +9,8 @@ use axum::Router;
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
 use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -280,6 +282,36 @@ pub async fn close_frame(client: &mut Client) -> Option<CloseFrame> {
 /// Sends a text message.
 pub async fn send_text(client: &mut Client, text: &str) {
     client.send(Message::text(text)).await.unwrap();
+}
+
+/// A `POST` (with a bearer token, if any): status, `Location`, body.
+pub async fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    bearer: Option<&str>,
+    body: String,
+) -> (u16, Option<String>, String) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut request = http::Request::post(path)
+        .header("host", addr.to_string())
+        .header("content-type", content_type);
+    if let Some(token) = bearer {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(Full::new(Bytes::from(body))).unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, location, String::from_utf8(body.to_vec()).unwrap())
 }
 
 /// A raw HTTP/1 exchange: writes `request` as is, returns the whole response head.

@@ -6,8 +6,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use serde_json::Value;
 use str0m::change::SdpAnswer;
 use str0m::format::Codec;
@@ -15,37 +13,6 @@ use str0m::media::{Direction, MediaKind};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
-
-/// A `POST` (with a bearer token, if any): status, `Location`, body.
-pub async fn post(
-    addr: SocketAddr,
-    path: &str,
-    content_type: &str,
-    bearer: Option<&str>,
-    body: String,
-) -> (u16, Option<String>, String) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    let mut request = http::Request::post(path)
-        .header("host", addr.to_string())
-        .header("content-type", content_type);
-    if let Some(token) = bearer {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let request = request.body(Full::new(Bytes::from(body))).unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get("location")
-        .map(|value| value.to_str().unwrap().to_owned());
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, location, String::from_utf8(body.to_vec()).unwrap())
-}
 
 /// What the caller got from one call.
 #[derive(Debug, Default)]
