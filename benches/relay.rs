@@ -33,6 +33,8 @@ mod client;
 mod far;
 #[path = "relay/gateway.rs"]
 mod gateway;
+#[path = "common/gateway_example.rs"]
+mod gateway_example;
 #[path = "relay/peer.rs"]
 mod peer;
 #[path = "relay/process.rs"]

@@ -26,9 +26,8 @@
 //! `POST` does. Gateway calls are hung up after each sample (not timed).
 
 use std::convert::Infallible;
-use std::io::BufRead;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -44,6 +43,9 @@ use tower_realtime::provider::OpenAi;
 use tower_realtime::testing::WebRtcUpstream;
 use tower_realtime::webrtc::WebRtc;
 use tower_realtime::{Providers, RealtimeLayer, Secret};
+
+#[path = "common/gateway_example.rs"]
+mod gateway_example;
 
 /// A browser's offer, as small as the provider accepts.
 const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-ufrag:OFFERUFRAG\r\na=ice-pwd:offerpasswordoffer\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
@@ -247,50 +249,7 @@ impl Example {
     /// Starts the example with `provider` as its `openai` and its limits out
     /// of the way; `None` when it is not built.
     fn spawn(provider: &WebRtcUpstream) -> Option<Self> {
-        let path = std::env::var_os(GATEWAY_EXAMPLE)
-            .map(std::path::PathBuf::from)
-            .or_else(|| {
-                let exe = std::env::current_exe().ok()?;
-                Some(exe.parent()?.parent()?.join("examples").join("gateway"))
-            })
-            .filter(|path| path.is_file())?;
-        let mut child = Command::new(&path)
-            .args(["--listen", "127.0.0.1:0", "--no-demo"])
-            .args([
-                "--sessions-per-minute",
-                "1000000000",
-                "--max-sessions",
-                "1000000",
-            ])
-            .env("OPENAI_API_KEY", "sk-bench")
-            .env("OPENAI_BASE_URL", provider.base_url())
-            .env_remove("GATEWAY_API_KEY")
-            .env_remove("GATEWAY_API_KEYS")
-            .env_remove("REALTIME_PROVIDERS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| panic!("start {}: {error}", path.display()));
-        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            let read = stdout
-                .read_line(&mut line)
-                .expect("read the example's banner");
-            assert!(read > 0, "the gateway example exited before listening");
-            if let Some(url) = line.trim().strip_prefix("listening") {
-                let url = url.trim();
-                break url
-                    .strip_prefix("http://")
-                    .unwrap_or(url)
-                    .parse()
-                    .expect("an address");
-            }
-        };
-        // Keep reading its stdout, so that it never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let (child, addr) = gateway_example::spawn(GATEWAY_EXAMPLE, &provider.base_url())?;
         Some(Example { child, addr })
     }
 }

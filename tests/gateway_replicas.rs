@@ -33,6 +33,14 @@ fn gateway(args: &[&str]) -> Example {
     )
 }
 
+/// A replica on `redis` without the demo providers, with `args` and `env`.
+fn redis_replica(redis: &RedisServer, args: &[&str], env: &[(&str, &str)]) -> Example {
+    let url = redis.url();
+    let mut all = vec!["--listen", "127.0.0.1:0", "--no-demo", "--redis", &url];
+    all.extend_from_slice(args);
+    Example::start_with_env(&example_binary("gateway"), &all, None, env)
+}
+
 fn url(example: &Example) -> String {
     format!("ws://{}/v1/realtime?model=demo/realtime", example.addr)
 }
@@ -277,22 +285,7 @@ async fn a_deployment_that_failed_behind_one_replica_is_not_dialled_by_the_other
     ];
     // Redis alone, without budgets: it shares deployment health. Nothing
     // pre-warmed, so that each connection an upstream counts is a dial.
-    let replica = || {
-        Example::start_with_env(
-            &example_binary("gateway"),
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--no-demo",
-                "--prewarm",
-                "0",
-                "--redis",
-                &redis.url(),
-            ],
-            None,
-            &env,
-        )
-    };
+    let replica = || redis_replica(&redis, &["--prewarm", "0"], &env);
     let (a, b) = (replica(), replica());
     assert!(
         a.banner
@@ -326,20 +319,7 @@ async fn a_webrtc_call_minted_on_one_replica_is_served_by_another() {
         ("OPENAI_API_KEY", "sk-upstream"),
         ("OPENAI_BASE_URL", base.as_str()),
     ];
-    let replica = || {
-        Example::start_with_env(
-            &example_binary("gateway"),
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--no-demo",
-                "--redis",
-                &redis.url(),
-            ],
-            None,
-            &env,
-        )
-    };
+    let replica = || redis_replica(&redis, &[], &env);
     let (a, b) = (replica(), replica());
 
     let mint = json!({"session": {"type": "realtime", "model": "openai/gpt-realtime"}});

@@ -72,7 +72,7 @@ async fn upstream_that_closes_on_request() -> MockUpstream {
 
 async fn echoes(socket: &mut H2Socket, text: &str) {
     socket.send(Message::text(text)).await.unwrap();
-    assert_eq!(recv_data(socket).await, Message::text(text));
+    assert_eq!(next_data(socket).await, Message::text(text));
 }
 
 #[tokio::test]
@@ -118,7 +118,7 @@ async fn a_session_relays_over_http2_on_both_servers() {
         }
         socket.flush().await.unwrap();
         for message in &sent {
-            assert_eq!(&recv_data(&mut socket).await, message, "{server:?}");
+            assert_eq!(&next_data(&mut socket).await, message, "{server:?}");
         }
         assert_eq!(upstream.received(), sent);
 
@@ -612,8 +612,8 @@ async fn sessions_multiplexed_on_one_connection_close_on_their_own() {
         assert_eq!(recv_event(&mut b).await["session"]["model"], "model-b");
         a.send(Message::text("a1")).await.unwrap();
         b.send(Message::text("b1")).await.unwrap();
-        assert_eq!(recv_data(&mut b).await, Message::text("b1"));
-        assert_eq!(recv_data(&mut a).await, Message::text("a1"));
+        assert_eq!(next_data(&mut b).await, Message::text("b1"));
+        assert_eq!(next_data(&mut a).await, Message::text("a1"));
         assert_eq!(sessions.active_sessions(), 2);
 
         // The client closes one: the other goes on.

@@ -1020,16 +1020,7 @@ async fn takeover_between_replicas(store_a: impl CallStore, store_b: impl CallSt
     }
 
     // B serves the call's hang-up, with the browser's secret minted on A.
-    let bearer = format!("Bearer {token}");
-    let done = send(
-        gateway_b.addr,
-        post(
-            &format!("/v1/realtime/calls/{id}/hangup"),
-            &[("authorization", bearer.as_str())],
-            "",
-        ),
-    )
-    .await;
+    let done = hang_up(gateway_b.addr, &id, &format!("Bearer {token}")).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text());
     assert_eq!(provider.actions(), [(rtc, "hangup".to_owned())]);
     assert!(
@@ -1398,16 +1389,7 @@ async fn a_crashed_replicas_sideband_is_taken_over_through_redis() {
     );
 
     // B serves the call from then on: the browser's hang-up, minted on A.
-    let bearer = format!("Bearer {token}");
-    let done = send(
-        gateway_b.addr,
-        post(
-            &format!("/v1/realtime/calls/{id}/hangup"),
-            &[("authorization", bearer.as_str())],
-            "",
-        ),
-    )
-    .await;
+    let done = hang_up(gateway_b.addr, &id, &format!("Bearer {token}")).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text());
     assert_eq!(provider.actions(), [(rtc, "hangup".to_owned())]);
     assert!(

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::gateway_example;
+
 /// Set to a command (e.g. `valgrind --tool=callgrind`) to run every gateway under it.
 pub(crate) const GATEWAY_PREFIX: &str = "RELAY_BENCH_GATEWAY_PREFIX";
 
@@ -75,49 +77,8 @@ impl Process {
     /// `openai` provider and limits out of the way. `None` when it is not
     /// built (`cargo build --release --example gateway`).
     pub(crate) fn spawn_gateway_example(upstream: SocketAddr) -> Option<Process> {
-        let path = std::env::var_os(GATEWAY_EXAMPLE)
-            .map(std::path::PathBuf::from)
-            .or_else(|| {
-                let exe = std::env::current_exe().ok()?;
-                Some(exe.parent()?.parent()?.join("examples").join("gateway"))
-            })
-            .filter(|path| path.is_file())?;
-        let mut child = Command::new(&path)
-            .args(["--listen", "127.0.0.1:0", "--no-demo"])
-            .args([
-                "--sessions-per-minute",
-                "1000000000",
-                "--max-sessions",
-                "1000000",
-            ])
-            .env("OPENAI_API_KEY", "sk-bench")
-            .env("OPENAI_BASE_URL", format!("http://{upstream}/v1"))
-            .env_remove("GATEWAY_API_KEY")
-            .env_remove("REALTIME_PROVIDERS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| panic!("start {}: {error}", path.display()));
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            let read = stdout
-                .read_line(&mut line)
-                .expect("read the example's banner");
-            assert!(read > 0, "the gateway example exited before listening");
-            if let Some(url) = line.trim().strip_prefix("listening") {
-                let url = url.trim();
-                break url
-                    .strip_prefix("http://")
-                    .unwrap_or(url)
-                    .parse()
-                    .expect("an address");
-            }
-        };
-        // Keep reading its stdout, so that it never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let (child, addr) =
+            gateway_example::spawn(GATEWAY_EXAMPLE, &format!("http://{upstream}/v1"))?;
         Some(Process {
             pid: child.id(),
             child,

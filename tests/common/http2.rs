@@ -238,34 +238,11 @@ impl H2Connection {
     }
 }
 
-/// The next text or binary message, skipping pings and pongs; within
-/// [`PROMPTLY`] in all (pings do not extend the wait).
-pub async fn recv_data<S: AsyncRead + AsyncWrite + Unpin>(
-    socket: &mut WebSocketStream<S>,
-) -> Message {
-    let next = async {
-        loop {
-            let message = socket
-                .next()
-                .await
-                .expect("the stream is open")
-                .expect("no error");
-            match message {
-                Message::Ping(_) | Message::Pong(_) => {}
-                other => return other,
-            }
-        }
-    };
-    tokio::time::timeout(PROMPTLY, next)
-        .await
-        .expect("a message in time")
-}
-
 /// The next JSON event.
 pub async fn recv_event<S: AsyncRead + AsyncWrite + Unpin>(
     socket: &mut WebSocketStream<S>,
 ) -> serde_json::Value {
-    match recv_data(socket).await {
+    match super::next_data(socket).await {
         Message::Text(text) => serde_json::from_str(&text).expect("a JSON event"),
         other => panic!("expected a JSON text message, got {other:?}"),
     }

@@ -233,9 +233,12 @@ pub async fn refused(
     }
 }
 
-/// The next text or binary message, skipping pings and pongs; within
-/// [`PROMPTLY`] in all (keepalive pings do not extend the wait).
-pub async fn next_data(client: &mut Client) -> Message {
+/// The next text or binary message on any WebSocket (over TCP, TLS or an
+/// HTTP/2 stream), skipping pings and pongs; within [`PROMPTLY`] in all
+/// (keepalive pings do not extend the wait).
+pub async fn next_data<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    client: &mut WebSocketStream<S>,
+) -> Message {
     let next = async {
         loop {
             let message = client
