@@ -88,6 +88,8 @@ pub struct GeminiSocket<S> {
     reader: Option<Waker>,
     /// The upstream stream ended (after the client got its close).
     done: bool,
+    /// Messages were handed to the connection since its last flush.
+    unflushed: bool,
 }
 
 impl<S> fmt::Debug for GeminiSocket<S> {
@@ -120,6 +122,7 @@ where
             cancel: None,
             reader: None,
             done: false,
+            unflushed: false,
         };
         socket.route(outputs);
         socket
@@ -170,8 +173,10 @@ where
         }
     }
 
-    /// Sends what is queued for Gemini; `Ready(Ok)` once all is written.
-    fn flush_upstream(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+    /// Hands what is queued for Gemini to the connection, without flushing
+    /// it: messages the relay writes together leave in one write.
+    /// `Ready(Ok)` once all is handed over.
+    fn feed_upstream(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         if self.dialling.is_some() {
             return Poll::Pending;
         }
@@ -182,8 +187,25 @@ where
             }
             let message = self.to_upstream.pop_front().expect("checked");
             Pin::new(&mut self.inner).start_send(message)?;
+            self.unflushed = true;
         }
-        Pin::new(&mut self.inner).poll_flush(cx)
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends what is queued for Gemini; `Ready(Ok)` once all is written.
+    fn flush_upstream(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        match self.feed_upstream(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        if !self.unflushed {
+            return Poll::Ready(Ok(()));
+        }
+        let flushed = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(flushed, Poll::Ready(Ok(()))) {
+            self.unflushed = false;
+        }
+        flushed
     }
 
     /// Drives a resumption's dial; on success the new connection replaces
@@ -227,6 +249,12 @@ where
         }
     }
 
+    /// The reader waits: events the writer side queues for the client wake it.
+    fn wait<T>(&mut self, cx: &mut Context<'_>) -> Poll<T> {
+        self.reader = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
     fn poll_retiring(&mut self, cx: &mut Context<'_>) {
         if let Some(old) = &mut self.retiring
             && Pin::new(old).poll_close(cx).is_ready()
@@ -244,7 +272,9 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        this.reader = Some(cx.waker().clone());
+        // Whatever this poll queues for the client it returns itself: only
+        // a reader left waiting is woken (by the writer side).
+        this.reader = None;
         loop {
             if let Some(message) = this.to_client.pop_front() {
                 return Poll::Ready(Some(Ok(message)));
@@ -262,10 +292,10 @@ where
                 continue;
             }
             if this.dialling.is_some() {
-                return Poll::Pending;
+                return this.wait(cx);
             }
             let message = match Pin::new(&mut this.inner).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => return this.wait(cx),
                 Poll::Ready(message) => message,
             };
             let outputs = match message {
@@ -310,7 +340,7 @@ where
             // The translator holds client events while resuming.
             return Poll::Ready(Ok(()));
         }
-        match this.flush_upstream(cx) {
+        match this.feed_upstream(cx) {
             Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_ready(cx),
             other => other,
         }
@@ -330,6 +360,7 @@ where
                 if this.dialling.is_some() {
                     return Ok(());
                 }
+                this.unflushed = true;
                 return Pin::new(&mut this.inner).start_send(control);
             }
             Message::Frame(_) => return Ok(()),
