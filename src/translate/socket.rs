@@ -150,9 +150,9 @@ where
                 Output::Control(Control::Reconnect { setup }) => match &mut self.redial {
                     Some(redial) => {
                         self.dialling = Some(redial());
-                        // The setup goes first on the new connection.
-                        self.to_upstream.clear();
-                        self.to_upstream.push_back(Message::text(setup));
+                        // The setup goes first on the new connection, then
+                        // anything not yet written to the old one.
+                        self.to_upstream.push_front(Message::text(setup));
                     }
                     None => {
                         tracing::debug!("Gemini connection ending; no redial to resume on");

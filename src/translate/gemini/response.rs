@@ -433,6 +433,15 @@ impl GeminiTranslator {
         if self.response.is_some() || self.calls.any_pending() {
             return;
         }
+        // Just sent (a tool's answer, content released after one): Gemini
+        // answers it on this connection, and the turn's end is the safe point.
+        if self
+            .out
+            .iter()
+            .any(|output| matches!(output, Output::Upstream(_)))
+        {
+            return;
+        }
         self.reconnect();
     }
 

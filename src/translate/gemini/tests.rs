@@ -573,6 +573,45 @@ fn go_away_resumes_at_the_next_safe_point_with_the_latest_handle() {
 }
 
 #[test]
+fn a_tool_answer_after_go_away_goes_out_before_the_resumption() {
+    let mut translator = live();
+    gemini(
+        &mut translator,
+        json!({"sessionResumptionUpdate": {"newHandle": "H1", "resumable": true}}),
+    );
+    gemini(
+        &mut translator,
+        json!({"toolCall": {"functionCalls": [{"id": "a", "name": "f", "args": {}}]}}),
+    );
+    gemini(&mut translator, json!({"goAway": {"timeLeft": "30s"}}));
+    let outputs = client(
+        &mut translator,
+        json!({"type": "conversation.item.create",
+        "item": {"type": "function_call_output", "call_id": "a", "output": "{}"}}),
+    );
+    let sent = to_upstream(&outputs);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].starts_with(r#"{"toolResponse""#));
+    assert!(
+        controls(&outputs).is_empty(),
+        "Gemini answers the tool on this connection: no resumption yet"
+    );
+    // The answer's turn ends: now it resumes.
+    gemini(
+        &mut translator,
+        json!({"serverContent": {"modelTurn": {"parts": [{"text": "done"}]}}}),
+    );
+    let outputs = gemini(
+        &mut translator,
+        json!({"serverContent": {"turnComplete": true}}),
+    );
+    assert!(matches!(
+        &controls(&outputs)[..],
+        [Control::Reconnect { .. }]
+    ));
+}
+
+#[test]
 fn go_away_without_a_handle_only_tells_the_caller() {
     let mut translator = live();
     let outputs = gemini(&mut translator, json!({"goAway": {}}));
