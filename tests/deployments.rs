@@ -9,15 +9,16 @@ use std::time::{Duration, SystemTime};
 
 use common::log_capture::capture;
 use common::*;
+use http::StatusCode;
 use rcgen::{CertificateParams, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tower_realtime::deployment::{Balancing, Deployment, LocalHealth};
-use tower_realtime::provider::OpenAi;
+use tower_realtime::provider::{OpenAi, Target, TargetError, TargetRequest};
 use tower_realtime::testing::{Handshake, MockUpstream, UpstreamSession};
 use tower_realtime::usage::{Observation, SessionSummary};
-use tower_realtime::{Providers, RealtimeLayer, Secret};
+use tower_realtime::{Identity, Providers, RealtimeLayer, Secret};
 
 fn provider(base_url: &str) -> OpenAi {
     OpenAi::new(Secret::new(PROVIDER_KEY))
@@ -308,6 +309,60 @@ async fn the_requests_own_faults_do_not_fail_over() {
     }
 }
 
+/// A provider that refuses a request itself (here a tenant's quota) has
+/// decided about the request, not failed: the alias's other deployments do
+/// not serve it, and the deployment is not cooled down for other clients.
+#[tokio::test]
+async fn a_providers_own_refusal_is_not_failed_over_nor_cooled_down() {
+    let primary = MockUpstream::echo().await.unwrap();
+    let backup = MockUpstream::echo().await.unwrap();
+    let base = primary.base_url().replace("http", "ws");
+    let quota = move |request: &TargetRequest<'_>| match request.identity().name() {
+        "spent" => Err(TargetError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "tenant_quota_exceeded",
+            "The tenant's quota is spent.",
+        )
+        .retry_after(60)),
+        _ => Ok(Target::new(
+            url::Url::parse(&format!("{base}/realtime?model={}", request.model())).unwrap(),
+        )),
+    };
+    let providers = Providers::new()
+        .with("primary", quota)
+        .with("backup", provider(&backup.base_url()))
+        .deployments(
+            "voice",
+            [
+                Deployment::new("primary/gpt-a"),
+                Deployment::new("backup/gpt-b").tier(1),
+            ],
+        );
+    let layer = RealtimeLayer::new(providers).admission(|request: &http::request::Parts| {
+        let name = request
+            .headers
+            .get("x-tenant")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("anyone");
+        Ok::<_, tower_realtime::admission::Refusal>(Identity::new(name))
+    });
+    let gateway = serve_axum(layer).await;
+
+    let (status, headers, body) =
+        refused(&gateway.url("?model=voice"), &[("x-tenant", "spent")]).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "60");
+    assert_eq!(body["error"]["code"], "tenant_quota_exceeded");
+    assert_eq!(backup.connections(), 0, "not failed over");
+
+    // Another tenant's session goes to the same deployment at once.
+    let (mut client, _) = connect(&gateway.url("?model=voice"), &[("x-tenant", "ok")])
+        .await
+        .expect("opens");
+    client.close(None).await.unwrap();
+    assert_eq!((primary.connections(), backup.connections()), (1, 0));
+}
+
 #[tokio::test]
 async fn when_every_deployment_fails_the_client_gets_the_last_refusal() {
     let first = refusing(Handshake::reject(500, "down")).await;
@@ -358,9 +413,9 @@ async fn a_failed_deployment_cools_down_then_is_probed_again() {
     let failing = refusing(Handshake::reject(503, "busy")).await;
     let backup = MockUpstream::echo().await.unwrap();
     let providers = two_tiers(&failing.base_url(), &backup)
-        // At least 250 ms, at most 500 ms for the first failure.
+        // At least 1 s, at most 2 s for the first failure.
         .deployment_health(
-            LocalHealth::new().backoff(Duration::from_millis(500), Duration::from_secs(1)),
+            LocalHealth::new().backoff(Duration::from_secs(2), Duration::from_secs(4)),
         );
     let (observer, mut summaries) = summaries();
     let gateway = serve_axum(RealtimeLayer::new(providers).observer(observer)).await;
@@ -371,7 +426,7 @@ async fn a_failed_deployment_cools_down_then_is_probed_again() {
     assert_eq!((failing.connections(), backup.connections()), (1, 2));
     assert_eq!(skipped.attempts.len(), 1, "{:?}", skipped.attempts);
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     one_session(&gateway, &mut summaries).await;
     assert_eq!(
         (failing.connections(), backup.connections()),

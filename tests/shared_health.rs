@@ -19,7 +19,7 @@ use tower_realtime::{Providers, RealtimeLayer, Secret};
 
 /// The first cooldown, and the longest: a failed deployment cools down
 /// between half of it and all of it.
-const COOLDOWN: Duration = Duration::from_secs(2);
+const COOLDOWN: Duration = Duration::from_secs(4);
 
 fn provider(base_url: &str) -> OpenAi {
     OpenAi::new(Secret::new(PROVIDER_KEY))

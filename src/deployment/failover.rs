@@ -137,7 +137,11 @@ pub(crate) async fn connect(
                     slot,
                 });
             }
-            Err(refusal) => {
+            Err(failure) => {
+                let (refusal, decided) = match failure {
+                    Failure::Decided(refusal) => (refusal, true),
+                    Failure::Dial(refusal) => (refusal, false),
+                };
                 attempts.push(Attempt::new(
                     name.clone(),
                     Some(refusal.code.clone().into_owned()),
@@ -146,7 +150,11 @@ pub(crate) async fn connect(
                 if target.deployment.is_some() {
                     telemetry::deployment_attempt(&name, &refusal.code);
                 }
-                if !fails_over(&refusal) {
+                // A provider's own refusal of this request (a tenant's
+                // quota, a forbidden intent) is not a broken deployment:
+                // another deployment must not serve what it refused.
+                let refused_the_request = decided && refusal.status.is_client_error();
+                if refused_the_request || !fails_over(&refusal) {
                     return Err(refusal);
                 }
                 if target.deployment.is_some() {
@@ -175,18 +183,28 @@ pub(crate) async fn connect(
 /// The upstream socket, its protocol, the PCM input rates and the secrets of one target.
 type Opened = (UpstreamSocket, Protocol, u32, Vec<u32>, Vec<Secret>);
 
+/// Why an attempt failed.
+enum Failure {
+    /// The provider refused to build a target (`Provider::target`).
+    Decided(Rejection),
+    /// Dialling the target failed.
+    Dial(Rejection),
+}
+
 async fn dial(
     config: &Config,
     route: &RouteTarget,
     request: &TargetRequest<'_>,
     forwarded: &HeaderMap,
     timeout: Duration,
-) -> Result<Opened, Rejection> {
+) -> Result<Opened, Failure> {
     // Building the target and dialling get the attempt's time each, as a
     // single target always had.
-    let target = tokio::time::timeout(timeout, route.provider.target(request))
-        .await
-        .map_err(|_elapsed| provider_timeout(timeout))??;
+    let target = match tokio::time::timeout(timeout, route.provider.target(request)).await {
+        Ok(Ok(target)) => target,
+        Ok(Err(error)) => return Err(Failure::Decided(error.into())),
+        Err(_elapsed) => return Err(Failure::Dial(provider_timeout(timeout))),
+    };
     let protocol = target.upstream_protocol().clone();
     let pcm_input_rate = target.default_pcm_input_rate();
     let pcm_input_rates = target.supported_pcm_input_rates();
@@ -194,7 +212,8 @@ async fn dial(
     let upstream = config
         .dialer
         .dial(target, forwarded.clone(), timeout)
-        .await?;
+        .await
+        .map_err(Failure::Dial)?;
     Ok((upstream, protocol, pcm_input_rate, pcm_input_rates, secrets))
 }
 
