@@ -23,6 +23,9 @@ use crate::upstream::{Dialer, Pool, PoolConfig, tls};
 
 /// How long a pre-warmed socket waits at most by default.
 const DEFAULT_PREWARM_IDLE: Duration = Duration::from_secs(20);
+/// The shortest wait of a pre-warmed socket: below it the pool would
+/// redial all the time.
+const MIN_PREWARM_IDLE: Duration = Duration::from_secs(1);
 use crate::usage::{Isolated, Observer};
 use crate::webrtc::WebRtc;
 
@@ -137,6 +140,10 @@ impl RealtimeLayer {
                     timeout: Duration::from_secs(10),
                     websocket,
                     pool: None,
+                    prewarm: PoolConfig {
+                        per_host: 0,
+                        idle: DEFAULT_PREWARM_IDLE,
+                    },
                     sockets: SocketOptions {
                         client_recv_buffer: Some(64 << 10),
                         client_send_buffer: Some(64 << 10),
@@ -219,32 +226,23 @@ impl RealtimeLayer {
     /// # let _ = layer;
     /// ```
     pub fn prewarm(self, sockets: usize) -> Self {
-        let idle = self.prewarm_config().idle;
-        self.with_pool(PoolConfig {
-            per_host: sockets,
-            idle,
-        })
+        self.edit_pool(|pool| pool.per_host = sockets)
     }
 
     /// How long a pre-warmed socket may wait before it is replaced: well
-    /// under the upstream's idle timeout (typically 60 s or more). Default 20 s.
+    /// under the upstream's idle timeout (typically 60 s or more). Default
+    /// 20 s, at least 1 s. Either order of this and [`prewarm`](Self::prewarm)
+    /// gives the same layer.
     pub fn prewarm_idle(self, idle: Duration) -> Self {
-        let per_host = self.prewarm_config().per_host;
-        self.with_pool(PoolConfig { per_host, idle })
+        self.edit_pool(|pool| pool.idle = idle.max(MIN_PREWARM_IDLE))
     }
 
-    fn prewarm_config(&self) -> PoolConfig {
-        self.config.dialer.pool.as_ref().map_or(
-            PoolConfig {
-                per_host: 0,
-                idle: DEFAULT_PREWARM_IDLE,
-            },
-            |pool| pool.config(),
-        )
-    }
-
-    fn with_pool(self, config: PoolConfig) -> Self {
-        self.edit(|c| c.dialer.pool = (config.per_host > 0).then(|| Pool::new(config)))
+    fn edit_pool(self, change: impl FnOnce(&mut PoolConfig)) -> Self {
+        self.edit(|c| {
+            change(&mut c.dialer.prewarm);
+            let prewarm = c.dialer.prewarm;
+            c.dialer.pool = (prewarm.per_host > 0).then(|| Pool::new(prewarm));
+        })
     }
 
     /// The largest message accepted from either side; a larger one closes the
@@ -645,8 +643,8 @@ impl std::fmt::Debug for RealtimeLayer {
             .field("relay", &config.relay)
             .field("sockets", &config.dialer.sockets)
             .field("max_sessions", &config.max_sessions)
-            .field("prewarm", &self.prewarm_config().per_host)
-            .field("prewarm_idle", &self.prewarm_config().idle)
+            .field("prewarm", &config.dialer.prewarm.per_host)
+            .field("prewarm_idle", &config.dialer.prewarm.idle)
             .field("origins", &config.origins)
             .field("forward_headers", &config.forward_headers)
             .field("observer", &config.observer.is_some())
@@ -663,5 +661,40 @@ impl std::fmt::Debug for RealtimeLayer {
                 },
             )
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prewarm_settings_hold_in_either_order_and_idle_has_a_floor() {
+        let before = RealtimeLayer::new(Providers::new())
+            .prewarm_idle(Duration::from_secs(5))
+            .prewarm(2);
+        let after = RealtimeLayer::new(Providers::new())
+            .prewarm(2)
+            .prewarm_idle(Duration::from_secs(5));
+        for layer in [&before, &after] {
+            let prewarm = layer.config.dialer.prewarm;
+            assert_eq!(
+                (prewarm.per_host, prewarm.idle),
+                (2, Duration::from_secs(5))
+            );
+            assert!(layer.config.dialer.pool.is_some());
+        }
+        let zero = RealtimeLayer::new(Providers::new())
+            .prewarm(1)
+            .prewarm_idle(Duration::ZERO);
+        assert_eq!(zero.config.dialer.prewarm.idle, MIN_PREWARM_IDLE);
+        assert!(
+            RealtimeLayer::new(Providers::new())
+                .prewarm(0)
+                .config
+                .dialer
+                .pool
+                .is_none()
+        );
     }
 }

@@ -59,7 +59,7 @@ async fn waiting_sockets_are_replaced_before_they_get_old() {
     let upstream = MockUpstream::echo().await.unwrap();
     let layer = RealtimeLayer::new(openai(&upstream))
         .prewarm(2)
-        .prewarm_idle(Duration::from_millis(300));
+        .prewarm_idle(Duration::from_secs(1));
     let gateway = serve_axum(layer).await;
     echo_session(&gateway).await;
     until("expired sockets replaced twice", || {

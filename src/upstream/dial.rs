@@ -15,7 +15,7 @@ use url::{Host, Url};
 
 use super::client_handshake::client_handshake;
 use super::connect::{ATTEMPT_DELAY, connect_first, interleave};
-use super::pool::{Opener, Pool, PoolKey};
+use super::pool::{Opener, Pool, PoolConfig, PoolKey};
 use super::stream::UpstreamStream;
 use super::{failure, tls};
 use crate::error::Rejection;
@@ -38,6 +38,8 @@ pub(crate) struct Dialer {
     pub(crate) sockets: SocketOptions,
     /// Pre-warmed sockets by upstream host, when enabled.
     pub(crate) pool: Option<Arc<Pool>>,
+    /// What the pool is made with (none is made for zero sockets).
+    pub(crate) prewarm: PoolConfig,
 }
 
 impl Dialer {
