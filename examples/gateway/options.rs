@@ -77,8 +77,9 @@ Environment:
   RUST_LOG                    log filter (default: info)
 ";
 
-/// What the gateway was asked to do.
-#[derive(Debug, Clone)]
+/// What the gateway was asked to do. Not `Debug`: it holds the gateway
+/// keys and the Redis URL (which may carry a password).
+#[derive(Clone)]
 pub struct Options {
     pub listen: SocketAddr,
     /// `(identity, key)`: the keys clients may present. Empty: authentication is off.
@@ -96,8 +97,9 @@ pub struct Options {
     pub budget: BudgetOptions,
 }
 
-/// Budgets and limits per identity, and where they are counted.
-#[derive(Debug, Clone, Default)]
+/// Budgets and limits per identity, and where they are counted. Not
+/// `Debug`: the Redis URL may carry a password.
+#[derive(Clone, Default)]
 pub struct BudgetOptions {
     /// Tokens per identity per UTC day.
     pub token_budget: Option<u64>,

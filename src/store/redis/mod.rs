@@ -60,8 +60,10 @@ pub enum OnUnavailable {
 ///
 /// Each call is one Lua script run atomically in Redis: one round trip to
 /// admit a session, one to reserve, one to settle. Every key of an identity
-/// carries the identity as its hash tag (`rtb:{alice}:...`), so the store
-/// works on Redis Cluster. Windows are keys that expire when their window
+/// carries the identity as its hash tag (`rtb:{alice}:...`), so that each
+/// script touches one Redis Cluster slot; the store itself connects to one
+/// Redis server (standalone, or a primary behind Sentinel or a proxy), not
+/// to a cluster's nodes. Windows are keys that expire when their window
 /// ends; limits are arguments, so changing one needs nothing in Redis.
 ///
 /// A settlement that spends a budget publishes the identity on
