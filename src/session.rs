@@ -121,6 +121,9 @@ impl Session {
             hooks.push(Box::new(PinModel::new(&info)));
         }
         let mut pipeline = relay::Pipeline::new(hooks, control);
+        if let Some(budget) = &budget {
+            pipeline.track_responses(budget.open_responses());
+        }
         let shutdown = config.sessions.subscribe();
         let report = match &mut upstream {
             Upstream::Plain(socket) => {

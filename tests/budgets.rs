@@ -479,6 +479,101 @@ async fn responses_are_clamped_to_the_budget_left_and_refused_when_none_is() {
     assert_eq!(spent(&budget, "bob").await, (900, 0));
 }
 
+/// An upstream whose responses run until cancelled (`answer_cancel`: then
+/// it sends a cancelled `response.done` with 100 input and 40 output
+/// tokens; otherwise nothing).
+async fn unending_upstream(answer_cancel: bool) -> MockUpstream {
+    MockUpstream::with_script(move |mut session: UpstreamSession| async move {
+        session.session_created().await;
+        while let Some(message) = session.recv().await {
+            let Ok(event) = serde_json::from_slice::<Value>(&message.into_data()) else {
+                continue;
+            };
+            match event["type"].as_str() {
+                Some("response.create") => {
+                    session
+                        .send_json(&json!({"type": "response.created",
+                        "response": {"id": "resp_1", "status": "in_progress"}}))
+                        .await;
+                    session
+                        .send_json(&json!({"type": "response.output_audio.delta",
+                        "response_id": "resp_1", "delta": "AAAA"}))
+                        .await;
+                }
+                Some("response.cancel") if answer_cancel => {
+                    session
+                        .send_json(&json!({"type": "response.done", "response": {
+                        "id": "resp_1", "status": "cancelled",
+                        "usage": {"total_tokens": 140, "input_tokens": 100, "output_tokens": 40}}}))
+                        .await;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// Whether `upstream` received a `response.cancel`.
+fn cancelled(upstream: &MockUpstream) -> bool {
+    upstream.received().iter().any(|message| {
+        serde_json::from_slice::<Value>(&message.clone().into_data())
+            .is_ok_and(|event| event["type"] == "response.cancel")
+    })
+}
+
+/// A client that leaves in the middle of a response does not get it for
+/// free: the gateway cancels it upstream and charges its `response.done`.
+#[tokio::test]
+async fn a_response_cut_short_by_the_client_is_cancelled_and_charged() {
+    for abrupt in [false, true] {
+        let upstream = unending_upstream(true).await;
+        let limits = Limits::new().with(Limit::tokens(Window::Day, 100_000));
+        let budget = Budget::new(MemoryBudgetStore::new(), limits);
+        let (layer, summaries) = summaries(layer(&upstream, budget.clone()));
+        let gateway = serve_axum(layer).await;
+        let mut client = open_as(&gateway, "alice").await;
+        send_text(&mut client, &response_create(0, 0, None)).await;
+        assert_eq!(next_event(&mut client).await["type"], "response.created");
+        assert_eq!(
+            next_event(&mut client).await["type"],
+            "response.output_audio.delta"
+        );
+        if abrupt {
+            drop(client);
+        } else {
+            client.close(None).await.unwrap();
+        }
+        eventually(|| async { spent(&budget, "alice").await == (140, 0) }).await;
+        assert!(cancelled(&upstream), "abrupt: {abrupt}");
+        eventually(|| async { !summaries.lock().unwrap().is_empty() }).await;
+        let summary = summaries.lock().unwrap()[0].clone();
+        assert_eq!(summary.spend.unwrap().tokens, 140, "abrupt: {abrupt}");
+    }
+}
+
+/// An upstream that does not answer the cancel holds the session's end for
+/// the close timeout at most; the reservation is then released.
+#[tokio::test]
+async fn a_cancel_the_upstream_does_not_answer_ends_within_the_close_timeout() {
+    let upstream = unending_upstream(false).await;
+    let limits = Limits::new().with(Limit::tokens(Window::Day, 100_000));
+    let budget = Budget::new(MemoryBudgetStore::new(), limits);
+    let layer = layer(&upstream, budget.clone()).close_timeout(Duration::from_millis(300));
+    let (layer, summaries) = summaries(layer);
+    let gateway = serve_axum(layer).await;
+    let mut client = open_as(&gateway, "alice").await;
+    send_text(&mut client, &response_create(0, 0, None)).await;
+    assert_eq!(next_event(&mut client).await["type"], "response.created");
+    let (_, held) = spent(&budget, "alice").await;
+    assert!(held > 0, "reserved while it runs");
+    client.close(None).await.unwrap();
+    eventually(|| async { !summaries.lock().unwrap().is_empty() }).await;
+    assert!(cancelled(&upstream));
+    eventually(|| async { spent(&budget, "alice").await == (0, 0) }).await;
+}
+
 #[tokio::test]
 async fn settling_is_idempotent_per_response_and_covers_server_started_responses() {
     let upstream = billing_upstream().await;

@@ -571,8 +571,9 @@ impl SessionBudget {
     }
 
     /// Releases the reservations of responses that never finished (the
-    /// session ended first). They are charged nothing: what a response cut
-    /// short cost is unknown without its `response.done`.
+    /// session ended first, and the upstream sent no `response.done` for
+    /// them after it was asked to cancel them). They are charged nothing:
+    /// what a response cut short cost is unknown without its `response.done`.
     pub async fn close(&mut self) {
         while let Some(reservation) = self.open.pop_front() {
             let id = format!("{reservation}:released");

@@ -9,7 +9,7 @@
 //! and forwarded at once: the task takes its work in the order the events
 //! crossed the relay.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -72,9 +72,16 @@ enum Command {
 pub(crate) struct BudgetHandle {
     spent: Arc<Mutex<Spend>>,
     task: JoinHandle<()>,
+    open: Arc<AtomicUsize>,
 }
 
 impl BudgetHandle {
+    /// The responses reserved for whose `response.done` the hook has not
+    /// seen yet.
+    pub(crate) fn open_responses(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.open)
+    }
+
     /// Waits (at most `wait`) for the task to settle what the session
     /// left, then tells what the session spent.
     pub(crate) async fn finish(self, wait: Duration) -> Spend {
@@ -91,6 +98,8 @@ pub(crate) struct BudgetHook {
     /// Client `response.create`s reserved for whose `response.created` has
     /// not arrived yet.
     client_started: Arc<AtomicU32>,
+    /// Responses reserved for whose `response.done` has not arrived yet.
+    open: Arc<AtomicUsize>,
     /// The session's input audio, when something budgets or prices it.
     audio: Option<AudioCount>,
     /// The session's output audio, when it is priced by the minute.
@@ -167,9 +176,11 @@ impl BudgetHook {
             Arc::clone(&spent),
             info.clone(),
         ));
+        let open = Arc::new(AtomicUsize::new(0));
         let hook = Self {
             commands,
             client_started: Arc::new(AtomicU32::new(0)),
+            open: Arc::clone(&open),
             audio,
             output_audio,
             pcm_rates: info.pcm_input_rates.clone(),
@@ -177,7 +188,7 @@ impl BudgetHook {
             transcription_model: None,
             key: key.to_owned(),
         };
-        (hook, BudgetHandle { spent, task })
+        (hook, BudgetHandle { spent, task, open })
     }
 
     fn send(&self, command: Command) {
@@ -193,11 +204,13 @@ impl BudgetHook {
             .and_then(Value::as_u64);
         let (answer, answered) = oneshot::channel();
         self.client_started.fetch_add(1, Ordering::AcqRel);
+        self.open.fetch_add(1, Ordering::AcqRel);
         self.send(Command::Start {
             requested,
             answer: Some(answer),
         });
         let client_started = Arc::clone(&self.client_started);
+        let open = Arc::clone(&self.open);
         Verdict::later(async move {
             match answered.await {
                 Ok(ResponseStart::Go {
@@ -208,6 +221,7 @@ impl BudgetHook {
                 },
                 Ok(ResponseStart::Refused(refusal)) => {
                     client_started.fetch_sub(1, Ordering::AcqRel);
+                    settled(&open);
                     let error = ErrorEvent::new(
                         "insufficient_quota",
                         "insufficient_quota",
@@ -230,6 +244,7 @@ impl BudgetHook {
             .is_ok();
         if !reserved {
             // The provider started it (server VAD): reserve without waiting.
+            self.open.fetch_add(1, Ordering::AcqRel);
             self.send(Command::Start {
                 requested: None,
                 answer: None,
@@ -241,6 +256,7 @@ impl BudgetHook {
         let Some(json) = event.to_json() else {
             return;
         };
+        settled(&self.open);
         let response = json.get("response");
         let id = response
             .and_then(|response| response.get("id"))
@@ -359,6 +375,11 @@ impl Hook for BudgetHook {
         }
         Verdict::forward(event)
     }
+}
+
+/// One response fewer to wait for (never below none).
+fn settled(open: &AtomicUsize) {
+    let _ = open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
 }
 
 /// Whether the session's input audio is budgeted or priced by the minute,

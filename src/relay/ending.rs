@@ -87,6 +87,24 @@ impl Ending {
         }
     }
 
+    /// Whether the upstream is gone or broken (nothing more can be asked
+    /// of it).
+    pub(crate) fn upstream_lost(&self) -> bool {
+        matches!(
+            self,
+            Ending::Closed {
+                by: Side::Upstream,
+                ..
+            } | Ending::Vanished {
+                side: Side::Upstream,
+                ..
+            } | Ending::Violation {
+                side: Side::Upstream,
+                ..
+            }
+        )
+    }
+
     /// What the session summary reports.
     pub(crate) fn summary(&self) -> SessionEnd {
         let by = |side: &Side| match side {

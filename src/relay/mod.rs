@@ -21,8 +21,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 pub(crate) use ending::{Action, Ending, Policy, Side};
 pub(crate) use pipeline::Pipeline;
+use pipeline::{Flow, Outbox};
 
-use crate::hooks::Direction;
+use crate::hooks::{Direction, Event};
 use crate::secret::{Secret, redact};
 use crate::usage::Traffic;
 use outgoing::Outgoing;
@@ -160,13 +161,23 @@ where
     }
     control.end();
     let plan = ending.plan();
+    // Responses cut short are still billed by the provider: while the
+    // upstream is there, it is asked to cancel them, and their
+    // `response.done` goes through the hooks (the budget charges it).
+    let winding_down = pipeline.responses_open() && !ending.upstream_lost();
     let client_side = settle(
         client,
         plan.client,
         to_client.take_queue(),
         plan.client_event,
     );
-    let upstream_side = settle(upstream, plan.upstream, to_upstream.take_queue(), None);
+    let upstream_queue = to_upstream.take_queue();
+    let upstream_side = async {
+        if winding_down {
+            wind_down(upstream, pipeline, tap, config.close_timeout).await;
+        }
+        settle(upstream, plan.upstream, upstream_queue, None).await;
+    };
     // Peers that do not finish their close handshake in time are dropped.
     // Boxed, so that only a closing session holds this future, not every
     // idle session's task.
@@ -181,6 +192,53 @@ where
         client_to_upstream: to_upstream.traffic(),
         upstream_to_client: to_client.traffic(),
     }
+}
+
+/// Asks the upstream to cancel the responses still running, and reads
+/// what it sends, through the hooks (their replies and forwards go
+/// nowhere: the session is over), until no hook waits for a response or
+/// `wait` is over.
+async fn wind_down<U: Socket>(
+    upstream: &mut U,
+    pipeline: &mut Pipeline,
+    tap: &mut impl Tap,
+    wait: Duration,
+) {
+    let direction = Direction::UpstreamToClient;
+    let cancel = Message::text(r#"{"type":"response.cancel"}"#);
+    tap.client_message(&cancel);
+    if upstream.send(cancel).await.is_err() {
+        return;
+    }
+    let reading = async {
+        let mut flow = Flow::default();
+        while pipeline.responses_open() {
+            let message = match upstream.next().await {
+                Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => message,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => continue,
+            };
+            tap.upstream_message(&message);
+            if !pipeline.is_active(direction) {
+                continue;
+            }
+            let event = Event::from_message(message).expect("a data message");
+            pipeline.admit(direction, event, &mut flow, &mut Nowhere);
+            let advanced = poll_fn(|cx| pipeline.advance(direction, &mut flow, &mut Nowhere, cx));
+            if advanced.await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(wait, reading).await;
+}
+
+/// Where events decided on after the session ended go.
+struct Nowhere;
+
+impl Outbox for Nowhere {
+    fn forward(&mut self, _: Message) {}
+    fn reply(&mut self, _: Message) {}
 }
 
 /// Carries out what the ending asks of one side.

@@ -16,6 +16,8 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use tokio_tungstenite::tungstenite::Message;
@@ -39,6 +41,9 @@ pub(crate) struct Pipeline {
     pub(crate) injections_waiting: bool,
     /// Replies a hook made while deciding (reused).
     replies: Vec<Event>,
+    /// Responses still running that a hook charges when they are done
+    /// (the budget's), if a hook counts them.
+    open_responses: Option<Arc<AtomicUsize>>,
 }
 
 /// Events of one direction that are still passing through the hooks.
@@ -91,6 +96,7 @@ impl Pipeline {
             control,
             injections_waiting: false,
             replies: Vec::new(),
+            open_responses: None,
         }
     }
 
@@ -101,6 +107,20 @@ impl Pipeline {
 
     pub(crate) fn control(&self) -> &SessionControl {
         &self.control
+    }
+
+    /// Follows `open`, the responses a hook has yet to see done: a session
+    /// that ends while some run asks the upstream to cancel them and waits
+    /// for their `response.done` (see `relay::run`).
+    pub(crate) fn track_responses(&mut self, open: Arc<AtomicUsize>) {
+        self.open_responses = Some(open);
+    }
+
+    /// Whether a response a hook waits for is still running.
+    pub(crate) fn responses_open(&self) -> bool {
+        self.open_responses
+            .as_ref()
+            .is_some_and(|open| open.load(Ordering::Acquire) > 0)
     }
 
     /// Takes an event read from a socket: forwards it at once when no hook
