@@ -649,6 +649,27 @@ async fn every_token_class_and_input_audio_is_priced_through_a_session() {
     assert_eq!((spend.tokens, spend.input_audio_ms), (6_900, 1_000));
 }
 
+/// Audio appended after the last response is charged when the session
+/// ends, not forgotten.
+#[tokio::test]
+async fn input_audio_after_the_last_response_is_charged_when_the_session_ends() {
+    let upstream = billing_upstream().await;
+    let limits = Limits::new().with(Limit::input_audio(Window::Day, Duration::from_secs(60)));
+    let budget = Budget::new(MemoryBudgetStore::new(), limits);
+    let (layer, summaries) = summaries(layer(&upstream, budget.clone()));
+    let gateway = serve_axum(layer).await;
+    let mut client = open_as(&gateway, "alice").await;
+    // Two seconds of pcm16 at 24 kHz, and no response.
+    let second = json!({"type": "input_audio_buffer.append", "audio": "A".repeat(64_000)});
+    send_text(&mut client, &second.to_string()).await;
+    send_text(&mut client, &second.to_string()).await;
+    client.close(None).await.unwrap();
+    eventually(|| async { !summaries.lock().unwrap().is_empty() }).await;
+    let spend = summaries.lock().unwrap()[0].spend.unwrap();
+    assert_eq!(spend.input_audio_ms, 2_000);
+    eventually(|| async { spent(&budget, "alice").await == (2_000, 0) }).await;
+}
+
 /// An `openai` provider whose sessions wait, once admitted, until the test
 /// lets them dial.
 struct Gated {

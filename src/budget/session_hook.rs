@@ -58,6 +58,9 @@ enum Command {
         usage: Usage,
         audio: AudioTime,
     },
+    /// Charge the audio no response or transcription charged before the
+    /// session ended.
+    Leftover { id: String, audio: AudioTime },
     /// Charge a transcription (and the input audio appended before it),
     /// once per id.
     Transcription {
@@ -345,6 +348,23 @@ impl BudgetHook {
     }
 }
 
+/// The audio sent and received since the last charge is charged when the
+/// session ends (appends after the last response, a response cut short).
+impl Drop for BudgetHook {
+    fn drop(&mut self) {
+        let audio = AudioTime::new(
+            self.audio.as_mut().map_or(Duration::ZERO, AudioCount::take),
+            self.output_audio
+                .as_mut()
+                .map_or(Duration::ZERO, AudioCount::take),
+        );
+        if !audio.input.is_zero() || !audio.output.is_zero() {
+            let id = format!("{}:leftover", self.key);
+            self.send(Command::Leftover { id, audio });
+        }
+    }
+}
+
 impl Hook for BudgetHook {
     fn interest(&self) -> Interest {
         let mut interest = Interest::new()
@@ -455,6 +475,11 @@ async fn keep_books(
             Command::Done { id, usage, audio } => {
                 let charged = session.finish_response(&id, &usage, audio).await;
                 let spend = session.spend_of(&usage, audio);
+                account(charged, spend, &spent, &control, &info);
+            }
+            Command::Leftover { id, audio } => {
+                let spend = session.spend_of(&Usage::default(), audio);
+                let charged = session.charge(&id, spend).await;
                 account(charged, spend, &spent, &control, &info);
             }
             Command::Transcription {
