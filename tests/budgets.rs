@@ -776,6 +776,40 @@ async fn output_audio_priced_by_the_minute_is_charged_from_its_deltas() {
     assert_eq!(spend.money, Micros::new(80_000));
 }
 
+/// Where output audio is priced by the minute, a response must afford a
+/// second of it: a money budget that cannot refuses the response.
+#[tokio::test]
+async fn a_response_that_cannot_afford_a_second_of_speech_is_refused() {
+    let upstream = billing_upstream().await;
+    // $0.6 a minute: 10,000 micro-dollars a second; 25,000 in all.
+    let prices = PriceTable::from_json(
+        r#"{"models": {"openai/gpt-realtime": {"output_audio_per_minute": "0.6"}}}"#,
+    )
+    .unwrap();
+    let limits = Limits::new().with(Limit::money(Window::Month, Micros::new(25_000)));
+    let budget = Budget::new(MemoryBudgetStore::new(), limits).prices(prices);
+    let gateway = serve_axum(layer(&upstream, budget.clone())).await;
+    let mut client = open_as(&gateway, "alice").await;
+
+    let create = json!({"type": "response.create", "response": {"metadata": {"audio": "2"}}});
+    send_text(&mut client, &create.to_string()).await;
+    read_events_until(&mut client, |event| event["type"] == "response.done").await;
+    eventually(|| async { spent(&budget, "alice").await == (20_000, 0) }).await;
+
+    // 5,000 left: less than a second.
+    send_text(&mut client, &create.to_string()).await;
+    let error = next_event(&mut client).await;
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["error"]["code"], "insufficient_quota", "{error}");
+    let creates = upstream
+        .received()
+        .iter()
+        .filter_map(|m| serde_json::from_slice::<Value>(&m.clone().into_data()).ok())
+        .filter(|event| event["type"] == "response.create")
+        .count();
+    assert_eq!(creates, 1, "the second response was not forwarded");
+}
+
 #[tokio::test]
 async fn transcriptions_are_priced_at_the_sessions_transcription_model() {
     let upstream = billing_upstream().await;

@@ -14,6 +14,10 @@ use crate::store::{
 };
 use crate::usage::{TranscriptionUsage, Usage};
 
+/// Seconds of output audio a response reserves where output audio is
+/// priced by the minute (it needs at least one to start).
+const RESERVED_SPEECH_SECS: u64 = 30;
+
 /// Budgets for sessions: where they are counted, what each identity may
 /// spend, and (for money) what models cost.
 ///
@@ -437,12 +441,22 @@ impl SessionBudget {
             )
         };
         let input_money = money(input, in_price);
+        // Output audio priced by the minute (as xAI bills) is reserved too:
+        // a response may speak for a while, and must afford a second.
+        let output_time = |seconds: u64| {
+            self.prices().map_or(Micros::ZERO, |prices| {
+                prices.cost(
+                    &Usage::default(),
+                    AudioTime::new(Duration::ZERO, Duration::from_secs(seconds)),
+                )
+            })
+        };
         let want = Spend::new()
             .with_tokens(input + output)
-            .with_money(input_money + money(output, out_price));
+            .with_money(input_money + money(output, out_price) + output_time(RESERVED_SPEECH_SECS));
         let min = Spend::new()
             .with_tokens(input + min_output)
-            .with_money(input_money + money(min_output, out_price));
+            .with_money(input_money + money(min_output, out_price) + output_time(1));
         self.started += 1;
         let id = format!("{}:{}", self.session, self.started);
         let reservation = Reservation::new(&self.identity, &id, &self.limits, want)
