@@ -644,6 +644,41 @@ mod redis_only {
         .await;
     }
 
+    /// Redis restarted empty (no persistence) forgets live sessions: the
+    /// next renewal counts them again, so the limit still holds.
+    #[tokio::test]
+    async fn live_sessions_count_again_after_redis_restarts_empty() {
+        let mut server = RedisServer::start().await;
+        let lease = Duration::from_secs(3);
+        let replica = || {
+            RedisBudgetStore::builder(server.url())
+                .timeout(Duration::from_secs(2))
+                .session_lease(lease)
+                .build()
+                .unwrap()
+        };
+        let (a, b) = (replica(), replica());
+        let limits = Limits::new().max_live_sessions(1);
+        let admit = |store: RedisBudgetStore, session: &'static str| {
+            let limits = limits.clone();
+            async move {
+                let request = SessionRequest::new("alice", session, &limits);
+                store.admit(&request).await
+            }
+        };
+        assert_eq!(admit(a.clone(), "s1").await.unwrap(), Admission::Admitted);
+        server.kill();
+        server.restart().await;
+        // Renewals come every second (a third of the lease): after six,
+        // s1 counts again (the first may still meet the broken connection).
+        tokio::time::sleep(2 * lease).await;
+        assert!(
+            matches!(admit(b.clone(), "s2").await, Ok(Admission::Refused(_))),
+            "s1 counts again"
+        );
+        drop(a);
+    }
+
     #[tokio::test]
     async fn every_key_of_an_identity_carries_its_hash_tag() {
         let server = RedisServer::start().await;

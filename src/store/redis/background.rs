@@ -85,6 +85,9 @@ pub(super) async fn apply_deferred(shared: Arc<Shared>) {
 }
 
 /// Renews the leases of this replica's live sessions, three times per lease.
+/// A session Redis lost (a restart, a failover to a replica that had not
+/// seen it) is added back, so that it counts again; one that ended while
+/// the renewal was on its way is removed again after it.
 pub(super) async fn renew_leases(shared: Arc<Shared>) {
     let every = shared.session_lease / 3;
     loop {
@@ -101,7 +104,7 @@ pub(super) async fn renew_leases(shared: Arc<Shared>) {
         let mut pipe = redis::pipe();
         for (identity, sessions) in &live {
             let key = shared.keys(identity).live();
-            let renew = pipe.cmd("ZADD").arg(&key).arg("XX").arg("GT");
+            let renew = pipe.cmd("ZADD").arg(&key).arg("GT");
             for session in sessions {
                 renew.arg(until).arg(session);
             }
@@ -117,6 +120,31 @@ pub(super) async fn renew_leases(shared: Arc<Shared>) {
             .await
         {
             tracing::debug!(%error, "session leases not renewed");
+        }
+        let ended = {
+            let now_live = lock(&shared.live);
+            let mut ended = redis::pipe();
+            let mut any = false;
+            for (identity, sessions) in &live {
+                for session in sessions {
+                    if !now_live.get(identity).is_some_and(|s| s.contains(session)) {
+                        ended
+                            .cmd("ZREM")
+                            .arg(shared.keys(identity).live())
+                            .arg(session)
+                            .ignore();
+                        any = true;
+                    }
+                }
+            }
+            any.then_some(ended)
+        };
+        if let Some(ended) = ended
+            && let Err(error) = shared
+                .call("release ended", ended.exec_async(&mut connection))
+                .await
+        {
+            tracing::debug!(%error, "ended sessions not released");
         }
     }
 }
