@@ -319,8 +319,22 @@ async fn a_webrtc_call_minted_on_one_replica_is_served_by_another() {
         ("OPENAI_API_KEY", "sk-upstream"),
         ("OPENAI_BASE_URL", base.as_str()),
     ];
-    let replica = || redis_replica(&redis, &[], &env);
-    let (a, b) = (replica(), replica());
+    let a = redis_replica(&redis, &[], &env);
+    // The other replica finds Redis through `REDIS_URL` instead of the flag.
+    let url = redis.url();
+    let mut with_url = env.to_vec();
+    with_url.push(("REDIS_URL", url.as_str()));
+    let b = Example::start_with_env(
+        &example_binary("gateway"),
+        &["--listen", "127.0.0.1:0", "--no-demo"],
+        None,
+        &with_url,
+    );
+    assert!(
+        b.banner.contains("WebRTC calls through Redis"),
+        "{}",
+        b.banner
+    );
 
     let mint = json!({"session": {"type": "realtime", "model": "openai/gpt-realtime"}});
     let (status, _, body) = http_post(
