@@ -173,6 +173,76 @@ async fn relayed_responses(addr: std::net::SocketAddr, count: usize) -> Vec<Dura
     samples
 }
 
+/// A gateway holding every identity (named by the `x-identity` header) to
+/// 250 tokens a day in `store`, in front of `upstream`.
+async fn tight_gateway(upstream: &MockUpstream, store: RedisBudgetStore) -> std::net::SocketAddr {
+    let providers = Providers::new().with(
+        "openai",
+        OpenAi::new(Secret::new("sk-bench"))
+            .base_url(&upstream.base_url())
+            .unwrap(),
+    );
+    let budget = Budget::new(store, Limits::new().with(Limit::tokens(Window::Day, 250)))
+        .estimate(10, 100, 10);
+    let layer = RealtimeLayer::new(providers)
+        .admission(|request: &http::request::Parts| {
+            let name = request.headers["x-identity"].to_str().unwrap_or("?");
+            Ok::<_, tower_realtime::admission::Refusal>(tower_realtime::Identity::new(name))
+        })
+        .budget(budget);
+    let app = axum::Router::new().layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// A session of `identity` on the gateway at `addr`, past its `session.created`.
+async fn session_of(
+    addr: std::net::SocketAddr,
+    identity: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url(addr).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("x-identity", identity.parse().unwrap());
+    let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let _session_created = client.next().await;
+    client
+}
+
+/// Times, `count` times, how long after one replica's client got the
+/// `response.done` that spent its identity's budget the identity's session
+/// on another replica (its own store on the same Redis) was closed.
+async fn cross_replica_ends(
+    upstream: &MockUpstream,
+    replica_a: RedisBudgetStore,
+    replica_b: RedisBudgetStore,
+    count: usize,
+) -> Vec<Duration> {
+    let a = tight_gateway(upstream, replica_a).await;
+    let b = tight_gateway(upstream, replica_b).await;
+    let mut samples = Vec::with_capacity(count);
+    for sample in 0..count {
+        let identity = format!("spender-{sample}");
+        let mut on_b = session_of(b, &identity).await;
+        let mut on_a = session_of(a, &identity).await;
+        let spent = Instant::now();
+        on_a.send(Message::text(r#"{"type":"response.create"}"#))
+            .await
+            .unwrap();
+        while let Some(Ok(message)) = on_b.next().await {
+            if message.is_close() {
+                break;
+            }
+        }
+        samples.push(spent.elapsed());
+        while let Some(Ok(_)) = on_a.next().await {}
+    }
+    samples
+}
+
 /// Commands clients sent (`INFO commandstats` also counts the commands a
 /// script runs, so only commands scripts never run are counted: `EVALSHA`,
 /// `EVAL`, `SCRIPT`, `ZREM`, `PUBLISH`).
@@ -289,6 +359,18 @@ async fn run(count: usize) {
         relay_redis.extend(relayed_responses(in_redis, sessions / 4).await);
     }
 
+    let replica = || {
+        RedisBudgetStore::builder(server.url())
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap()
+    };
+    let (replica_a, replica_b) = (replica(), replica());
+    tokio::time::timeout(Duration::from_secs(10), replica_b.subscribed())
+        .await
+        .expect("subscribed");
+    let ends = cross_replica_ends(&upstream, replica_a, replica_b, (count / 100).max(20)).await;
+
     println!("budget store, {count} samples each (loopback redis-server, current-thread runtime)");
     println!("Redis round trips per response (reserve + settle): {per_response:.2}");
     println!("Redis round trips per session (admit + release):  {per_session:.2}");
@@ -311,4 +393,9 @@ async fn run(count: usize) {
     println!("response, no budget             {}", summary(relay_none));
     println!("response, memory budget         {}", summary(relay_memory));
     println!("response, redis budget          {}", summary(relay_redis));
+    println!(
+        "a spent budget ends the identity's session on another replica, {} samples",
+        ends.len()
+    );
+    println!("response.create on A to close on B {}", summary(ends));
 }
