@@ -1424,3 +1424,63 @@ async fn the_scripted_provider_serves_past_a_silent_connection() {
     .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
 }
+
+/// A call keeps its one place under its identity's live-session limit when
+/// another replica takes it over, even while the place the first replica
+/// held still counts (it died without giving it back): the call is not
+/// refused and hung up, nor counted twice.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_taken_over_call_keeps_its_place_under_the_session_limit() {
+    use tower_realtime::budget::{Budget, Limits};
+    use tower_realtime::store::{Admission, BudgetStore, RedisBudgetStore, SessionRequest};
+    use tower_realtime::webrtc::RedisCallStore;
+
+    let redis = redis_server::RedisServer::start().await;
+    let provider = WebRtcUpstream::start().await.unwrap();
+    let limits = Limits::new().max_live_sessions(1);
+    let budget_store = || RedisBudgetStore::builder(redis.url()).build().unwrap();
+    let replica = |name: &'static str| {
+        layer(
+            &provider,
+            WebRtc::new()
+                .store(RedisCallStore::builder(redis.url()).build().unwrap())
+                .sideband_lease(Duration::from_secs(1))
+                .replica_id(name),
+        )
+        .budget(Budget::new(budget_store(), limits.clone()))
+    };
+    let layer_a = replica("a");
+    let stop_a = layer_a.shutdown_handle();
+    let gateway_a = serve_as_configured(layer_a, common::app()).await;
+    let token = mint_token(gateway_a.addr, json!({})).await;
+    let answer = call_with_token(gateway_a.addr, &token, None).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let id = gateway_call_id(&answer);
+    assert!(stop_a.shutdown(PROMPTLY).await);
+    // As if A had died instead: the call's place still counts.
+    let key = format!("call-{id}");
+    let orphan = SessionRequest::new("alice", &key, &limits);
+    assert_eq!(
+        budget_store().admit(&orphan).await.unwrap(),
+        Admission::Admitted
+    );
+
+    let layer_b = replica("b");
+    let live_b = layer_b.live_sessions();
+    let _gateway_b = serve_as_configured(layer_b, common::app()).await;
+    assert!(
+        provider
+            .wait_until(PROMPTLY, |p| p.sideband_requests().len() == 2)
+            .await
+    );
+    let deadline = tokio::time::Instant::now() + PROMPTLY;
+    while live_b.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B supervises the call"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(provider.actions().is_empty(), "the call goes on");
+}

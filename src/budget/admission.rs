@@ -17,10 +17,17 @@ pub(crate) async fn admit(
     identity: &str,
     id: SessionId,
 ) -> Result<SessionSlot, Rejection> {
-    budget
-        .admit(identity, &session_key(id))
-        .await
-        .map_err(rejection)
+    admit_as(budget, identity, &session_key(id)).await
+}
+
+/// [`admit`] under a key that is the same on every replica (a call's):
+/// admitting a key the store already counts renews it, whatever the limits.
+pub(crate) async fn admit_as(
+    budget: &Budget,
+    identity: &str,
+    key: &str,
+) -> Result<SessionSlot, Rejection> {
+    budget.admit(identity, key).await.map_err(rejection)
 }
 
 /// Refuses a session that may open on a model its price table cannot price

@@ -86,8 +86,9 @@ pub(crate) async fn create(
 
     // Admitted under the budget before the provider hears of the call.
     let id = SessionId::next();
+    let call_id = new_call_id();
     let priced = (target.provider_name.as_str(), target.model.as_str());
-    let slot = admit_budget(config, priced, identity.name(), id).await?;
+    let slot = admit_budget(config, priced, identity.name(), &call_id).await?;
     let started = Instant::now();
     let request_id = request_id(&parts.headers);
     let forwarded = forwarded(&parts.headers, &config.forward_headers, &request_id);
@@ -100,7 +101,7 @@ pub(crate) async fn create(
         )
         .await?;
     let call = CallRecord {
-        id: new_call_id(),
+        id: call_id,
         provider_call_id,
         provider: target.provider_name.clone(),
         model: target.model.clone(),

@@ -69,14 +69,17 @@ pub(crate) async fn admit_budget(
     config: &Config,
     call: (&str, &str),
     identity: &str,
-    id: SessionId,
+    call_id: &str,
 ) -> Result<Option<SessionSlot>, Rejection> {
     let Some(budget) = &config.budget else {
         return Ok(None);
     };
     config.budget_listener.start(budget, &config.live);
     budget::admission::priced(budget, identity, std::iter::once(call))?;
-    Ok(Some(budget::admission::admit(budget, identity, id).await?))
+    let key = format!("call-{call_id}");
+    Ok(Some(
+        budget::admission::admit_as(budget, identity, &key).await?,
+    ))
 }
 
 /// What a supervisor needs to run a call's sideband.

@@ -86,7 +86,10 @@ async fn take_over(config: &Arc<Config>, call: CallRecord) {
     };
     let id = SessionId::next();
     let priced = (call.provider.as_str(), call.model.as_str());
-    let slot = match admit_budget(config, priced, &call.identity, id).await {
+    // The call's place under its identity's limits, kept under the call's
+    // own key: the place the stopped replica held is taken over, not
+    // counted twice (nor refused while it still counts).
+    let slot = match admit_budget(config, priced, &call.identity, &call.id).await {
         Ok(slot) => slot,
         Err(refusal) => {
             tracing::warn!(call = %call.id, code = %refusal.code, "the call is out of budget; hanging it up");
