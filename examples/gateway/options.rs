@@ -68,6 +68,10 @@ Environment:
   VERTEX_PROJECT, VERTEX_LOCATION, GOOGLE_APPLICATION_CREDENTIALS, VERTEX_API_KEY, VERTEX_BASE_URL
                               Gemini Live on Vertex AI (a service-account key file or an
                               express-mode key), translated likewise
+  GEMINI_RECONFIGURE_BY_RESUMING, VERTEX_RECONFIGURE_BY_RESUMING
+                              true (default): a session.update Gemini cannot apply in place
+                              (instructions, voice, tools, turn detection after setup) is applied
+                              by resuming the session; false: refused (unsupported_session_update)
   OPENAI_MODELS, ... (PREFIX_MODELS)
                               the models clients may ask each provider for, comma-separated
   SSL_CERT_FILE, SSL_CERT_DIR  CA certificates (PEM) to trust for wss:// upstreams instead of the

@@ -174,6 +174,10 @@ pub struct GeminiTranslator {
     metadata: Value,
     /// The latest resumable handle.
     handle: Option<String>,
+    /// Whoever runs the translator can open a fresh connection for a
+    /// [`Control::Reconnect`] (a [`GeminiSocket`](super::GeminiSocket)
+    /// without a redial cannot).
+    can_reconnect: bool,
     /// Gemini announced the end of this connection.
     go_away: bool,
     /// Whether `setupComplete` was ever seen (resumptions answer it again).
@@ -223,6 +227,7 @@ impl GeminiTranslator {
             appended: false,
             metadata: Value::Null,
             handle: None,
+            can_reconnect: true,
             go_away: false,
             setup_done: false,
             last_client_event: None,
@@ -301,6 +306,13 @@ impl GeminiTranslator {
             1011,
         );
         self.take()
+    }
+
+    /// Tells the translator whether a [`Control::Reconnect`] can be
+    /// followed: without, a `session.update` Gemini cannot apply in place is
+    /// refused rather than resumed.
+    pub(crate) fn set_can_reconnect(&mut self, can: bool) {
+        self.can_reconnect = can;
     }
 
     /// Whether the session has ended (after a [`Control::Close`]).
