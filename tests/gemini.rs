@@ -287,6 +287,13 @@ fn providers_from_the_environment() {
         ),
         (
             vec![
+                ("GEMINI_API_KEY", "k"),
+                ("GEMINI_BASE_URL", "https://gemini.lan/?key=AIza-secret"),
+            ],
+            "GEMINI_BASE_URL: base URL `https://gemini.lan` must not have a query",
+        ),
+        (
+            vec![
                 ("GEMINI_API_KEY", "AIza-secret"),
                 ("GEMINI_BASE_URL", "http://gemini.lan"),
             ],
