@@ -73,7 +73,8 @@ impl Providers {
     /// - `PREFIX_MODELS=gpt-realtime,gpt-realtime-mini` limits the models
     ///   clients may ask the provider for ([`Providers::allow_models`]), for
     ///   every prefix above (`OPENAI_MODELS`, `BAILIAN_MODELS` or
-    ///   `DASHSCOPE_MODELS`, …) and every extra provider (`NAME_MODELS`).
+    ///   `DASHSCOPE_MODELS`, `GEMINI_MODELS`, `VERTEX_MODELS`, …) and every
+    ///   extra provider (`NAME_MODELS`).
     /// - A key is refused on a plain `http`/`ws` base URL to a host other
     ///   than loopback unless `PREFIX_ALLOW_INSECURE_TRANSPORT=true` (not
     ///   for Azure).
@@ -468,8 +469,12 @@ fn register_vertex(vars: &Vars, mut providers: Providers) -> Result<Providers, C
             .map_err(in_var("VERTEX_API_VERSION"))?;
     }
     let vertex: Arc<dyn Provider> = Arc::new(vertex);
+    let models = vars.models("VERTEX");
     for name in VERTEX_NAMES {
         providers = providers.with_shared(name, Arc::clone(&vertex));
+        if !models.is_empty() {
+            providers = providers.allow_models(name, models.iter().copied());
+        }
     }
     Ok(providers)
 }
