@@ -680,7 +680,7 @@ async fn gemini_demo_answer(client: &mut Client) -> (String, usize) {
 
 #[tokio::test]
 async fn the_gemini_demo_answers_every_text_and_voice_turn() {
-    let (_upstream, gemini) = gemini_demo::start().await.unwrap();
+    let (upstream, gemini) = gemini_demo::start().await.unwrap();
     let providers = Providers::new().with("gemini-demo", gemini);
     let gateway = serve_axum(RealtimeLayer::new(providers)).await;
 
@@ -724,4 +724,7 @@ async fn the_gemini_demo_answers_every_text_and_voice_turn() {
         let (transcript, _) = gemini_demo_answer(&mut client).await;
         assert_eq!(transcript, gemini_demo::VOICE_REPLY);
     }
+    // It serves as long as the gateway does: what it heard is not kept.
+    assert_eq!(upstream.connections(), 2);
+    assert!(upstream.received().is_empty());
 }

@@ -42,7 +42,12 @@ pub async fn start() -> io::Result<(MockUpstream, Gemini)> {
         )
         .reply_every(Trigger::ActivityEnd, voice_reply())
         .reply_every(Trigger::AudioFor(SPOKEN_TURN), voice_reply());
-    let upstream = MockUpstream::with_script(script).await?;
+    // It serves as long as the gateway does: it keeps no message.
+    let upstream = MockUpstream::builder()
+        .script(script)
+        .forget_messages()
+        .start()
+        .await?;
     let gemini = Gemini::new(Secret::new("gemini-demo"))
         .base_url(&format!("http://{}", upstream.addr()))
         .map_err(|error| io::Error::other(error.to_string()))?;
