@@ -11,7 +11,12 @@
 //!   merges every `session.update` that arrives before the first content
 //!   into one pending setup (answering each with `session.updated`), and
 //!   sends the setup when the first content arrives, holding that content
-//!   (bounded) until Gemini's `setupComplete`.
+//!   (bounded) until Gemini's `setupComplete`. A later `session.update`
+//!   that changes the setup is applied by resuming the session with a new
+//!   one ([`Control::Reconnect`], between responses), or refused with an
+//!   `error` event (`unsupported_session_update`) when that is off
+//!   ([`GeminiConfig::reconfigure_by_resuming`]) or Gemini gave no
+//!   resumption handle.
 //! - **Audio.** 24 kHz PCM from the client is labelled
 //!   `audio/pcm;rate=24000` and its base64 text spliced into Gemini's
 //!   `realtimeInput`, never decoded, unless the backend needs another rate
