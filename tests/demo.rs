@@ -1,10 +1,13 @@
 //! The demo provider of the gateway example through a real gateway: the GA
 //! event sequences it sends for text, committed audio and detected speech,
-//! and its errors. Its own unit tests run here too.
+//! and its errors. Its own unit tests run here too. And the offline Gemini
+//! demo (`gemini-demo`), translated, answering turn after turn.
 
 mod common;
 #[path = "../examples/gateway/demo/mod.rs"]
 mod demo;
+#[path = "../examples/gateway/gemini_demo.rs"]
+mod gemini_demo;
 
 use std::time::Duration;
 
@@ -653,4 +656,75 @@ async fn a_call_whose_browser_never_connects_is_dropped() {
     assert_eq!(u16::from(frame.code), 1000);
     let (status, _) = hang_up(&front, &id).await;
     assert_eq!(status, 404);
+}
+
+/// The offline Gemini demo's answer to one turn: its transcript and how
+/// many bytes of audio it carried.
+async fn gemini_demo_answer(client: &mut Client) -> (String, usize) {
+    let events = events_until(client, "response.done").await;
+    let done = events.last().unwrap();
+    assert_eq!(done["response"]["status"], "completed", "{done}");
+    let audio = events
+        .iter()
+        .filter(|event| event["type"] == "response.output_audio.delta")
+        .map(|event| {
+            BASE64
+                .decode(event["delta"].as_str().unwrap().as_bytes())
+                .unwrap()
+                .len()
+        })
+        .sum();
+    let transcript = joined(&events, "response.output_audio_transcript.delta");
+    (transcript, audio)
+}
+
+#[tokio::test]
+async fn the_gemini_demo_answers_every_text_and_voice_turn() {
+    let (upstream, gemini) = gemini_demo::start().await.unwrap();
+    let providers = Providers::new().with("gemini-demo", gemini);
+    let gateway = serve_axum(RealtimeLayer::new(providers)).await;
+
+    // The console: push to talk, and typed messages, in turn, twice.
+    let mut client = open(&gateway, gemini_demo::MODEL).await;
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    let push_to_talk = json!({"type": "session.update", "session": {"type": "realtime",
+        "audio": {"input": {"turn_detection": null}}}});
+    send(&mut client, push_to_talk).await;
+    assert_eq!(next_event(&mut client).await["type"], "session.updated");
+    for _ in 0..2 {
+        send(
+            &mut client,
+            json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": "Hello"}]}}),
+        )
+        .await;
+        send(&mut client, json!({"type": "response.create"})).await;
+        let (transcript, _) = gemini_demo_answer(&mut client).await;
+        assert_eq!(transcript, gemini_demo::TEXT_REPLY);
+
+        for _ in 0..5 {
+            append(&mut client, 100, 0.5).await;
+        }
+        send(&mut client, json!({"type": "input_audio_buffer.commit"})).await;
+        send(&mut client, json!({"type": "response.create"})).await;
+        let (transcript, audio) = gemini_demo_answer(&mut client).await;
+        assert_eq!(transcript, gemini_demo::VOICE_REPLY);
+        assert_eq!(audio, 48_000, "a second of audible 24 kHz PCM16");
+    }
+
+    // An SDK with server turn detection (the default) streams audio without
+    // ending turns: every few seconds of it are answered, again and again.
+    let mut client = open(&gateway, gemini_demo::MODEL).await;
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    let chunks = gemini_demo::SPOKEN_TURN.as_millis() / 100;
+    for _ in 0..2 {
+        for _ in 0..chunks {
+            append(&mut client, 100, 0.5).await;
+        }
+        let (transcript, _) = gemini_demo_answer(&mut client).await;
+        assert_eq!(transcript, gemini_demo::VOICE_REPLY);
+    }
+    // It serves as long as the gateway does: what it heard is not kept.
+    assert_eq!(upstream.connections(), 2);
+    assert!(upstream.received().is_empty());
 }

@@ -349,6 +349,9 @@ fn flags_are_checked() {
         "alice:KEY1,bob:KEY2",
         "GEMINI_API_KEY",
         "GOOGLE_APPLICATION_CREDENTIALS",
+        "GEMINI_RECONFIGURE_BY_RESUMING, VERTEX_RECONFIGURE_BY_RESUMING",
+        "VERTEX_API_VERSION",
+        "GEMINI_MODELS, VERTEX_MODELS (PREFIX_MODELS)",
     ] {
         assert!(help.contains(item), "{item} missing from --help:\n{help}");
     }

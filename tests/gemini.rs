@@ -221,6 +221,29 @@ fn providers_from_the_environment() {
     );
     assert_eq!(express.headers()["x-goog-api-key"], "vx-key");
 
+    // A session.update Gemini cannot apply in place: resumed by default,
+    // refused when turned off.
+    let config = |providers: &Providers, name: &str| {
+        let target = target(providers.get(name).unwrap().as_ref(), "m").unwrap();
+        let Protocol::GeminiLive(config) = target.upstream_protocol().clone() else {
+            panic!("translated")
+        };
+        config
+    };
+    let fixed = Providers::from_vars([
+        ("GEMINI_API_KEY", "k"),
+        ("GEMINI_RECONFIGURE_BY_RESUMING", "false"),
+        ("VERTEX_API_KEY", "k"),
+        ("VERTEX_RECONFIGURE_BY_RESUMING", "no"),
+    ])
+    .unwrap();
+    let default = Providers::from_vars([("GEMINI_API_KEY", "k"), ("VERTEX_API_KEY", "k")]).unwrap();
+    for name in ["gemini", "vertex"] {
+        let resumed = config(&default, name);
+        assert_eq!(resumed, resumed.clone().reconfigure_by_resuming(true));
+        assert_eq!(config(&fixed, name), resumed.reconfigure_by_resuming(false));
+    }
+
     for (vars, needle) in [
         (
             vec![("VERTEX_PROJECT", "p")],
@@ -243,10 +266,31 @@ fn providers_from_the_environment() {
         ),
         (
             vec![
+                ("GEMINI_API_KEY", "k"),
+                ("GEMINI_RECONFIGURE_BY_RESUMING", "maybe"),
+            ],
+            "GEMINI_RECONFIGURE_BY_RESUMING must be true or false",
+        ),
+        (
+            vec![
+                ("VERTEX_API_KEY", "k"),
+                ("VERTEX_RECONFIGURE_BY_RESUMING", "2"),
+            ],
+            "VERTEX_RECONFIGURE_BY_RESUMING must be true or false",
+        ),
+        (
+            vec![
                 ("GEMINI_API_KEY", "AIza-secret"),
                 ("GEMINI_BASE_URL", "ftp://x"),
             ],
             "GEMINI_BASE_URL",
+        ),
+        (
+            vec![
+                ("GEMINI_API_KEY", "k"),
+                ("GEMINI_BASE_URL", "https://gemini.lan/?key=AIza-secret"),
+            ],
+            "GEMINI_BASE_URL: base URL `https://gemini.lan` must not have a query",
         ),
         (
             vec![
@@ -656,4 +700,40 @@ async fn without_a_redial_a_go_away_ends_when_gemini_does() {
         .unwrap();
     assert_eq!(error["error"]["code"], "session_resumption_failed");
     assert_eq!(close, Some(1011));
+}
+
+#[tokio::test]
+async fn without_a_redial_a_session_update_after_setup_is_refused() {
+    let script = GeminiLive::new()
+        .resumption()
+        .reply_every(Trigger::TurnComplete, GeminiLive::text_turn("Hi!", 3, 2));
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let (raw, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", upstream.addr()))
+        .await
+        .unwrap();
+    let config = GeminiConfig::new(Backend::GeminiApi, "models/m");
+    let mut socket = GeminiSocket::new(raw, GeminiTranslator::new(config));
+    let say = json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "Hello"}]}});
+    for _ in 0..2 {
+        socket.send(Message::text(say.to_string())).await.unwrap();
+        socket
+            .send(Message::text(r#"{"type":"response.create"}"#))
+            .await
+            .unwrap();
+        let (_, close) = read_until(&mut socket, |event| event["type"] == "response.done").await;
+        assert_eq!(close, None);
+        // Gemini gave a handle, but there is no connection to resume on.
+        let update =
+            json!({"type": "session.update", "session": {"instructions": "Speak French."}});
+        socket
+            .send(Message::text(update.to_string()))
+            .await
+            .unwrap();
+        let (events, close) = read_until(&mut socket, |event| event["type"] == "error").await;
+        assert_eq!(close, None);
+        let error = &events.last().unwrap()["error"];
+        assert_eq!(error["code"], "unsupported_session_update", "{events:?}");
+    }
+    assert_eq!(upstream.requests().len(), 1);
 }

@@ -181,6 +181,92 @@ async fn session_updates_before_content_merge_into_one_setup() {
     );
 }
 
+/// Gemini with resumption that answers a text turn on any connection:
+/// "Hi!" on the first, "Salut !" once resumed.
+fn answering_resumed() -> GeminiLive {
+    GeminiLive::new()
+        .resumption()
+        .reply(Trigger::TurnComplete, GeminiLive::text_turn("Hi!", 3, 2))
+        .reply_when_resumed(
+            Trigger::TurnComplete,
+            GeminiLive::text_turn("Salut !", 3, 2),
+        )
+}
+
+/// Says `text`, asks for a response, and returns its transcript.
+async fn ask(client: &mut Client, text: &str) -> Value {
+    send_text(client, &say(text)).await;
+    send_text(client, r#"{"type":"response.create"}"#).await;
+    let (events, close) = read_until(client, is_done).await;
+    assert_eq!(close, None);
+    events.last().unwrap()["response"]["output"][0]["content"][0]["transcript"].clone()
+}
+
+#[tokio::test]
+async fn a_session_update_after_content_is_applied_by_resuming() {
+    let upstream = MockUpstream::with_script(answering_resumed())
+        .await
+        .unwrap();
+    let gateway = gateway(&upstream).await;
+    let mut client = open(&gateway, MODEL).await;
+    assert_eq!(ask(&mut client, "Hello").await, "Hi!");
+
+    let update = json!({"type": "session.update", "session": {"type": "realtime", "instructions": "Speak French."}});
+    send_text(&mut client, &update.to_string()).await;
+    let (events, close) = read_until(&mut client, |event| {
+        event["type"] == "session.updated" || event["type"] == "error"
+    })
+    .await;
+    assert_eq!(close, None);
+    let updated = events.last().unwrap();
+    assert_eq!(updated["type"], "session.updated", "{events:?}");
+    assert_eq!(updated["session"]["instructions"], "Speak French.");
+
+    assert_eq!(upstream.requests().len(), 2, "a second connection");
+    let setups: Vec<Value> = received(&upstream)
+        .into_iter()
+        .filter(|message| message.get("setup").is_some())
+        .collect();
+    assert_eq!(setups.len(), 2);
+    let resumed = &setups[1]["setup"];
+    assert_eq!(
+        resumed["systemInstruction"],
+        json!({"parts": [{"text": "Speak French."}]})
+    );
+    assert_eq!(
+        resumed["sessionResumption"],
+        json!({"handle": "handle-sess_mock000001"})
+    );
+    // The conversation goes on, on the resumed connection.
+    assert_eq!(ask(&mut client, "Bonjour").await, "Salut !");
+}
+
+#[tokio::test]
+async fn with_resumption_turned_off_such_an_update_is_refused() {
+    let script = GeminiLive::new()
+        .resumption()
+        .reply_every(Trigger::TurnComplete, GeminiLive::text_turn("Hi!", 3, 2));
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let gemini = Gemini::new(Secret::new(KEY))
+        .base_url(&format!("http://{}", upstream.addr()))
+        .unwrap()
+        .reconfigure_by_resuming(false);
+    let gateway = serve_axum(RealtimeLayer::new(Providers::new().with("gemini", gemini))).await;
+    let mut client = open(&gateway, MODEL).await;
+    assert_eq!(ask(&mut client, "Hello").await, "Hi!");
+
+    let update = json!({"type": "session.update", "event_id": "evt_fr", "session": {"type": "realtime", "instructions": "Speak French."}});
+    send_text(&mut client, &update.to_string()).await;
+    let (events, close) = read_until(&mut client, |event| event["type"] == "error").await;
+    assert_eq!(close, None);
+    let error = &events.last().unwrap()["error"];
+    assert_eq!(error["code"], "unsupported_session_update");
+    assert_eq!(error["event_id"], "evt_fr");
+    // The session goes on as it was, on the same connection.
+    assert_eq!(ask(&mut client, "Hello again").await, "Hi!");
+    assert_eq!(upstream.requests().len(), 1);
+}
+
 #[tokio::test]
 async fn barge_in_is_speech_started_and_a_cancelled_response() {
     let mut turn = vec![GeminiLive::audio("AQAD")];

@@ -743,6 +743,13 @@ fn model_allow_lists_from_variables() {
         ("LOCAL_GPU_BASE_URL", "http://127.0.0.1:8000/v1"),
         ("LOCAL_GPU_MODELS", "Qwen/Qwen3-Omni"),
         ("OPEN_BASE_URL", "http://127.0.0.1:8001/v1"),
+        ("GEMINI_API_KEY", KEY),
+        ("GEMINI_MODELS", "gemini-live-2.5-flash-preview"),
+        ("VERTEX_API_KEY", KEY),
+        (
+            "VERTEX_MODELS",
+            "gemini-live-2.5-flash, gemini-2.0-flash-live-preview-04-09",
+        ),
     ])
     .unwrap();
     let allowed = |name: &str| {
@@ -760,8 +767,21 @@ fn model_allow_lists_from_variables() {
     assert_eq!(allowed("zai"), Some(vec!["glm-realtime"]));
     assert_eq!(allowed("zhipu"), Some(vec!["glm-realtime"]));
     assert_eq!(allowed("local-gpu"), Some(vec!["Qwen/Qwen3-Omni"]));
+    assert_eq!(
+        allowed("gemini"),
+        Some(vec!["gemini-live-2.5-flash-preview"])
+    );
+    assert_eq!(
+        allowed("vertex"),
+        Some(vec![
+            "gemini-2.0-flash-live-preview-04-09",
+            "gemini-live-2.5-flash"
+        ])
+    );
     assert_eq!(allowed("xai"), None);
     assert_eq!(allowed("open"), None);
+    let vertex = Providers::from_vars([("VERTEX_API_KEY", KEY)]).unwrap();
+    assert!(vertex.allowed_models("vertex").is_none());
 }
 
 /// In code, `allow_insecure_transport()` opts in to a key over plain

@@ -65,11 +65,17 @@ Environment:
                               real providers next to the demo (see the README, Providers)
   GEMINI_API_KEY, GEMINI_BASE_URL, GEMINI_API_VERSION
                               Gemini Live (Gemini API), translated to OpenAI's realtime events
-  VERTEX_PROJECT, VERTEX_LOCATION, GOOGLE_APPLICATION_CREDENTIALS, VERTEX_API_KEY, VERTEX_BASE_URL
-                              Gemini Live on Vertex AI (a service-account key file or an
-                              express-mode key), translated likewise
-  OPENAI_MODELS, ... (PREFIX_MODELS)
+  VERTEX_PROJECT, VERTEX_LOCATION, GOOGLE_APPLICATION_CREDENTIALS, VERTEX_API_KEY, VERTEX_BASE_URL,
+  VERTEX_API_VERSION          Gemini Live on Vertex AI (a service-account key file or an
+                              express-mode key), translated likewise; input audio resampled to
+                              16 kHz
+  GEMINI_RECONFIGURE_BY_RESUMING, VERTEX_RECONFIGURE_BY_RESUMING
+                              true (default): a session.update Gemini cannot apply in place
+                              (instructions, voice, tools, turn detection after setup) is applied
+                              by resuming the session; false: refused (unsupported_session_update)
+  OPENAI_MODELS, ..., GEMINI_MODELS, VERTEX_MODELS (PREFIX_MODELS)
                               the models clients may ask each provider for, comma-separated
+                              (any other is refused with 400 model_not_allowed)
   SSL_CERT_FILE, SSL_CERT_DIR  CA certificates (PEM) to trust for wss:// upstreams instead of the
                               system's, e.g. a private CA of a self-hosted upstream; the bundled
                               Mozilla roots are trusted too

@@ -54,8 +54,9 @@ impl std::error::Error for ConfigError {}
 /// assert_eq!(local.as_str(), "ws://127.0.0.1:8000/");
 /// ```
 pub fn websocket_base_url(base: &str) -> Result<Url, ConfigError> {
-    let parsed = Url::parse(base.trim())
-        .map_err(|error| ConfigError::new(format!("invalid base URL `{base}`: {error}")))?;
+    let parsed = Url::parse(base.trim()).map_err(|error| {
+        ConfigError::new(format!("invalid base URL `{}`: {error}", shown(base)))
+    })?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(ConfigError::new(
             "a base URL must not contain a user name or password; configure the key separately",
@@ -66,26 +67,63 @@ pub fn websocket_base_url(base: &str) -> Result<Url, ConfigError> {
         "http" | "ws" => "ws",
         other => {
             return Err(ConfigError::new(format!(
-                "base URL `{base}` has scheme `{other}`; use https, http, wss or ws"
+                "base URL `{}` has scheme `{other}`; use https, http, wss or ws",
+                shown(base)
             )));
         }
     };
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(ConfigError::new(format!("base URL `{base}` has no host")));
+        return Err(ConfigError::new(format!(
+            "base URL `{}` has no host",
+            shown(base)
+        )));
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(ConfigError::new(format!(
-            "base URL `{base}` must not have a query or fragment"
+            "base URL `{}` must not have a query or fragment (keys go in their own setting)",
+            shown(base)
         )));
     }
     // `Url::set_scheme` refuses to switch between special and non-special
     // schemes only; http(s) and ws(s) are all special, so this cannot fail.
     let mut url = parsed;
-    url.set_scheme(scheme)
-        .map_err(|()| ConfigError::new(format!("base URL `{base}` cannot use scheme {scheme}")))?;
+    url.set_scheme(scheme).map_err(|()| {
+        ConfigError::new(format!(
+            "base URL `{}` cannot use scheme {scheme}",
+            shown(base)
+        ))
+    })?;
     let trimmed = url.path().trim_end_matches('/').to_owned();
     url.set_path(&trimmed);
     Ok(url)
+}
+
+/// What an error message may show of a configured base URL:
+/// `scheme://host[:port]`, never a user name, password, path, query or
+/// fragment, any of which may hold a key (`?key=…`). A string that does not
+/// parse as a URL is cut the same way: its scheme and host, as far as they
+/// can be told apart.
+fn shown(base: &str) -> String {
+    let base = base.trim();
+    if let Ok(url) = Url::parse(base) {
+        let host = url.host_str().unwrap_or_default();
+        return match url.port() {
+            Some(port) => format!("{}://{host}:{port}", url.scheme()),
+            None => format!("{}://{host}", url.scheme()),
+        };
+    }
+    let (scheme, rest) = match base.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, base),
+    };
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    match scheme {
+        Some(scheme) => format!("{scheme}://{host}"),
+        None => host.to_owned(),
+    }
 }
 
 /// Refuses a base URL that would carry a key in clear text: plain `ws` to a
@@ -201,5 +239,54 @@ mod tests {
     fn credentials_in_a_base_url_are_refused_without_repeating_them() {
         let error = websocket_base_url("https://user:sk-in-url@example.com").unwrap_err();
         assert!(!error.to_string().contains("sk-in-url"), "{error}");
+    }
+
+    #[test]
+    fn errors_show_scheme_host_and_port_only() {
+        let cases = [
+            (
+                "https://host.example/?key=AIzaSECRET",
+                "base URL `https://host.example` must not have a query or fragment",
+            ),
+            (
+                "https://host.example:8443/v1beta?key=AIzaSECRET#frag",
+                "base URL `https://host.example:8443` must not have a query",
+            ),
+            (
+                "ftp://files.example:2121/AIzaSECRET?key=AIzaSECRET",
+                "base URL `ftp://files.example:2121` has scheme `ftp`",
+            ),
+            (
+                "https://user:pass-SECRET@host.example/?key=AIzaSECRET",
+                "a base URL must not contain a user name or password",
+            ),
+            (
+                "https://user:pass-SECRET@[::1/AIzaSECRET?key=AIzaSECRET",
+                "invalid base URL `https://[::1`: ",
+            ),
+            (
+                "host.example/AIzaSECRET?key=AIzaSECRET",
+                "invalid base URL `host.example`: ",
+            ),
+            (
+                "file:///AIzaSECRET?key=AIzaSECRET",
+                "base URL `file://` has scheme `file`",
+            ),
+        ];
+        for (base, expected) in cases {
+            let error = websocket_base_url(base).unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{base}: {error}");
+            assert!(!error.contains("SECRET"), "{base}: {error}");
+        }
+        assert_eq!(
+            shown("https://user:pass@host.example:444/p?key=AIzaSECRET"),
+            "https://host.example:444"
+        );
+        // Behind a provider too.
+        let error = crate::provider::Gemini::new(crate::Secret::new("k"))
+            .base_url("https://host.example/?key=AIzaSECRET")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("SECRET"), "{error}");
     }
 }

@@ -59,17 +59,22 @@ impl Providers {
     /// | `xai` | `XAI_API_KEY` | `XAI_BASE_URL` |
     /// | `bailian`, `dashscope` | `BAILIAN_API_KEY` or `DASHSCOPE_API_KEY` | `BAILIAN_BASE_URL` |
     /// | `zai`, `zhipu` | `ZAI_API_KEY` | `ZAI_BASE_URL` |
-    /// | `gemini` | `GEMINI_API_KEY` | `GEMINI_BASE_URL`, `GEMINI_API_VERSION` (default `v1`) |
-    /// | `vertex` | `GOOGLE_APPLICATION_CREDENTIALS` (a service-account key file) or `VERTEX_API_KEY` (express mode) | `VERTEX_PROJECT` (required with a service account), `VERTEX_LOCATION` (default `us-central1`), `VERTEX_BASE_URL`, `VERTEX_API_VERSION` (default `v1`) |
+    /// | `gemini` | `GEMINI_API_KEY` | `GEMINI_BASE_URL`, `GEMINI_API_VERSION` (default `v1`), `GEMINI_RECONFIGURE_BY_RESUMING` (default `true`) |
+    /// | `vertex` | `GOOGLE_APPLICATION_CREDENTIALS` (a service-account key file) or `VERTEX_API_KEY` (express mode) | `VERTEX_PROJECT` (required with a service account), `VERTEX_LOCATION` (default `us-central1`), `VERTEX_BASE_URL`, `VERTEX_API_VERSION` (default `v1`), `VERTEX_RECONFIGURE_BY_RESUMING` (default `true`) |
     ///
     /// `vertex` is enabled when `VERTEX_PROJECT` or `VERTEX_API_KEY` is set.
+    /// `PREFIX_RECONFIGURE_BY_RESUMING=false` refuses a `session.update`
+    /// that Gemini cannot apply in place (`unsupported_session_update`)
+    /// instead of applying it by resuming the session
+    /// ([`Gemini::reconfigure_by_resuming`]).
     ///
     /// - More keys for one provider go in `KEY_2`, `KEY_3`, … (e.g.
     ///   `OPENAI_API_KEY_2`); sessions take them in turn (see [`Keys`]).
     /// - `PREFIX_MODELS=gpt-realtime,gpt-realtime-mini` limits the models
     ///   clients may ask the provider for ([`Providers::allow_models`]), for
     ///   every prefix above (`OPENAI_MODELS`, `BAILIAN_MODELS` or
-    ///   `DASHSCOPE_MODELS`, …) and every extra provider (`NAME_MODELS`).
+    ///   `DASHSCOPE_MODELS`, `GEMINI_MODELS`, `VERTEX_MODELS`, …) and every
+    ///   extra provider (`NAME_MODELS`).
     /// - A key is refused on a plain `http`/`ws` base URL to a host other
     ///   than loopback unless `PREFIX_ALLOW_INSECURE_TRANSPORT=true` (not
     ///   for Azure).
@@ -169,21 +174,27 @@ impl Vars {
     /// Whether `PREFIX_ALLOW_INSECURE_TRANSPORT` is `true` (or `1`, `yes`).
     fn allows_insecure_transport(&self, prefix: &str) -> Result<bool, ConfigError> {
         let name = format!("{prefix}_ALLOW_INSECURE_TRANSPORT");
-        match self.get(&name) {
-            None => Ok(false),
+        Ok(self.flag(&name)?.unwrap_or(false))
+    }
+
+    /// The switch `name`: `true` (or `1`, `yes`), `false` (or `0`, `no`),
+    /// `None` when unset.
+    fn flag(&self, name: &str) -> Result<Option<bool>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
             Some(value)
                 if ["true", "1", "yes"]
                     .iter()
                     .any(|v| value.eq_ignore_ascii_case(v)) =>
             {
-                Ok(true)
+                Ok(Some(true))
             }
             Some(value)
                 if ["false", "0", "no"]
                     .iter()
                     .any(|v| value.eq_ignore_ascii_case(v)) =>
             {
-                Ok(false)
+                Ok(Some(false))
             }
             Some(_) => Err(ConfigError::new(format!("{name} must be true or false"))),
         }
@@ -398,6 +409,9 @@ fn azure(vars: &Vars, keys: Keys) -> Built {
 
 fn gemini(vars: &Vars, keys: Keys) -> Built {
     let mut gemini = Gemini::new(keys);
+    if let Some(on) = vars.flag("GEMINI_RECONFIGURE_BY_RESUMING")? {
+        gemini = gemini.reconfigure_by_resuming(on);
+    }
     if let Some(version) = vars.get("GEMINI_API_VERSION") {
         gemini = gemini
             .api_version(version)
@@ -442,6 +456,9 @@ fn register_vertex(vars: &Vars, mut providers: Providers) -> Result<Providers, C
     if vars.allows_insecure_transport("VERTEX")? {
         vertex = vertex.allow_insecure_transport();
     }
+    if let Some(on) = vars.flag("VERTEX_RECONFIGURE_BY_RESUMING")? {
+        vertex = vertex.reconfigure_by_resuming(on);
+    }
     if let Some(base) = vars.get("VERTEX_BASE_URL") {
         refuse_clear_text_key_in(vars, "VERTEX", "VERTEX_BASE_URL", base)?;
         vertex = vertex.base_url(base).map_err(in_var("VERTEX_BASE_URL"))?;
@@ -452,8 +469,12 @@ fn register_vertex(vars: &Vars, mut providers: Providers) -> Result<Providers, C
             .map_err(in_var("VERTEX_API_VERSION"))?;
     }
     let vertex: Arc<dyn Provider> = Arc::new(vertex);
+    let models = vars.models("VERTEX");
     for name in VERTEX_NAMES {
         providers = providers.with_shared(name, Arc::clone(&vertex));
+        if !models.is_empty() {
+            providers = providers.allow_models(name, models.iter().copied());
+        }
     }
     Ok(providers)
 }

@@ -48,6 +48,7 @@ pub struct Gemini {
     version: String,
     keys: Keys,
     insecure_transport: bool,
+    reconfigure_by_resuming: bool,
 }
 
 impl Gemini {
@@ -63,6 +64,7 @@ impl Gemini {
             version: Self::DEFAULT_API_VERSION.to_owned(),
             keys: keys.into(),
             insecure_transport: false,
+            reconfigure_by_resuming: true,
         }
     }
 
@@ -105,6 +107,26 @@ impl Gemini {
         self.version = checked_version(version)?;
         Ok(self)
     }
+
+    /// Whether a `session.update` that Gemini cannot apply in place
+    /// (instructions, voice, tools, turn detection after the setup) is
+    /// applied by resuming the session on a fresh connection (on by
+    /// default), or refused with an `error` event
+    /// (`unsupported_session_update`); see
+    /// [`GeminiConfig::reconfigure_by_resuming`].
+    ///
+    /// ```
+    /// use tower_realtime::provider::Gemini;
+    /// use tower_realtime::Secret;
+    ///
+    /// let gemini = Gemini::new(Secret::new("k")).reconfigure_by_resuming(false);
+    /// # drop(gemini);
+    /// ```
+    #[must_use]
+    pub fn reconfigure_by_resuming(mut self, on: bool) -> Self {
+        self.reconfigure_by_resuming = on;
+        self
+    }
 }
 
 impl Provider for Gemini {
@@ -131,10 +153,10 @@ impl Gemini {
         };
         Ok(Target::new(url)
             .api_key(HeaderName::from_static(API_KEY_HEADER), self.keys.pick())
-            .protocol(Protocol::GeminiLive(GeminiConfig::new(
-                Backend::GeminiApi,
-                model,
-            ))))
+            .protocol(Protocol::GeminiLive(
+                GeminiConfig::new(Backend::GeminiApi, model)
+                    .reconfigure_by_resuming(self.reconfigure_by_resuming),
+            )))
     }
 }
 
@@ -175,5 +197,25 @@ mod tests {
         };
         assert_eq!(config.model(), "models/x");
         assert!(!format!("{target:?} {gemini:?}").contains("AIza-secret"));
+    }
+
+    #[test]
+    fn session_updates_are_applied_by_resuming_unless_turned_off() {
+        let (parts, ()) = http::Request::get("/").body(()).unwrap().into_parts();
+        let config = |gemini: Gemini| {
+            let target = gemini
+                .build(&TargetRequest::new("gemini", "m", None, &parts))
+                .unwrap();
+            let Protocol::GeminiLive(config) = target.upstream_protocol().clone() else {
+                panic!("translated")
+            };
+            config
+        };
+        let default = GeminiConfig::new(Backend::GeminiApi, "models/m");
+        assert_eq!(config(Gemini::new(Secret::new("k"))), default);
+        assert_eq!(
+            config(Gemini::new(Secret::new("k")).reconfigure_by_resuming(false)),
+            default.reconfigure_by_resuming(false)
+        );
     }
 }

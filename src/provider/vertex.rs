@@ -61,6 +61,7 @@ pub struct Vertex {
     scope: Option<(String, String)>,
     credential: VertexCredential,
     insecure_transport: bool,
+    reconfigure_by_resuming: bool,
 }
 
 impl Vertex {
@@ -102,6 +103,7 @@ impl Vertex {
             scope: Some((project, location)),
             credential,
             insecure_transport: false,
+            reconfigure_by_resuming: true,
         })
     }
 
@@ -113,6 +115,7 @@ impl Vertex {
             scope: None,
             credential: VertexCredential::ApiKey(keys.into()),
             insecure_transport: false,
+            reconfigure_by_resuming: true,
         }
     }
 
@@ -136,6 +139,17 @@ impl Vertex {
     pub fn api_version(mut self, version: &str) -> Result<Self, ConfigError> {
         self.version = checked_version(version)?;
         Ok(self)
+    }
+
+    /// Whether a `session.update` that Gemini cannot apply in place is
+    /// applied by resuming the session on a fresh connection (on by
+    /// default), or refused with an `error` event
+    /// (`unsupported_session_update`); see
+    /// [`GeminiConfig::reconfigure_by_resuming`].
+    #[must_use]
+    pub fn reconfigure_by_resuming(mut self, on: bool) -> Self {
+        self.reconfigure_by_resuming = on;
+        self
     }
 
     /// The target with a valid access token, fetching one if needed.
@@ -197,10 +211,10 @@ impl Vertex {
         {
             target = target.header(HeaderName::from_static("x-goog-user-project"), value);
         }
-        target.protocol(Protocol::GeminiLive(GeminiConfig::new(
-            Backend::Vertex,
-            model,
-        )))
+        target.protocol(Protocol::GeminiLive(
+            GeminiConfig::new(Backend::Vertex, model)
+                .reconfigure_by_resuming(self.reconfigure_by_resuming),
+        ))
     }
 }
 
@@ -305,6 +319,15 @@ mod tests {
             "projects/p/locations/us-central1/publishers/google/models/gemini-live-2.5-flash"
         );
         assert_eq!(config.input_rate(), Some(16_000));
+        let vertex = vertex.reconfigure_by_resuming(false);
+        let Protocol::GeminiLive(fixed) = target(&vertex, "gemini-live-2.5-flash")
+            .unwrap()
+            .upstream_protocol()
+            .clone()
+        else {
+            panic!()
+        };
+        assert_eq!(fixed, config.reconfigure_by_resuming(false));
     }
 
     #[test]

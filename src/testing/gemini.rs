@@ -24,6 +24,11 @@ pub enum Trigger {
     ToolResponse,
     /// Any message after setup.
     AnyMessage,
+    /// Speech that Gemini's automatic activity detection would answer:
+    /// `realtimeInput` audio outside an `activityStart`…`activityEnd` span
+    /// (PCM16 at the rate its `mimeType` names, 16 kHz if none) adding up
+    /// to this long since the last reply.
+    AudioFor(Duration),
 }
 
 /// One step of a reply.
@@ -47,7 +52,8 @@ pub enum Step {
 /// 1007 `Request contains an invalid argument.`); `setup` is answered with
 /// `setupComplete` and, with [`GeminiLive::resumption`], a fresh resumption
 /// handle. Then each reply is sent, in order, when the client message that
-/// triggers it arrives. Every server message is a binary frame of
+/// triggers it arrives; replies added with [`GeminiLive::reply_every`]
+/// answer every such message the in-order ones leave. Every server message is a binary frame of
 /// pretty-printed JSON. What the gateway sent is recorded on the
 /// `MockUpstream`.
 ///
@@ -72,6 +78,7 @@ pub enum Step {
 pub struct GeminiLive {
     replies: Vec<(Trigger, Vec<Step>)>,
     resumed_replies: Vec<(Trigger, Vec<Step>)>,
+    standing: Vec<(Trigger, Vec<Step>)>,
     resumption: bool,
 }
 
@@ -92,6 +99,28 @@ impl GeminiLive {
     #[must_use]
     pub fn reply(mut self, trigger: Trigger, steps: impl IntoIterator<Item = Step>) -> Self {
         self.replies.push((trigger, steps.into_iter().collect()));
+        self
+    }
+
+    /// Sends `steps` every time `trigger` happens and no in-order
+    /// [`reply`](Self::reply) answers the message, on every connection
+    /// (the first of these replies whose trigger fires is sent; not for
+    /// [`Trigger::SetupComplete`]): a conversation that goes on as long as
+    /// the client talks.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_realtime::testing::{GeminiLive, Trigger};
+    ///
+    /// let script = GeminiLive::new()
+    ///     .reply_every(Trigger::TurnComplete, GeminiLive::text_turn("Noted.", 12, 4))
+    ///     .reply_every(Trigger::ActivityEnd, GeminiLive::text_turn("Heard you.", 12, 4))
+    ///     .reply_every(Trigger::AudioFor(Duration::from_secs(2)), GeminiLive::text_turn("Heard you.", 12, 4));
+    /// # drop(script);
+    /// ```
+    #[must_use]
+    pub fn reply_every(mut self, trigger: Trigger, steps: impl IntoIterator<Item = Step>) -> Self {
+        self.standing.push((trigger, steps.into_iter().collect()));
         self
     }
 
@@ -197,9 +226,71 @@ struct Received {
     setup: bool,
     resumes: bool,
     audio: bool,
+    /// How long the audio chunk plays.
+    audio_length: Duration,
     turn_complete: bool,
+    activity_start: bool,
     activity_end: bool,
     tool_response: bool,
+}
+
+/// How long a `realtimeInput.audio` blob of PCM16 plays: its base64 `data`
+/// at the `rate=` of its `mimeType` (16 kHz, Gemini's default, if none).
+fn audio_length(audio: &Value) -> Duration {
+    let rate = audio
+        .get("mimeType")
+        .or_else(|| audio.get("mime_type"))
+        .and_then(Value::as_str)
+        .and_then(|mime| mime.split(';').find_map(|p| p.trim().strip_prefix("rate=")))
+        .and_then(|rate| rate.parse::<u64>().ok())
+        .filter(|&rate| rate > 0)
+        .unwrap_or(16_000);
+    let data = audio
+        .get("data")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let bytes = data.trim_end_matches('=').len() as u64 * 3 / 4;
+    Duration::from_micros(bytes / 2 * 1_000_000 / rate)
+}
+
+/// Where one connection's conversation is, for the triggers.
+#[derive(Debug, Default)]
+struct Heard {
+    /// `realtimeInput` audio chunks on this connection.
+    audio_chunks: usize,
+    /// An `activityStart` without its `activityEnd`.
+    in_activity: bool,
+    /// Audio outside activities since the last reply.
+    speech: Duration,
+}
+
+impl Heard {
+    fn note(&mut self, received: &Received) {
+        self.audio_chunks += usize::from(received.audio);
+        if received.activity_start {
+            self.in_activity = true;
+        }
+        if !self.in_activity {
+            self.speech += received.audio_length;
+        }
+        if received.activity_end {
+            self.in_activity = false;
+        }
+    }
+
+    fn fires(&self, trigger: Trigger, received: &Received) -> bool {
+        match trigger {
+            Trigger::SetupComplete => false,
+            Trigger::AudioChunk(n) => received.audio && self.audio_chunks == n,
+            Trigger::TurnComplete => received.turn_complete,
+            Trigger::ActivityEnd => received.activity_end,
+            Trigger::ToolResponse => received.tool_response,
+            Trigger::AnyMessage => true,
+            Trigger::AudioFor(length) => {
+                received.audio && !self.in_activity && self.speech >= length
+            }
+        }
+    }
 }
 
 fn classify(message: &Message) -> Option<Received> {
@@ -211,16 +302,19 @@ fn classify(message: &Message) -> Option<Received> {
     let value: Value = serde_json::from_slice(bytes).ok()?;
     let object = value.as_object()?;
     let input = object.get("realtimeInput");
+    let audio = input.and_then(|input| input.get("audio"));
     Some(Received {
         setup: object.contains_key("setup"),
         resumes: object
             .get("setup")
             .and_then(|setup| setup.pointer("/sessionResumption/handle"))
             .is_some(),
-        audio: input.is_some_and(|input| input.get("audio").is_some()),
+        audio: audio.is_some(),
+        audio_length: audio.map(audio_length).unwrap_or_default(),
         turn_complete: object
             .get("clientContent")
             .is_some_and(|content| content.get("turnComplete") == Some(&Value::Bool(true))),
+        activity_start: input.is_some_and(|input| input.get("activityStart").is_some()),
         activity_end: input.is_some_and(|input| input.get("activityEnd").is_some()),
         tool_response: object.contains_key("toolResponse"),
     })
@@ -277,7 +371,7 @@ impl Script for GeminiLive {
             return;
         }
         let mut next = 0;
-        let mut audio_chunks = 0;
+        let mut heard = Heard::default();
         while let Some((Trigger::SetupComplete, steps)) = replies.get(next) {
             next += 1;
             if !Self::play(&mut session, steps).await {
@@ -292,23 +386,27 @@ impl Script for GeminiLive {
                 Self::play(&mut session, std::slice::from_ref(&invalid)).await;
                 return;
             }
-            audio_chunks += usize::from(received.audio);
-            let Some((trigger, steps)) = replies.get(next) else {
-                continue;
-            };
-            let fires = match trigger {
-                Trigger::SetupComplete => false,
-                Trigger::AudioChunk(n) => received.audio && audio_chunks == *n,
-                Trigger::TurnComplete => received.turn_complete,
-                Trigger::ActivityEnd => received.activity_end,
-                Trigger::ToolResponse => received.tool_response,
-                Trigger::AnyMessage => true,
-            };
-            if fires {
-                next += 1;
-                if !Self::play(&mut session, steps).await {
-                    return;
+            heard.note(&received);
+            let in_order = replies
+                .get(next)
+                .filter(|(trigger, _)| heard.fires(*trigger, &received));
+            let steps = match in_order {
+                Some((_, steps)) => {
+                    next += 1;
+                    steps
                 }
+                None => match self
+                    .standing
+                    .iter()
+                    .find(|(trigger, _)| heard.fires(*trigger, &received))
+                {
+                    Some((_, steps)) => steps,
+                    None => continue,
+                },
+            };
+            heard.speech = Duration::ZERO;
+            if !Self::play(&mut session, steps).await {
+                return;
             }
         }
     }

@@ -55,6 +55,8 @@ pub(crate) struct Log {
     connections: AtomicUsize,
     requests: Mutex<Vec<RecordedRequest>>,
     messages: Mutex<Vec<Message>>,
+    /// Messages are not kept (an upstream that serves indefinitely).
+    forget_messages: bool,
     closes: Mutex<Vec<Option<CloseFrame>>>,
     ended: AtomicUsize,
     changed: Notify,
@@ -71,11 +73,21 @@ impl Log {
         self.changed.notify_waiters();
     }
 
+    /// A log that counts everything but keeps no message.
+    pub(crate) fn forgetting_messages() -> Self {
+        Self {
+            forget_messages: true,
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn message(&self, message: &Message) {
-        self.messages
-            .lock()
-            .expect("log lock")
-            .push(message.clone());
+        if !self.forget_messages {
+            self.messages
+                .lock()
+                .expect("log lock")
+                .push(message.clone());
+        }
         self.changed.notify_waiters();
     }
 

@@ -20,6 +20,7 @@ use crate::provider::Compatible;
 pub struct MockUpstreamBuilder {
     handshake: Handshake,
     script: Arc<dyn DynScript>,
+    forget_messages: bool,
 }
 
 impl std::fmt::Debug for MockUpstreamBuilder {
@@ -43,11 +44,23 @@ impl MockUpstreamBuilder {
         self
     }
 
+    /// Keeps no message the sessions receive ([`MockUpstream::received`]
+    /// stays empty), for an upstream that serves as long as a gateway does,
+    /// such as a demo.
+    pub fn forget_messages(mut self) -> Self {
+        self.forget_messages = true;
+        self
+    }
+
     /// Listens on `127.0.0.1` at a free port.
     pub async fn start(self) -> io::Result<MockUpstream> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let log = Arc::new(Log::default());
+        let log = Arc::new(if self.forget_messages {
+            Log::forgetting_messages()
+        } else {
+            Log::default()
+        });
         let sessions = Arc::new(Sessions::default());
         let accept_loop = tokio::spawn(accept_loop(
             listener,
@@ -88,6 +101,7 @@ impl MockUpstream {
         MockUpstreamBuilder {
             handshake: Handshake::Accept,
             script: Arc::new(Echo),
+            forget_messages: false,
         }
     }
 

@@ -109,6 +109,7 @@ where
 {
     /// Wraps a connected Gemini Live socket (nothing sent on it yet).
     pub fn new(inner: S, mut translator: GeminiTranslator) -> Self {
+        translator.set_can_reconnect(false);
         let outputs = translator.start();
         let mut socket = Self {
             inner,
@@ -128,10 +129,15 @@ where
         socket
     }
 
-    /// Resumes on connections `redial` opens when Gemini says `goAway`
-    /// (without it, the session ends when Gemini ends the connection).
+    /// Resumes on connections `redial` opens when Gemini says `goAway`,
+    /// and applies a `session.update` Gemini cannot apply in place by
+    /// resuming (see
+    /// [`GeminiConfig::reconfigure_by_resuming`](super::gemini::GeminiConfig::reconfigure_by_resuming)).
+    /// Without it, the session ends when Gemini ends the connection, and
+    /// such an update is refused with an `error` event.
     #[must_use]
     pub fn redial(mut self, redial: impl FnMut() -> Dialling<S> + Send + 'static) -> Self {
+        self.translator.set_can_reconnect(true);
         self.redial = Some(Box::new(redial));
         self
     }

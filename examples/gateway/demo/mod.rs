@@ -4,7 +4,7 @@
 //! scripting API (`Script`, `UpstreamSession`), not part of the library.
 //! [`CallsFront`] adds OpenAI's WebRTC call endpoints in front of it.
 
-mod audio;
+pub(crate) mod audio;
 mod calls;
 mod conversation;
 mod outbox;

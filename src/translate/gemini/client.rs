@@ -235,7 +235,10 @@ impl GeminiTranslator {
         let configuring = self.phase == Phase::Configuring;
         let reconfigure = !configuring
             && next.setup(&self.config, None) != self.session.setup(&self.config, None);
-        let resume = reconfigure && self.config.reconfigures() && self.handle.is_some();
+        let resume = reconfigure
+            && self.config.reconfigures()
+            && self.can_reconnect
+            && self.handle.is_some();
         if reconfigure && !resume {
             self.error(
                 "invalid_request_error",

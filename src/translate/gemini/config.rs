@@ -58,7 +58,8 @@ impl GeminiConfig {
     /// Vertex (whose documentation names 16 kHz input only); text sessions
     /// [`TextResponses::ViaTranscript`]; sliding-window context compression
     /// on; at most 256 client events or 8 MiB held while the upstream is not
-    /// ready.
+    /// ready; a `session.update` after setup applied by resuming
+    /// ([`GeminiConfig::reconfigure_by_resuming`]).
     pub fn new(backend: Backend, model: impl Into<String>) -> Self {
         Self {
             backend,
@@ -71,7 +72,7 @@ impl GeminiConfig {
             context_compression: true,
             max_held_events: 256,
             max_held_bytes: 8 << 20,
-            reconfigure: false,
+            reconfigure: true,
         }
     }
 
@@ -118,17 +119,22 @@ impl GeminiConfig {
     /// Applies a `session.update` that changes what Gemini fixed at setup
     /// (instructions, voice, tools, turn detection) by resuming the session
     /// on a fresh connection with the new setup ([`Control::Reconnect`]),
-    /// between responses. Off by default: such an update is refused with an
-    /// `error` event (`unsupported_session_update`). Costs a reconnect, and
-    /// Gemini has been seen to fail resumptions with long instructions.
+    /// between responses; the client gets `session.updated` once Gemini
+    /// confirms the new setup. On by default. Such an update is refused
+    /// with an `error` event (`unsupported_session_update`) when this is
+    /// off, or when resumption is: Gemini gave the session no resumable
+    /// handle (yet). Costs a reconnect, and Gemini has been seen to fail
+    /// resumptions with long instructions (the session then ends with an
+    /// `error` event).
     ///
     /// [`Control::Reconnect`]: super::Control::Reconnect
     ///
     /// ```
     /// use tower_realtime::translate::gemini::{Backend, GeminiConfig};
     ///
-    /// let config = GeminiConfig::new(Backend::GeminiApi, "models/m").reconfigure_by_resuming(true);
-    /// # drop(config);
+    /// let config = GeminiConfig::new(Backend::GeminiApi, "models/m");
+    /// assert_ne!(config, config.clone().reconfigure_by_resuming(false));
+    /// assert_eq!(config, config.clone().reconfigure_by_resuming(true));
     /// ```
     #[must_use]
     pub fn reconfigure_by_resuming(mut self, on: bool) -> Self {

@@ -11,7 +11,12 @@
 //!   merges every `session.update` that arrives before the first content
 //!   into one pending setup (answering each with `session.updated`), and
 //!   sends the setup when the first content arrives, holding that content
-//!   (bounded) until Gemini's `setupComplete`.
+//!   (bounded) until Gemini's `setupComplete`. A later `session.update`
+//!   that changes the setup is applied by resuming the session with a new
+//!   one ([`Control::Reconnect`], between responses), or refused with an
+//!   `error` event (`unsupported_session_update`) when that is off
+//!   ([`GeminiConfig::reconfigure_by_resuming`]) or Gemini gave no
+//!   resumption handle.
 //! - **Audio.** 24 kHz PCM from the client is labelled
 //!   `audio/pcm;rate=24000` and its base64 text spliced into Gemini's
 //!   `realtimeInput`, never decoded, unless the backend needs another rate
@@ -174,6 +179,10 @@ pub struct GeminiTranslator {
     metadata: Value,
     /// The latest resumable handle.
     handle: Option<String>,
+    /// Whoever runs the translator can open a fresh connection for a
+    /// [`Control::Reconnect`] (a [`GeminiSocket`](super::GeminiSocket)
+    /// without a redial cannot).
+    can_reconnect: bool,
     /// Gemini announced the end of this connection.
     go_away: bool,
     /// Whether `setupComplete` was ever seen (resumptions answer it again).
@@ -223,6 +232,7 @@ impl GeminiTranslator {
             appended: false,
             metadata: Value::Null,
             handle: None,
+            can_reconnect: true,
             go_away: false,
             setup_done: false,
             last_client_event: None,
@@ -301,6 +311,13 @@ impl GeminiTranslator {
             1011,
         );
         self.take()
+    }
+
+    /// Tells the translator whether a [`Control::Reconnect`] can be
+    /// followed: without, a `session.update` Gemini cannot apply in place is
+    /// refused rather than resumed.
+    pub(crate) fn set_can_reconnect(&mut self, can: bool) {
+        self.can_reconnect = can;
     }
 
     /// Whether the session has ended (after a [`Control::Close`]).
