@@ -1156,7 +1156,8 @@ async fn no_sdp_or_secret_in_the_logs() {
 }
 
 /// The sideband's usage is charged to the caller's budget; a call that
-/// spends it is hung up, and the identity can make no new call.
+/// spends it has its response cancelled and is hung up, and the identity can
+/// make no new call.
 #[tokio::test]
 async fn a_call_that_spends_its_budget_is_hung_up() {
     use tower_realtime::budget::{Budget, Limit, Limits, Window};
@@ -1188,6 +1189,19 @@ async fn a_call_that_spends_its_budget_is_hung_up() {
         provider
             .wait_until(PROMPTLY, |p| p.actions() == [hung_up.clone()])
             .await
+    );
+    // The response is cancelled on the sideband before the hang-up.
+    let received = provider.sideband_received();
+    let cancelled = received.iter().position(|message| {
+        let Message::Text(text) = message else {
+            return false;
+        };
+        serde_json::from_str::<Value>(text).unwrap()["type"] == "response.cancel"
+    });
+    let cancelled = cancelled.expect("a response.cancel on the sideband");
+    assert!(
+        cancelled < provider.sideband_received_before_actions()[0],
+        "response.cancel after the hang-up"
     );
     let close = provider.sideband_closes()[0].clone().unwrap();
     assert_eq!(u16::from(close.code), 1008);

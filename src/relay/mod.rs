@@ -160,13 +160,14 @@ where
     }
     control.end();
     let plan = ending.plan();
+    let farewell = pipeline.farewell(&ending);
     let client_side = settle(
         client,
         plan.client,
         to_client.take_queue(),
         plan.client_event,
     );
-    let upstream_side = settle(upstream, plan.upstream, to_upstream.take_queue(), None);
+    let upstream_side = settle(upstream, plan.upstream, to_upstream.take_queue(), farewell);
     // Peers that do not finish their close handshake in time are dropped.
     // Boxed, so that only a closing session holds this future, not every
     // idle session's task.
@@ -183,7 +184,8 @@ where
     }
 }
 
-/// Carries out what the ending asks of one side.
+/// Carries out what the ending asks of one side; `event` goes out right
+/// before a close frame the gateway sends.
 async fn settle<S: Socket>(
     socket: &mut S,
     action: Action,

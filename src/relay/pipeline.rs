@@ -18,14 +18,19 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use super::Ending;
 use crate::hooks::{
     Close, Direction, ErrorEvent, Event, Hook, HookContext, Interest, SessionControl, Verdict,
 };
 
 /// A verdict that is not ready yet.
 type Pending = Pin<Box<dyn Future<Output = Verdict> + Send>>;
+
+/// Decides, once a session has ended, what event the upstream gets before
+/// the gateway's close frame, if the gateway closes it.
+pub(crate) type Farewell = Box<dyn FnOnce(&Ending) -> Option<Utf8Bytes> + Send>;
 
 /// The hooks of one session.
 pub(crate) struct Pipeline {
@@ -39,6 +44,7 @@ pub(crate) struct Pipeline {
     pub(crate) injections_waiting: bool,
     /// Replies a hook made while deciding (reused).
     replies: Vec<Event>,
+    farewell: Option<Farewell>,
 }
 
 /// Events of one direction that are still passing through the hooks.
@@ -91,7 +97,21 @@ impl Pipeline {
             control,
             injections_waiting: false,
             replies: Vec::new(),
+            farewell: None,
         }
+    }
+
+    /// Sends the upstream what `farewell` decides before the gateway's
+    /// close frame.
+    pub(crate) fn with_farewell(mut self, farewell: Farewell) -> Self {
+        self.farewell = Some(farewell);
+        self
+    }
+
+    /// The event the upstream gets before the close of a session that
+    /// ended as `ending`.
+    pub(crate) fn farewell(&mut self, ending: &Ending) -> Option<Utf8Bytes> {
+        self.farewell.take().and_then(|farewell| farewell(ending))
     }
 
     /// Whether any hook wants events travelling in `direction`.

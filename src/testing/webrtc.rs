@@ -70,7 +70,8 @@ struct State {
     answer: CallAnswer,
     http: Mutex<Vec<HttpRequest>>,
     calls: Mutex<Vec<String>>,
-    actions: Mutex<Vec<(String, String)>>,
+    /// Each call action with how many sideband messages had arrived before it.
+    actions: Mutex<Vec<((String, String), usize)>>,
     next: AtomicUsize,
 }
 
@@ -249,7 +250,16 @@ impl WebRtcUpstream {
 
     /// Every call action received so far: (call id, `hangup`/`accept`/…).
     pub fn actions(&self) -> Vec<(String, String)> {
-        self.state.actions.lock().expect("lock").clone()
+        let actions = self.state.actions.lock().expect("lock");
+        actions.iter().map(|(action, _)| action.clone()).collect()
+    }
+
+    /// For each of [`actions`](Self::actions), how many messages the
+    /// sidebands had received when it arrived (an index into
+    /// [`sideband_received`](Self::sideband_received)): what came before it.
+    pub fn sideband_received_before_actions(&self) -> Vec<usize> {
+        let actions = self.state.actions.lock().expect("lock");
+        actions.iter().map(|(_, before)| *before).collect()
     }
 
     /// Every sideband handshake received so far.
@@ -335,7 +345,7 @@ async fn accept_loop(
                     let state = Arc::clone(&state);
                     let log = Arc::clone(&log);
                     async move {
-                        let response = answer(&state, request).await;
+                        let response = answer(&state, &log, request).await;
                         log.changed();
                         Ok::<_, Infallible>(response)
                     }
@@ -383,7 +393,7 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>>
     reply(status, "application/json", body.to_string())
 }
 
-async fn answer(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(state: &State, log: &Log, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -456,11 +466,10 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<Full<Byte
             {
                 return error(StatusCode::NOT_FOUND, "call_not_found", "no such call");
             }
-            state
-                .actions
-                .lock()
-                .expect("lock")
-                .push(((*id).to_owned(), (*action).to_owned()));
+            state.actions.lock().expect("lock").push((
+                ((*id).to_owned(), (*action).to_owned()),
+                log.messages().len(),
+            ));
             reply(StatusCode::OK, "application/json", Bytes::new())
         }
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),

@@ -51,7 +51,8 @@
 //! `session.update` on its data channel) is answered with a
 //! `session.update` that restores it. When anything but the provider ends
 //! the sideband (a spent budget, a hook, a limit, a lost connection), the
-//! gateway hangs the call up: a sideband alone cannot stop media. A
+//! gateway sends `response.cancel` on it (while it is still up) and hangs
+//! the call up: a sideband alone cannot stop media. A
 //! client's own sideband is relayed with the usual hooks, but neither
 //! metered nor budgeted: the gateway's sideband already counts the call.
 //!

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use http::HeaderMap;
 use http::StatusCode;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tracing::Instrument;
 
@@ -31,6 +32,10 @@ use crate::usage::{Meter, Metered, Observation, SessionInfo, telemetry};
 
 /// How long to wait between attempts to attach a sideband.
 const ATTACH_RETRY: Duration = Duration::from_millis(250);
+
+/// What the provider gets on the sideband before a call is hung up: the
+/// response in progress stops at once, whatever the hang-up takes.
+const CANCEL: &str = r#"{"type":"response.cancel"}"#;
 
 /// Dials the sideband of the provider's call `provider_call_id`, retrying
 /// refusals that may be a race with the call's creation or a passing
@@ -165,7 +170,17 @@ impl Supervisor {
         if config.pin_model {
             hooks.push(Box::new(PinModel::new(&info)));
         }
-        let mut pipeline = relay::Pipeline::new(hooks, control);
+        let farewell = {
+            let (supervised, id) = (Arc::clone(&webrtc.supervised), call.id.clone());
+            let handed_off = Arc::clone(&handed_off);
+            Box::new(move |ending: &Ending| {
+                let ours =
+                    lock(&supervised).contains_key(&id) && !handed_off.load(Ordering::SeqCst);
+                (disposition(ending, ours) == Disposition::HangUp)
+                    .then(|| Utf8Bytes::from_static(CANCEL))
+            })
+        };
+        let mut pipeline = relay::Pipeline::new(hooks, control).with_farewell(farewell);
         // A call's sideband may be silent for long: no idle timeout.
         let mut relay_config = config.relay.clone();
         relay_config.idle_timeout = None;
@@ -185,15 +200,15 @@ impl Supervisor {
         let still_ours = lock(&webrtc.supervised).remove(&call.id).is_some()
             && !handed_off.load(Ordering::SeqCst);
         let end = report.ending.summary();
-        match &report.ending {
-            // Other replicas take the call over once the lease lapses.
-            Ending::Policy(Policy::Shutdown) => {}
-            Ending::Closed { .. } if end.closed_by == ClosedBy::Upstream => {
+        match disposition(&report.ending, still_ours) {
+            Disposition::Leave => {}
+            Disposition::Forget => {
                 let _ = webrtc.store.remove_call(&call.id).await;
             }
-            _ if still_ours => {
+            Disposition::HangUp => {
                 // Budgets, hooks, limits, or a lost sideband: the call
-                // cannot go on unsupervised, and only a hang-up stops media.
+                // cannot go on unsupervised, and only a hang-up stops media
+                // (the sideband got `response.cancel` before its close).
                 match calls.action(&call.provider_call_id, "hangup", None).await {
                     Ok(()) => tracing::info!(reason = %end.reason, "call hung up by the gateway"),
                     Err(refusal) => {
@@ -202,7 +217,6 @@ impl Supervisor {
                 }
                 let _ = webrtc.store.remove_call(&call.id).await;
             }
-            _ => {}
         }
         let metered = meter.map(Meter::finish).unwrap_or_else(Metered::default);
         let spend = match budget {
@@ -219,6 +233,32 @@ impl Supervisor {
             end,
         );
         drop(slot);
+    }
+}
+
+/// What becomes of a call once its supervisor's sideband has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    /// The gateway ends it: `response.cancel` on the sideband, then a hang-up.
+    HangUp,
+    /// The provider ended it: the gateway forgets it.
+    Forget,
+    /// It goes on without this supervisor (taken over, hung up by its
+    /// owner, or left to another replica at shutdown).
+    Leave,
+}
+
+/// What becomes of a call whose sideband ended as `ending`; `ours` when no
+/// hang-up request or takeover ended it elsewhere.
+fn disposition(ending: &Ending, ours: bool) -> Disposition {
+    match ending {
+        // Other replicas take the call over once the lease lapses.
+        Ending::Policy(Policy::Shutdown) => Disposition::Leave,
+        Ending::Closed { .. } if ending.summary().closed_by == ClosedBy::Upstream => {
+            Disposition::Forget
+        }
+        _ if ours => Disposition::HangUp,
+        _ => Disposition::Leave,
     }
 }
 
