@@ -1082,6 +1082,16 @@ async fn redis_call_store_shares_secrets_calls_and_leases() {
     ));
     assert_eq!(b.use_secret("gw_ek_1").await.unwrap(), SecretUse::UsedUp);
     assert_eq!(a.use_secret("gw_ek_2").await.unwrap(), SecretUse::Unknown);
+    // A use given back (its call failed) can be taken once more, anywhere.
+    a.refund_secret("gw_ek_1").await.unwrap();
+    let SecretUse::Granted(again) = b.use_secret("gw_ek_1").await.unwrap() else {
+        panic!("granted");
+    };
+    assert_eq!(again.uses_left, Some(0));
+    assert_eq!(a.use_secret("gw_ek_1").await.unwrap(), SecretUse::UsedUp);
+    a.refund_secret("gw_ek_2").await.unwrap();
+    assert_eq!(b.get_secret("gw_ek_2").await.unwrap(), None);
+    assert_eq!(b.use_secret("gw_ek_2").await.unwrap(), SecretUse::Unknown);
 
     let call = CallRecord {
         id: "gw_call_1".into(),
@@ -1106,6 +1116,47 @@ async fn redis_call_store_shares_secrets_calls_and_leases() {
     b.remove_call("gw_call_1").await.unwrap();
     assert_eq!(a.get_call("gw_call_1").await.unwrap(), None);
     assert!(a.orphaned_calls().await.unwrap().is_empty());
+}
+
+/// A call that fails does not spend a use of its client secret: a secret
+/// for one call places it after the provider refused the first try, once.
+async fn a_failed_call_leaves_its_secret_unspent(store: impl CallStore) {
+    let provider = WebRtcUpstream::builder()
+        .refuse_first_calls(
+            1,
+            502,
+            r#"{"error":{"message":"try again","type":"server_error"}}"#,
+        )
+        .start()
+        .await
+        .unwrap();
+    let layer = layer(&provider, WebRtc::new().store(store));
+    let gateway = serve_as_configured(layer, common::app()).await;
+    let once = mint_token(gateway.addr, json!({"max_uses": 1})).await;
+    let failed = call_with_token(gateway.addr, &once, None).await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{}", failed.text());
+    let placed = call_with_token(gateway.addr, &once, None).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.text());
+    let reused = call_with_token(gateway.addr, &once, None).await;
+    assert_eq!(
+        (reused.status, reused.code().as_str()),
+        (StatusCode::UNAUTHORIZED, "client_secret_used_up")
+    );
+    assert_eq!(provider.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_call_leaves_its_secret_unspent_in_memory() {
+    a_failed_call_leaves_its_secret_unspent(MemoryCallStore::new()).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_failed_call_leaves_its_secret_unspent_in_redis() {
+    use tower_realtime::webrtc::RedisCallStore;
+    let redis = redis_server::RedisServer::start().await;
+    let store = RedisCallStore::builder(redis.url()).build().unwrap();
+    a_failed_call_leaves_its_secret_unspent(store).await;
 }
 
 /// SDP (ICE credentials), client secrets and provider keys never reach the logs.

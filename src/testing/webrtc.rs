@@ -68,6 +68,9 @@ enum CallAnswer {
 #[derive(Debug)]
 struct State {
     answer: CallAnswer,
+    /// How the first offers are refused, and how many are left to refuse.
+    first_refusal: Option<(StatusCode, String)>,
+    refusals_left: AtomicUsize,
     http: Mutex<Vec<HttpRequest>>,
     calls: Mutex<Vec<String>>,
     /// Each call action with how many sideband messages had arrived before it.
@@ -79,6 +82,7 @@ struct State {
 #[must_use]
 pub struct WebRtcUpstreamBuilder {
     answer: CallAnswer,
+    first_refusals: Option<(usize, StatusCode, String)>,
     handshake: Handshake,
     script: Arc<dyn DynScript>,
     unknown_at_first: usize,
@@ -126,6 +130,23 @@ impl WebRtcUpstreamBuilder {
         self
     }
 
+    /// Refuses the first `count` offers with `status` and a JSON `body`
+    /// (a passing failure), then answers as configured.
+    ///
+    /// # Panics
+    ///
+    /// When `status` is not a valid status code.
+    pub fn refuse_first_calls(
+        mut self,
+        count: usize,
+        status: u16,
+        body: impl Into<String>,
+    ) -> Self {
+        let status = StatusCode::from_u16(status).expect("a valid status code");
+        self.first_refusals = Some((count, status, body.into()));
+        self
+    }
+
     /// Answers offers with `201` but no `Location` (no call id).
     pub fn without_location(mut self) -> Self {
         self.answer = CallAnswer::Created { location: false };
@@ -136,8 +157,14 @@ impl WebRtcUpstreamBuilder {
     pub async fn start(self) -> io::Result<WebRtcUpstream> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let (refusals, first_refusal) = match self.first_refusals {
+            Some((count, status, body)) => (count, Some((status, body))),
+            None => (0, None),
+        };
         let state = Arc::new(State {
             answer: self.answer,
+            first_refusal,
+            refusals_left: AtomicUsize::new(refusals),
             http: Mutex::default(),
             calls: Mutex::default(),
             actions: Mutex::default(),
@@ -217,6 +244,7 @@ impl WebRtcUpstream {
     pub fn builder() -> WebRtcUpstreamBuilder {
         WebRtcUpstreamBuilder {
             answer: CallAnswer::Created { location: true },
+            first_refusals: None,
             handshake: Handshake::Accept,
             script: Arc::new(listen),
             unknown_at_first: 0,
@@ -432,6 +460,15 @@ async fn answer(state: &State, log: &Log, request: Request<Incoming>) -> Respons
         ["calls"] => {
             if recorded.offer().is_none() {
                 return error(StatusCode::BAD_REQUEST, "invalid_offer", "no SDP offer");
+            }
+            let refused_first = state
+                .refusals_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok();
+            if let (true, Some((status, body))) = (refused_first, &state.first_refusal) {
+                return reply(*status, "application/json", body.clone());
             }
             match &state.answer {
                 CallAnswer::Refuse { status, body } => {

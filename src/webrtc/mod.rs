@@ -18,7 +18,8 @@
 //! **Minting.** The request is OpenAI's (`{"expires_after":{"anchor":"created_at","seconds":N},"session":{"model":"openai/gpt-realtime",…}}`)
 //! plus two optional members of the gateway's: `"origin"` (the only
 //! `Origin` the secret may be used from) and `"max_uses"` (how many calls
-//! it may create; unlimited until it expires otherwise, as OpenAI's). The
+//! it may create, a call that fails spending none; unlimited until it
+//! expires otherwise, as OpenAI's). The
 //! answer is `{"value":"gw_ek_…","expires_at":…,"session":{…}}`: the
 //! secret is 192 random bits, lives `expires_after.seconds` clamped to 10 s
 //! to 2 h ([`WebRtc::secret_ttl`] when not given), and is bound to the

@@ -96,6 +96,12 @@ pub trait CallStore: Send + Sync + 'static {
     /// Takes one use of the secret under `token`.
     fn use_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, SecretUse>;
 
+    /// Gives back a use of the secret under `token` taken by
+    /// [`use_secret`](Self::use_secret) for a call that was not set up. The
+    /// secret keeps its expiry; one without a limit of uses, or gone,
+    /// stays as it is.
+    fn refund_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, ()>;
+
     /// Stores a call, forgotten after `ttl`.
     fn put_call<'a>(&'a self, record: &'a CallRecord, ttl: Duration) -> StoreFuture<'a, ()>;
 
@@ -240,6 +246,18 @@ impl CallStore for MemoryCallStore {
         }))
     }
 
+    fn refund_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, ()> {
+        self.with(|state, now| {
+            if let Some((record, until)) = state.secrets.get_mut(token)
+                && *until > now
+                && let Some(left) = &mut record.uses_left
+            {
+                *left = left.saturating_add(1);
+            }
+        });
+        ready(())
+    }
+
     fn put_call<'a>(&'a self, record: &'a CallRecord, ttl: Duration) -> StoreFuture<'a, ()> {
         self.with(|state, now| {
             state
@@ -379,6 +397,43 @@ mod tests {
             format!("{store:?}"),
             "MemoryCallStore { secrets: 0, calls: 1, leases: 0 }"
         );
+    }
+
+    #[tokio::test]
+    async fn a_refunded_use_can_be_taken_again() {
+        let store = MemoryCallStore::new();
+        let mut minted = SecretRecord {
+            identity: "alice".into(),
+            provider: "openai".into(),
+            model: "gpt-realtime".into(),
+            session: Value::Null,
+            origin: None,
+            uses_left: Some(1),
+            expires_at: u64::MAX,
+        };
+        let ttl = Duration::from_secs(60);
+        store.put_secret("gw_ek_once", &minted, ttl).await.unwrap();
+        assert!(matches!(
+            store.use_secret("gw_ek_once").await.unwrap(),
+            SecretUse::Granted(_)
+        ));
+        assert_eq!(
+            store.use_secret("gw_ek_once").await.unwrap(),
+            SecretUse::UsedUp
+        );
+        store.refund_secret("gw_ek_once").await.unwrap();
+        minted.uses_left = Some(0);
+        assert_eq!(
+            store.use_secret("gw_ek_once").await.unwrap(),
+            SecretUse::Granted(minted)
+        );
+        assert_eq!(
+            store.use_secret("gw_ek_once").await.unwrap(),
+            SecretUse::UsedUp
+        );
+        // Unknown secrets are not created by a refund.
+        store.refund_secret("gw_ek_unknown").await.unwrap();
+        assert_eq!(store.get_secret("gw_ek_unknown").await.unwrap(), None);
     }
 
     #[tokio::test]
