@@ -22,11 +22,14 @@ use tokio_tungstenite::tungstenite::Message;
 use tower_realtime::admission::{Refusal, client_token};
 use tower_realtime::hooks::Close;
 use tower_realtime::provider::{Azure, OpenAi};
+use tower_realtime::store::StoreFuture;
 use tower_realtime::testing::{
     Handshake, MockUpstream, SDP_ANSWER, UpstreamSession, WebRtcUpstream,
 };
 use tower_realtime::usage::Observation;
-use tower_realtime::webrtc::{CallStore, MemoryCallStore, SecretRecord, WebRtc};
+use tower_realtime::webrtc::{
+    CallRecord, CallStore, MemoryCallStore, SecretRecord, SecretUse, WebRtc,
+};
 use tower_realtime::{Identity, OriginPolicy, Providers, RealtimeLayer, Secret};
 
 const PROVIDER_KEY: &str = common::PROVIDER_KEY;
@@ -1031,10 +1034,117 @@ async fn takeover_between_replicas(store_a: impl CallStore, store_b: impl CallSt
     drop(gateway_a);
 }
 
+/// A [`MemoryCallStore`] that two layers in this process share as
+/// replicas share a Redis.
+#[derive(Clone)]
+struct SharedMemory(MemoryCallStore);
+
+impl CallStore for SharedMemory {
+    fn put_secret<'a>(
+        &'a self,
+        token: &'a str,
+        record: &'a SecretRecord,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        self.0.put_secret(token, record, ttl)
+    }
+
+    fn get_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, Option<SecretRecord>> {
+        self.0.get_secret(token)
+    }
+
+    fn use_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, SecretUse> {
+        self.0.use_secret(token)
+    }
+
+    fn refund_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, ()> {
+        self.0.refund_secret(token)
+    }
+
+    fn put_call<'a>(&'a self, record: &'a CallRecord, ttl: Duration) -> StoreFuture<'a, ()> {
+        self.0.put_call(record, ttl)
+    }
+
+    fn get_call<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<CallRecord>> {
+        self.0.get_call(id)
+    }
+
+    fn remove_call<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        self.0.remove_call(id)
+    }
+
+    fn claim_sideband<'a>(
+        &'a self,
+        id: &'a str,
+        owner: &'a str,
+        lease: Duration,
+    ) -> StoreFuture<'a, bool> {
+        self.0.claim_sideband(id, owner, lease)
+    }
+
+    fn orphaned_calls(&self) -> StoreFuture<'_, Vec<String>> {
+        self.0.orphaned_calls()
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+}
+
 #[tokio::test]
 async fn a_stopped_replicas_sideband_is_taken_over() {
-    let store = MemoryCallStore::new();
+    let store = SharedMemory(MemoryCallStore::new());
     takeover_between_replicas(store.clone(), store).await;
+}
+
+/// A replica that shuts down with a call store of its own hangs its calls
+/// up (cancelling their responses first): no other replica would supervise
+/// them. `shutdown` waits for it.
+#[tokio::test]
+async fn a_replica_with_its_own_store_hangs_its_calls_up_on_shutdown() {
+    let provider = WebRtcUpstream::start().await.unwrap();
+    let layer = layer(&provider, WebRtc::new());
+    let stop = layer.shutdown_handle();
+    let gateway = serve_as_configured(layer, common::app()).await;
+    let (_, answer) = call(gateway.addr).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let rtc = provider.calls()[0].clone();
+    assert!(stop.shutdown(PROMPTLY).await);
+    assert_eq!(provider.actions(), [(rtc, "hangup".to_owned())]);
+    let received = provider.sideband_received();
+    let cancel = Message::text(r#"{"type":"response.cancel"}"#);
+    let cancelled = received.iter().position(|message| *message == cancel);
+    assert!(cancelled.expect("a response.cancel") < provider.sideband_received_before_actions()[0]);
+    let close = provider.sideband_closes()[0].clone().unwrap();
+    assert_eq!(u16::from(close.code), 1001);
+}
+
+/// A replica that shuts down with a shared store (Redis) leaves its calls
+/// running for the others to take over: no hang-up, no cancel, the call
+/// stays stored.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_replica_sharing_its_store_leaves_its_calls_on_shutdown() {
+    use tower_realtime::webrtc::RedisCallStore;
+    let redis = redis_server::RedisServer::start().await;
+    let store = || RedisCallStore::builder(redis.url()).build().unwrap();
+    let provider = WebRtcUpstream::start().await.unwrap();
+    let layer = layer(&provider, WebRtc::new().store(store()));
+    let stop = layer.shutdown_handle();
+    let gateway = serve_as_configured(layer, common::app()).await;
+    let (_, answer) = call(gateway.addr).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let id = gateway_call_id(&answer);
+    assert!(stop.shutdown(PROMPTLY).await);
+    assert_eq!(provider.sideband_closes().len(), 1);
+    assert!(provider.actions().is_empty(), "the call goes on");
+    assert!(provider.sideband_received().iter().all(|message| {
+        !message
+            .to_text()
+            .unwrap_or_default()
+            .contains("response.cancel")
+    }));
+    assert!(store().get_call(&id).await.unwrap().is_some());
 }
 
 /// The same across two stores on one real Redis, as two processes would.
@@ -1051,7 +1161,7 @@ async fn a_stopped_replicas_sideband_is_taken_over_through_redis() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_call_store_shares_secrets_calls_and_leases() {
-    use tower_realtime::webrtc::{CallRecord, RedisCallStore, SecretUse};
+    use tower_realtime::webrtc::RedisCallStore;
     let redis = redis_server::RedisServer::start().await;
     let a = RedisCallStore::builder(redis.url()).build().unwrap();
     let b = RedisCallStore::builder(redis.url()).build().unwrap();

@@ -74,8 +74,10 @@
 //! the cargo feature `redis`), so replicas sharing one serve each other's
 //! calls. The replica that attached a call's sideband renews a lease on it
 //! ([`WebRtc::sideband_lease`]); when it stops (a graceful shutdown leaves
-//! its calls running), another replica finds the lapsed lease and attaches
-//! a sideband of its own. Usage between the two attachments is not seen.
+//! its calls running if the store is shared, [`CallStore::is_shared`], and
+//! hangs them up otherwise), another replica finds the lapsed lease and
+//! attaches a sideband of its own. Usage between the two attachments is
+//! not seen.
 //!
 //! **Testing.** `testing::WebRtcUpstream` (feature `test-util`) is a
 //! scripted provider of these endpoints and of the sideband, recording

@@ -304,6 +304,10 @@ impl CallStore for RedisCallStore {
         })
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     fn orphaned_calls(&self) -> StoreFuture<'_, Vec<String>> {
         Box::pin(async move {
             let mut connection = self.connection.clone();

@@ -110,7 +110,15 @@ impl Supervisor {
             provider = %self.call.provider,
             model = %self.call.model,
         );
-        tokio::spawn(self.run().instrument(span));
+        // Shutdown waits for the supervisor: it may hang the call up.
+        let hold = self.config.sessions.hold_drain();
+        tokio::spawn(
+            async move {
+                self.run().await;
+                drop(hold);
+            }
+            .instrument(span),
+        );
     }
 
     async fn run(self) {
@@ -170,13 +178,14 @@ impl Supervisor {
         if config.pin_model {
             hooks.push(Box::new(PinModel::new(&info)));
         }
+        let shared = webrtc.store.is_shared();
         let farewell = {
             let (supervised, id) = (Arc::clone(&webrtc.supervised), call.id.clone());
             let handed_off = Arc::clone(&handed_off);
             Box::new(move |ending: &Ending| {
                 let ours =
                     lock(&supervised).contains_key(&id) && !handed_off.load(Ordering::SeqCst);
-                (disposition(ending, ours) == Disposition::HangUp)
+                (disposition(ending, ours, shared) == Disposition::HangUp)
                     .then(|| Utf8Bytes::from_static(CANCEL))
             })
         };
@@ -200,7 +209,7 @@ impl Supervisor {
         let still_ours = lock(&webrtc.supervised).remove(&call.id).is_some()
             && !handed_off.load(Ordering::SeqCst);
         let end = report.ending.summary();
-        match disposition(&report.ending, still_ours) {
+        match disposition(&report.ending, still_ours, shared) {
             Disposition::Leave => {}
             Disposition::Forget => {
                 let _ = webrtc.store.remove_call(&call.id).await;
@@ -244,16 +253,18 @@ enum Disposition {
     /// The provider ended it: the gateway forgets it.
     Forget,
     /// It goes on without this supervisor (taken over, hung up by its
-    /// owner, or left to another replica at shutdown).
+    /// owner, or left to the replicas sharing the store at shutdown).
     Leave,
 }
 
 /// What becomes of a call whose sideband ended as `ending`; `ours` when no
-/// hang-up request or takeover ended it elsewhere.
-fn disposition(ending: &Ending, ours: bool) -> Disposition {
+/// hang-up request or takeover ended it elsewhere, `shared` when other
+/// replicas share the call store.
+fn disposition(ending: &Ending, ours: bool, shared: bool) -> Disposition {
     match ending {
-        // Other replicas take the call over once the lease lapses.
-        Ending::Policy(Policy::Shutdown) => Disposition::Leave,
+        // Other replicas take the call over once the lease lapses (with a
+        // store of its own, nobody would: the call is hung up).
+        Ending::Policy(Policy::Shutdown) if shared => Disposition::Leave,
         Ending::Closed { .. } if ending.summary().closed_by == ClosedBy::Upstream => {
             Disposition::Forget
         }

@@ -123,9 +123,17 @@ pub trait CallStore: Send + Sync + 'static {
     /// The ids of stored calls whose sideband lease has expired (or was
     /// never taken), for another replica to take over.
     fn orphaned_calls(&self) -> StoreFuture<'_, Vec<String>>;
+
+    /// Whether other replicas share the store and take over the sidebands
+    /// of a replica that stops. When not (the default), a replica shutting
+    /// down hangs its calls up: nobody would supervise them any more.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
-/// A [`CallStore`] in this process's memory: for one replica.
+/// A [`CallStore`] in this process's memory: for one replica, which hangs
+/// its calls up when it shuts down.
 ///
 /// # Example
 ///
