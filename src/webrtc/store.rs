@@ -372,7 +372,8 @@ mod tests {
         assert_eq!(shown, "MemoryCallStore { secrets: 1, calls: 1, leases: 0 }");
     }
 
-    #[tokio::test]
+    // Tokio's clock, paused: no stall between two steps can expire a lease.
+    #[tokio::test(start_paused = true)]
     async fn expired_entries_are_forgotten() {
         let store = MemoryCallStore::new();
         let mut brief = call(None);
@@ -444,7 +445,8 @@ mod tests {
         assert_eq!(store.get_secret("gw_ek_unknown").await.unwrap(), None);
     }
 
-    #[tokio::test]
+    // Tokio's clock, paused: no stall between two steps can expire a lease.
+    #[tokio::test(start_paused = true)]
     async fn an_expired_secret_is_unknown_before_the_sweep() {
         let store = MemoryCallStore::new();
         let minted = SecretRecord {
