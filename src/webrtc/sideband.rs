@@ -328,3 +328,29 @@ async fn detached_client(config: &Config) -> WebSocketStream<tokio::io::DuplexSt
     });
     WebSocketStream::from_raw_socket(near, Role::Server, Some(websocket)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::Side;
+
+    #[test]
+    fn only_calls_the_gateway_ends_are_hung_up() {
+        let spent = || Ending::Hook(Close::policy("insufficient_quota"));
+        let shutdown = || Ending::Policy(Policy::Shutdown);
+        let provider = || Ending::Closed {
+            by: Side::Upstream,
+            frame: None,
+        };
+        for shared in [false, true] {
+            assert_eq!(disposition(&spent(), true, shared), Disposition::HangUp);
+            // Taken over, or hung up by its owner: not the supervisor's.
+            assert_eq!(disposition(&spent(), false, shared), Disposition::Leave);
+            assert_eq!(disposition(&provider(), true, shared), Disposition::Forget);
+        }
+        // At shutdown, a store of its own leaves nobody to supervise it.
+        assert_eq!(disposition(&shutdown(), true, false), Disposition::HangUp);
+        assert_eq!(disposition(&shutdown(), true, true), Disposition::Leave);
+        assert_eq!(disposition(&shutdown(), false, false), Disposition::Leave);
+    }
+}
