@@ -18,8 +18,9 @@ pub(crate) struct Sessions {
     active: AtomicUsize,
     /// Of those, the ones still dialling their upstream.
     dialling: AtomicUsize,
-    /// Ended sessions whose place under their identity's session limits is
-    /// still being given back to the budget store: drained waits for them.
+    /// What drained waits for besides active sessions: ended sessions
+    /// whose place under their identity's session limits is still being
+    /// given back to the budget store, and WebRTC calls' supervisors.
     releasing: AtomicUsize,
     shutdown: watch::Sender<bool>,
     drained: Notify,
@@ -97,7 +98,7 @@ impl Sessions {
         self.releasing.load(Ordering::Acquire)
     }
 
-    /// Whether no session is active and none is still being released.
+    /// Whether no session is active and nothing holds the drain.
     fn is_drained(&self) -> bool {
         self.active() == 0 && self.releasing() == 0
     }
@@ -110,14 +111,36 @@ impl Sessions {
             // No runtime to release it on: its lease ends it.
             return;
         };
-        self.releasing.fetch_add(1, Ordering::AcqRel);
-        let sessions = Arc::clone(self);
+        let hold = self.hold_drain();
         runtime.spawn(async move {
             slot.release().await;
-            if sessions.releasing.fetch_sub(1, Ordering::AcqRel) == 1 && sessions.active() == 0 {
-                sessions.drained.notify_waiters();
-            }
+            drop(hold);
         });
+    }
+
+    /// Keeps the layer from being drained until the hold is dropped.
+    pub(crate) fn hold_drain(self: &Arc<Self>) -> DrainHold {
+        self.releasing.fetch_add(1, Ordering::AcqRel);
+        DrainHold {
+            sessions: Arc::clone(self),
+        }
+    }
+}
+
+/// Work shutdown waits for (a WebRTC call's supervisor, which may hang its
+/// call up once its sideband closes); dropping it ends the wait.
+#[derive(Debug)]
+pub(crate) struct DrainHold {
+    sessions: Arc<Sessions>,
+}
+
+impl Drop for DrainHold {
+    fn drop(&mut self) {
+        if self.sessions.releasing.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.sessions.active() == 0
+        {
+            self.sessions.drained.notify_waiters();
+        }
     }
 }
 
@@ -251,9 +274,11 @@ impl ShutdownHandle {
         self.sessions.shutdown.send_replace(true);
     }
 
-    /// Waits until no session is live, and every ended session's place
-    /// under its identity's session limits is given back to the budget
-    /// store (so that other replicas admit reconnects at once).
+    /// Waits until no session is live, every ended session's place under
+    /// its identity's session limits is given back to the budget store (so
+    /// that other replicas admit reconnects at once), and every WebRTC
+    /// call's sideband is closed (and the call hung up, unless replicas
+    /// share the call store: see [`CallStore::is_shared`](crate::webrtc::CallStore::is_shared)).
     pub async fn drained(&self) {
         loop {
             let drained = self.sessions.drained.notified();

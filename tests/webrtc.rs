@@ -22,11 +22,14 @@ use tokio_tungstenite::tungstenite::Message;
 use tower_realtime::admission::{Refusal, client_token};
 use tower_realtime::hooks::Close;
 use tower_realtime::provider::{Azure, OpenAi};
+use tower_realtime::store::StoreFuture;
 use tower_realtime::testing::{
     Handshake, MockUpstream, SDP_ANSWER, UpstreamSession, WebRtcUpstream,
 };
 use tower_realtime::usage::Observation;
-use tower_realtime::webrtc::{CallStore, MemoryCallStore, SecretRecord, WebRtc};
+use tower_realtime::webrtc::{
+    CallRecord, CallStore, MemoryCallStore, SecretRecord, SecretUse, WebRtc,
+};
 use tower_realtime::{Identity, OriginPolicy, Providers, RealtimeLayer, Secret};
 
 const PROVIDER_KEY: &str = common::PROVIDER_KEY;
@@ -671,10 +674,8 @@ async fn a_call_whose_sideband_cannot_attach_is_hung_up() {
 #[tokio::test]
 async fn unsupervised_calls_go_on_when_allowed() {
     let provider = WebRtcUpstream::builder()
-        .sideband_handshake(Handshake::reject(
-            404,
-            r#"{"error":{"message":"no such call"}}"#,
-        ))
+        .sidebands_not_found_at_first(1)
+        .sideband_handshake(Handshake::reject(403, r#"{"error":{"message":"no"}}"#))
         .start()
         .await
         .unwrap();
@@ -682,13 +683,14 @@ async fn unsupervised_calls_go_on_when_allowed() {
         &provider,
         WebRtc::new()
             .unsupervised_calls(true)
-            .sideband_attach_timeout(Duration::from_millis(600)),
+            .sideband_attach_timeout(PROMPTLY),
     );
     let gateway = serve_as_configured(layer, common::app()).await;
     let (_, answer) = call(gateway.addr).await;
     assert_eq!(answer.status, StatusCode::CREATED);
-    // 404 is retried (the provider may not know the call yet).
-    assert!(provider.sideband_requests().len() >= 2);
+    // 404 is retried (the provider may not know the call yet), a refusal
+    // that will not change is not: the call goes on without a sideband.
+    assert_eq!(provider.sideband_requests().len(), 2);
     assert!(provider.actions().is_empty());
 }
 
@@ -966,11 +968,20 @@ async fn the_owner_attaches_its_own_sideband_through_the_gateway() {
     assert_eq!(provider.sideband_requests().len(), 3);
 }
 
+/// The sideband lease of the takeover tests: renewed every second, so a
+/// renewal may be 2 s late (twice the Redis store's own timeout) before
+/// another replica may take the call over.
+const LEASE: Duration = Duration::from_secs(3);
+
+/// How long a takeover may take: the lease lapses and another replica's
+/// search (every third of the lease) finds the call within 4 s.
+const TAKEOVER: Duration = Duration::from_secs(30);
+
 /// Two replicas share a store; the one supervising a call stops, the other
 /// takes the sideband over once the lease lapses, and serves the hang-up.
 async fn takeover_between_replicas(store_a: impl CallStore, store_b: impl CallStore) {
     let provider = WebRtcUpstream::start().await.unwrap();
-    let lease = Duration::from_secs(1);
+    let lease = LEASE;
     let layer_a = layer(
         &provider,
         WebRtc::new()
@@ -995,8 +1006,9 @@ async fn takeover_between_replicas(store_a: impl CallStore, store_b: impl CallSt
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
     let id = gateway_call_id(&answer);
     let rtc = provider.calls()[0].clone();
-    // While A renews its lease (every third of it), B leaves the call alone.
-    tokio::time::sleep(lease * 2).await;
+    // While A renews its lease (every third of it), B leaves the call alone
+    // past the time the lease would have lapsed and B's search found it.
+    tokio::time::sleep(lease + lease / 2).await;
     assert_eq!(provider.sideband_requests().len(), 1);
     assert!(live_b.is_empty());
 
@@ -1004,7 +1016,7 @@ async fn takeover_between_replicas(store_a: impl CallStore, store_b: impl CallSt
     assert!(stop_a.shutdown(PROMPTLY).await);
     assert!(
         provider
-            .wait_until(PROMPTLY, |p| p.sideband_requests().len() == 2)
+            .wait_until(TAKEOVER, |p| p.sideband_requests().len() == 2)
             .await
     );
     let sideband = &provider.sideband_requests()[1];
@@ -1031,10 +1043,117 @@ async fn takeover_between_replicas(store_a: impl CallStore, store_b: impl CallSt
     drop(gateway_a);
 }
 
+/// A [`MemoryCallStore`] that two layers in this process share as
+/// replicas share a Redis.
+#[derive(Clone)]
+struct SharedMemory(MemoryCallStore);
+
+impl CallStore for SharedMemory {
+    fn put_secret<'a>(
+        &'a self,
+        token: &'a str,
+        record: &'a SecretRecord,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        self.0.put_secret(token, record, ttl)
+    }
+
+    fn get_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, Option<SecretRecord>> {
+        self.0.get_secret(token)
+    }
+
+    fn use_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, SecretUse> {
+        self.0.use_secret(token)
+    }
+
+    fn refund_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, ()> {
+        self.0.refund_secret(token)
+    }
+
+    fn put_call<'a>(&'a self, record: &'a CallRecord, ttl: Duration) -> StoreFuture<'a, ()> {
+        self.0.put_call(record, ttl)
+    }
+
+    fn get_call<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<CallRecord>> {
+        self.0.get_call(id)
+    }
+
+    fn remove_call<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        self.0.remove_call(id)
+    }
+
+    fn claim_sideband<'a>(
+        &'a self,
+        id: &'a str,
+        owner: &'a str,
+        lease: Duration,
+    ) -> StoreFuture<'a, bool> {
+        self.0.claim_sideband(id, owner, lease)
+    }
+
+    fn orphaned_calls(&self) -> StoreFuture<'_, Vec<String>> {
+        self.0.orphaned_calls()
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+}
+
 #[tokio::test]
 async fn a_stopped_replicas_sideband_is_taken_over() {
-    let store = MemoryCallStore::new();
+    let store = SharedMemory(MemoryCallStore::new());
     takeover_between_replicas(store.clone(), store).await;
+}
+
+/// A replica that shuts down with a call store of its own hangs its calls
+/// up (cancelling their responses first): no other replica would supervise
+/// them. `shutdown` waits for it.
+#[tokio::test]
+async fn a_replica_with_its_own_store_hangs_its_calls_up_on_shutdown() {
+    let provider = WebRtcUpstream::start().await.unwrap();
+    let layer = layer(&provider, WebRtc::new());
+    let stop = layer.shutdown_handle();
+    let gateway = serve_as_configured(layer, common::app()).await;
+    let (_, answer) = call(gateway.addr).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let rtc = provider.calls()[0].clone();
+    assert!(stop.shutdown(PROMPTLY).await);
+    assert_eq!(provider.actions(), [(rtc, "hangup".to_owned())]);
+    let received = provider.sideband_received();
+    let cancel = Message::text(r#"{"type":"response.cancel"}"#);
+    let cancelled = received.iter().position(|message| *message == cancel);
+    assert!(cancelled.expect("a response.cancel") < provider.sideband_received_before_actions()[0]);
+    let close = provider.sideband_closes()[0].clone().unwrap();
+    assert_eq!(u16::from(close.code), 1001);
+}
+
+/// A replica that shuts down with a shared store (Redis) leaves its calls
+/// running for the others to take over: no hang-up, no cancel, the call
+/// stays stored.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_replica_sharing_its_store_leaves_its_calls_on_shutdown() {
+    use tower_realtime::webrtc::RedisCallStore;
+    let redis = redis_server::RedisServer::start().await;
+    let store = || RedisCallStore::builder(redis.url()).build().unwrap();
+    let provider = WebRtcUpstream::start().await.unwrap();
+    let layer = layer(&provider, WebRtc::new().store(store()));
+    let stop = layer.shutdown_handle();
+    let gateway = serve_as_configured(layer, common::app()).await;
+    let (_, answer) = call(gateway.addr).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let id = gateway_call_id(&answer);
+    assert!(stop.shutdown(PROMPTLY).await);
+    assert_eq!(provider.sideband_closes().len(), 1);
+    assert!(provider.actions().is_empty(), "the call goes on");
+    assert!(provider.sideband_received().iter().all(|message| {
+        !message
+            .to_text()
+            .unwrap_or_default()
+            .contains("response.cancel")
+    }));
+    assert!(store().get_call(&id).await.unwrap().is_some());
 }
 
 /// The same across two stores on one real Redis, as two processes would.
@@ -1051,7 +1170,7 @@ async fn a_stopped_replicas_sideband_is_taken_over_through_redis() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_call_store_shares_secrets_calls_and_leases() {
-    use tower_realtime::webrtc::{CallRecord, RedisCallStore, SecretUse};
+    use tower_realtime::webrtc::RedisCallStore;
     let redis = redis_server::RedisServer::start().await;
     let a = RedisCallStore::builder(redis.url()).build().unwrap();
     let b = RedisCallStore::builder(redis.url()).build().unwrap();
@@ -1082,6 +1201,16 @@ async fn redis_call_store_shares_secrets_calls_and_leases() {
     ));
     assert_eq!(b.use_secret("gw_ek_1").await.unwrap(), SecretUse::UsedUp);
     assert_eq!(a.use_secret("gw_ek_2").await.unwrap(), SecretUse::Unknown);
+    // A use given back (its call failed) can be taken once more, anywhere.
+    a.refund_secret("gw_ek_1").await.unwrap();
+    let SecretUse::Granted(again) = b.use_secret("gw_ek_1").await.unwrap() else {
+        panic!("granted");
+    };
+    assert_eq!(again.uses_left, Some(0));
+    assert_eq!(a.use_secret("gw_ek_1").await.unwrap(), SecretUse::UsedUp);
+    a.refund_secret("gw_ek_2").await.unwrap();
+    assert_eq!(b.get_secret("gw_ek_2").await.unwrap(), None);
+    assert_eq!(b.use_secret("gw_ek_2").await.unwrap(), SecretUse::Unknown);
 
     let call = CallRecord {
         id: "gw_call_1".into(),
@@ -1106,6 +1235,47 @@ async fn redis_call_store_shares_secrets_calls_and_leases() {
     b.remove_call("gw_call_1").await.unwrap();
     assert_eq!(a.get_call("gw_call_1").await.unwrap(), None);
     assert!(a.orphaned_calls().await.unwrap().is_empty());
+}
+
+/// A call that fails does not spend a use of its client secret: a secret
+/// for one call places it after the provider refused the first try, once.
+async fn a_failed_call_leaves_its_secret_unspent(store: impl CallStore) {
+    let provider = WebRtcUpstream::builder()
+        .refuse_first_calls(
+            1,
+            502,
+            r#"{"error":{"message":"try again","type":"server_error"}}"#,
+        )
+        .start()
+        .await
+        .unwrap();
+    let layer = layer(&provider, WebRtc::new().store(store));
+    let gateway = serve_as_configured(layer, common::app()).await;
+    let once = mint_token(gateway.addr, json!({"max_uses": 1})).await;
+    let failed = call_with_token(gateway.addr, &once, None).await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{}", failed.text());
+    let placed = call_with_token(gateway.addr, &once, None).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.text());
+    let reused = call_with_token(gateway.addr, &once, None).await;
+    assert_eq!(
+        (reused.status, reused.code().as_str()),
+        (StatusCode::UNAUTHORIZED, "client_secret_used_up")
+    );
+    assert_eq!(provider.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_call_leaves_its_secret_unspent_in_memory() {
+    a_failed_call_leaves_its_secret_unspent(MemoryCallStore::new()).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_failed_call_leaves_its_secret_unspent_in_redis() {
+    use tower_realtime::webrtc::RedisCallStore;
+    let redis = redis_server::RedisServer::start().await;
+    let store = RedisCallStore::builder(redis.url()).build().unwrap();
+    a_failed_call_leaves_its_secret_unspent(store).await;
 }
 
 /// SDP (ICE credentials), client secrets and provider keys never reach the logs.
@@ -1156,7 +1326,8 @@ async fn no_sdp_or_secret_in_the_logs() {
 }
 
 /// The sideband's usage is charged to the caller's budget; a call that
-/// spends it is hung up, and the identity can make no new call.
+/// spends it has its response cancelled and is hung up, and the identity can
+/// make no new call.
 #[tokio::test]
 async fn a_call_that_spends_its_budget_is_hung_up() {
     use tower_realtime::budget::{Budget, Limit, Limits, Window};
@@ -1188,6 +1359,19 @@ async fn a_call_that_spends_its_budget_is_hung_up() {
         provider
             .wait_until(PROMPTLY, |p| p.actions() == [hung_up.clone()])
             .await
+    );
+    // The response is cancelled on the sideband before the hang-up.
+    let received = provider.sideband_received();
+    let cancelled = received.iter().position(|message| {
+        let Message::Text(text) = message else {
+            return false;
+        };
+        serde_json::from_str::<Value>(text).unwrap()["type"] == "response.cancel"
+    });
+    let cancelled = cancelled.expect("a response.cancel on the sideband");
+    assert!(
+        cancelled < provider.sideband_received_before_actions()[0],
+        "response.cancel after the hang-up"
     );
     let close = provider.sideband_closes()[0].clone().unwrap();
     assert_eq!(u16::from(close.code), 1008);
@@ -1271,7 +1455,7 @@ async fn a_crashed_replicas_sideband_is_taken_over_through_redis() {
         .start()
         .await
         .unwrap();
-    let lease = Duration::from_secs(1);
+    let lease = LEASE;
     // What each replica metered: (replica, identity, tokens).
     type Metered = Arc<Mutex<Vec<(&'static str, String, u64)>>>;
     let metered = |replica: &'static str, seen: &Metered| {
@@ -1338,8 +1522,9 @@ async fn a_crashed_replicas_sideband_is_taken_over_through_redis() {
         assert!(tokio::time::Instant::now() < deadline, "A meters the call");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // While A lives, B leaves the call alone.
-    tokio::time::sleep(lease * 2).await;
+    // While A lives, B leaves the call alone (past the time the lease
+    // would have lapsed and B's search found it).
+    tokio::time::sleep(lease + lease / 2).await;
     assert_eq!(provider.sideband_requests().len(), 1);
     assert!(live_b.is_empty());
 
@@ -1361,7 +1546,7 @@ async fn a_crashed_replicas_sideband_is_taken_over_through_redis() {
     // B claims the call once A's lease lapses, and attaches its own sideband.
     assert!(
         provider
-            .wait_until(PROMPTLY, |p| p.sideband_requests().len() == 2)
+            .wait_until(TAKEOVER, |p| p.sideband_requests().len() == 2)
             .await
     );
     assert_eq!(

@@ -165,6 +165,7 @@ where
     // upstream is there, it is asked to cancel them, and their
     // `response.done` goes through the hooks (the budget charges it).
     let winding_down = pipeline.responses_open() && !ending.upstream_lost();
+    let farewell = pipeline.farewell(&ending);
     let client_side = settle(
         client,
         plan.client,
@@ -176,7 +177,7 @@ where
         if winding_down {
             wind_down(upstream, pipeline, tap, config.close_timeout).await;
         }
-        settle(upstream, plan.upstream, upstream_queue, None).await;
+        settle(upstream, plan.upstream, upstream_queue, farewell).await;
     };
     // Peers that do not finish their close handshake in time are dropped.
     // Boxed, so that only a closing session holds this future, not every
@@ -241,7 +242,8 @@ impl Outbox for Nowhere {
     fn reply(&mut self, _: Message) {}
 }
 
-/// Carries out what the ending asks of one side.
+/// Carries out what the ending asks of one side; `event` goes out right
+/// before a close frame the gateway sends.
 async fn settle<S: Socket>(
     socket: &mut S,
     action: Action,

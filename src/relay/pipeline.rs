@@ -20,14 +20,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use super::Ending;
 use crate::hooks::{
     Close, Direction, ErrorEvent, Event, Hook, HookContext, Interest, SessionControl, Verdict,
 };
 
 /// A verdict that is not ready yet.
 type Pending = Pin<Box<dyn Future<Output = Verdict> + Send>>;
+
+/// Decides, once a session has ended, what event the upstream gets before
+/// the gateway's close frame, if the gateway closes it.
+pub(crate) type Farewell = Box<dyn FnOnce(&Ending) -> Option<Utf8Bytes> + Send>;
 
 /// The hooks of one session.
 pub(crate) struct Pipeline {
@@ -44,6 +49,7 @@ pub(crate) struct Pipeline {
     /// Responses still running that a hook charges when they are done
     /// (the budget's), if a hook counts them.
     open_responses: Option<Arc<AtomicUsize>>,
+    farewell: Option<Farewell>,
 }
 
 /// Events of one direction that are still passing through the hooks.
@@ -97,7 +103,21 @@ impl Pipeline {
             injections_waiting: false,
             replies: Vec::new(),
             open_responses: None,
+            farewell: None,
         }
+    }
+
+    /// Sends the upstream what `farewell` decides before the gateway's
+    /// close frame.
+    pub(crate) fn with_farewell(mut self, farewell: Farewell) -> Self {
+        self.farewell = Some(farewell);
+        self
+    }
+
+    /// The event the upstream gets before the close of a session that
+    /// ended as `ending`.
+    pub(crate) fn farewell(&mut self, ending: &Ending) -> Option<Utf8Bytes> {
+        self.farewell.take().and_then(|farewell| farewell(ending))
     }
 
     /// Whether any hook wants events travelling in `direction`.

@@ -68,9 +68,13 @@ enum CallAnswer {
 #[derive(Debug)]
 struct State {
     answer: CallAnswer,
+    /// How the first offers are refused, and how many are left to refuse.
+    first_refusal: Option<(StatusCode, String)>,
+    refusals_left: AtomicUsize,
     http: Mutex<Vec<HttpRequest>>,
     calls: Mutex<Vec<String>>,
-    actions: Mutex<Vec<(String, String)>>,
+    /// Each call action with how many sideband messages had arrived before it.
+    actions: Mutex<Vec<((String, String), usize)>>,
     next: AtomicUsize,
 }
 
@@ -78,6 +82,7 @@ struct State {
 #[must_use]
 pub struct WebRtcUpstreamBuilder {
     answer: CallAnswer,
+    first_refusals: Option<(usize, StatusCode, String)>,
     handshake: Handshake,
     script: Arc<dyn DynScript>,
     unknown_at_first: usize,
@@ -125,6 +130,23 @@ impl WebRtcUpstreamBuilder {
         self
     }
 
+    /// Refuses the first `count` offers with `status` and a JSON `body`
+    /// (a passing failure), then answers as configured.
+    ///
+    /// # Panics
+    ///
+    /// When `status` is not a valid status code.
+    pub fn refuse_first_calls(
+        mut self,
+        count: usize,
+        status: u16,
+        body: impl Into<String>,
+    ) -> Self {
+        let status = StatusCode::from_u16(status).expect("a valid status code");
+        self.first_refusals = Some((count, status, body.into()));
+        self
+    }
+
     /// Answers offers with `201` but no `Location` (no call id).
     pub fn without_location(mut self) -> Self {
         self.answer = CallAnswer::Created { location: false };
@@ -135,8 +157,14 @@ impl WebRtcUpstreamBuilder {
     pub async fn start(self) -> io::Result<WebRtcUpstream> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let (refusals, first_refusal) = match self.first_refusals {
+            Some((count, status, body)) => (count, Some((status, body))),
+            None => (0, None),
+        };
         let state = Arc::new(State {
             answer: self.answer,
+            first_refusal,
+            refusals_left: AtomicUsize::new(refusals),
             http: Mutex::default(),
             calls: Mutex::default(),
             actions: Mutex::default(),
@@ -216,6 +244,7 @@ impl WebRtcUpstream {
     pub fn builder() -> WebRtcUpstreamBuilder {
         WebRtcUpstreamBuilder {
             answer: CallAnswer::Created { location: true },
+            first_refusals: None,
             handshake: Handshake::Accept,
             script: Arc::new(listen),
             unknown_at_first: 0,
@@ -249,7 +278,16 @@ impl WebRtcUpstream {
 
     /// Every call action received so far: (call id, `hangup`/`accept`/…).
     pub fn actions(&self) -> Vec<(String, String)> {
-        self.state.actions.lock().expect("lock").clone()
+        let actions = self.state.actions.lock().expect("lock");
+        actions.iter().map(|(action, _)| action.clone()).collect()
+    }
+
+    /// For each of [`actions`](Self::actions), how many messages the
+    /// sidebands had received when it arrived (an index into
+    /// [`sideband_received`](Self::sideband_received)): what came before it.
+    pub fn sideband_received_before_actions(&self) -> Vec<usize> {
+        let actions = self.state.actions.lock().expect("lock");
+        actions.iter().map(|(_, before)| *before).collect()
     }
 
     /// Every sideband handshake received so far.
@@ -335,7 +373,7 @@ async fn accept_loop(
                     let state = Arc::clone(&state);
                     let log = Arc::clone(&log);
                     async move {
-                        let response = answer(&state, request).await;
+                        let response = answer(&state, &log, request).await;
                         log.changed();
                         Ok::<_, Infallible>(response)
                     }
@@ -383,7 +421,7 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>>
     reply(status, "application/json", body.to_string())
 }
 
-async fn answer(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(state: &State, log: &Log, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -423,6 +461,15 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<Full<Byte
             if recorded.offer().is_none() {
                 return error(StatusCode::BAD_REQUEST, "invalid_offer", "no SDP offer");
             }
+            let refused_first = state
+                .refusals_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok();
+            if let (true, Some((status, body))) = (refused_first, &state.first_refusal) {
+                return reply(*status, "application/json", body.clone());
+            }
             match &state.answer {
                 CallAnswer::Refuse { status, body } => {
                     reply(*status, "application/json", body.clone())
@@ -456,11 +503,10 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<Full<Byte
             {
                 return error(StatusCode::NOT_FOUND, "call_not_found", "no such call");
             }
-            state
-                .actions
-                .lock()
-                .expect("lock")
-                .push(((*id).to_owned(), (*action).to_owned()));
+            state.actions.lock().expect("lock").push((
+                ((*id).to_owned(), (*action).to_owned()),
+                log.messages().len(),
+            ));
             reply(StatusCode::OK, "application/json", Bytes::new())
         }
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),

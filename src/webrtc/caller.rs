@@ -1,6 +1,7 @@
 //! Who is calling a WebRTC endpoint: a gateway client secret, or a client
 //! the admission hook admits.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
@@ -8,7 +9,7 @@ use http::header::ORIGIN;
 use http::request::Parts;
 
 use super::config::WebRtc;
-use super::store::{CallRecord, SecretRecord, SecretUse};
+use super::store::{CallRecord, CallStore, SecretRecord, SecretUse};
 use super::token::is_token;
 use crate::admission::{Identity, admit, client_token};
 use crate::error::{ErrorType, Rejection};
@@ -33,7 +34,7 @@ pub(crate) async fn use_secret(
     webrtc: &WebRtc,
     parts: &Parts,
     token: &str,
-) -> Result<SecretRecord, Rejection> {
+) -> Result<(SecretRecord, TakenUse), Rejection> {
     let record = webrtc
         .store
         .get_secret(token)
@@ -56,7 +57,13 @@ pub(crate) async fn use_secret(
         }
     }
     match webrtc.store.use_secret(token).await.map_err(store_failed)? {
-        SecretUse::Granted(record) => Ok(record),
+        SecretUse::Granted(record) => Ok((
+            record,
+            TakenUse {
+                store: Arc::clone(&webrtc.store),
+                token: Some(token.to_owned()),
+            },
+        )),
         SecretUse::UsedUp => Err(unauthorized(
             "client_secret_used_up",
             "The client secret has been used as many times as it allows.",
@@ -65,6 +72,48 @@ pub(crate) async fn use_secret(
             "invalid_client_secret",
             "The client secret is not valid.",
         )),
+    }
+}
+
+/// A use taken of a client secret for a call: given back unless the call
+/// is set up, so that a call failing (or abandoned by its client) does not
+/// spend it.
+pub(crate) struct TakenUse {
+    store: Arc<dyn CallStore>,
+    token: Option<String>,
+}
+
+impl TakenUse {
+    /// The call is set up: the use stays taken.
+    pub(crate) fn keep(mut self) {
+        self.token = None;
+    }
+
+    /// The call was not set up: the use is given back before the client
+    /// hears so, so that it can retry at once.
+    pub(crate) async fn give_back(mut self) {
+        if let Some(token) = self.token.take() {
+            refund(&*self.store, &token).await;
+        }
+    }
+}
+
+/// A request dropped before it was answered gives its use back too.
+impl Drop for TakenUse {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let store = Arc::clone(&self.store);
+            runtime.spawn(async move { refund(&*store, &token).await });
+        }
+    }
+}
+
+async fn refund(store: &dyn CallStore, token: &str) {
+    if let Err(error) = store.refund_secret(token).await {
+        tracing::warn!(%error, "a client secret's use could not be given back");
     }
 }
 

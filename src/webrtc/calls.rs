@@ -43,16 +43,16 @@ pub(crate) async fn create(
     if offer.sdp.len() > webrtc.max_sdp_bytes {
         return Err(too_large(webrtc.max_sdp_bytes));
     }
-    let (identity, selector, session, token) = match presented_secret(parts) {
+    let (caller, taken) = match presented_secret(parts) {
         Some(token) => {
-            let secret = use_secret(webrtc, parts, token).await?;
-            let selector = format!("{}/{}", secret.provider, secret.model);
-            (
-                Identity::new(secret.identity.as_str()),
-                selector,
-                secret.session,
-                Some(token.to_owned()),
-            )
+            let (secret, taken) = use_secret(webrtc, parts, token).await?;
+            let caller = Caller {
+                identity: Identity::new(secret.identity.as_str()),
+                selector: format!("{}/{}", secret.provider, secret.model),
+                session: secret.session,
+                token: Some(token.to_owned()),
+            };
+            (caller, Some(taken))
         }
         None => {
             let identity = admit(config, parts).await?;
@@ -77,9 +77,51 @@ pub(crate) async fn create(
                     .entry("type")
                     .or_insert_with(|| Value::from("realtime"));
             }
-            (identity, selector, session, None)
+            let caller = Caller {
+                identity,
+                selector,
+                session,
+                token: None,
+            };
+            (caller, None)
         }
     };
+    let created = set_up(config, webrtc, parts, &offer, caller).await;
+    if let Some(taken) = taken {
+        match &created {
+            Ok(_) => taken.keep(),
+            // A failed call does not spend a use of its client secret.
+            Err(_) => taken.give_back().await,
+        }
+    }
+    created
+}
+
+/// Who places a call, and what for.
+struct Caller {
+    identity: Identity,
+    /// The model as the client names it (`openai/gpt-realtime`).
+    selector: String,
+    session: Value,
+    /// The client secret placing the call, if one does.
+    token: Option<String>,
+}
+
+/// Sets `caller`'s call up with `offer`: the provider's answer, the
+/// gateway's sideband, the stored call.
+async fn set_up(
+    config: &Arc<Config>,
+    webrtc: &WebRtc,
+    parts: &Parts,
+    offer: &Offer,
+    caller: Caller,
+) -> Result<Response<Bytes>, Rejection> {
+    let Caller {
+        identity,
+        selector,
+        session,
+        token,
+    } = caller;
     let (target, calls) = provider_calls(config, &selector, parts, &identity).await?;
     let mut session = session;
     session["model"] = Value::from(target.model.clone());

@@ -18,7 +18,8 @@
 //! **Minting.** The request is OpenAI's (`{"expires_after":{"anchor":"created_at","seconds":N},"session":{"model":"openai/gpt-realtime",…}}`)
 //! plus two optional members of the gateway's: `"origin"` (the only
 //! `Origin` the secret may be used from) and `"max_uses"` (how many calls
-//! it may create; unlimited until it expires otherwise, as OpenAI's). The
+//! it may create, a call that fails spending none; unlimited until it
+//! expires otherwise, as OpenAI's). The
 //! answer is `{"value":"gw_ek_…","expires_at":…,"session":{…}}`: the
 //! secret is 192 random bits, lives `expires_after.seconds` clamped to 10 s
 //! to 2 h ([`WebRtc::secret_ttl`] when not given), and is bound to the
@@ -51,7 +52,8 @@
 //! `session.update` on its data channel) is answered with a
 //! `session.update` that restores it. When anything but the provider ends
 //! the sideband (a spent budget, a hook, a limit, a lost connection), the
-//! gateway hangs the call up: a sideband alone cannot stop media. A
+//! gateway sends `response.cancel` on it (while it is still up) and hangs
+//! the call up: a sideband alone cannot stop media. A
 //! client's own sideband is relayed with the usual hooks, but neither
 //! metered nor budgeted: the gateway's sideband already counts the call.
 //!
@@ -72,8 +74,10 @@
 //! the cargo feature `redis`), so replicas sharing one serve each other's
 //! calls. The replica that attached a call's sideband renews a lease on it
 //! ([`WebRtc::sideband_lease`]); when it stops (a graceful shutdown leaves
-//! its calls running), another replica finds the lapsed lease and attaches
-//! a sideband of its own. Usage between the two attachments is not seen.
+//! its calls running if the store is shared, [`CallStore::is_shared`], and
+//! hangs them up otherwise), another replica finds the lapsed lease and
+//! attaches a sideband of its own. Usage between the two attachments is
+//! not seen.
 //!
 //! **Testing.** `testing::WebRtcUpstream` (feature `test-util`) is a
 //! scripted provider of these endpoints and of the sideband, recording

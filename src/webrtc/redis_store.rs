@@ -26,6 +26,13 @@ local left = redis.call('DECR', KEYS[2])
 return 'ok ' .. left .. ' ' .. record
 ";
 
+/// Gives a use back to a secret whose uses are counted and that has not
+/// expired; `INCR` keeps the key's expiry.
+const REFUND_SECRET: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCR', KEYS[1]) end
+return 1
+";
+
 /// Takes or renews a lease unless another owner holds it.
 const CLAIM: &str = r"
 local holder = redis.call('GET', KEYS[1])
@@ -40,8 +47,8 @@ return 0
 /// Redis and a key prefix serve each other's client secrets and calls, and
 /// take over each other's sidebands.
 ///
-/// A secret's uses are taken and a sideband's lease is claimed by one Lua
-/// script each, atomically. Keys expire with what they hold.
+/// A secret's uses are taken (and given back) and a sideband's lease is
+/// claimed by one Lua script each, atomically. Keys expire with what they hold.
 ///
 /// # Example
 ///
@@ -61,6 +68,7 @@ pub struct RedisCallStore {
     prefix: String,
     timeout: Duration,
     use_secret: Script,
+    refund_secret: Script,
     claim: Script,
 }
 
@@ -125,6 +133,7 @@ impl RedisCallStoreBuilder {
             prefix: self.prefix,
             timeout: self.timeout,
             use_secret: Script::new(USE_SECRET),
+            refund_secret: Script::new(REFUND_SECRET),
             claim: Script::new(CLAIM),
         })
     }
@@ -233,6 +242,15 @@ impl CallStore for RedisCallStore {
         })
     }
 
+    fn refund_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let invocation = self.refund_secret.key(self.key("uses", token));
+            let _: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+            Ok(())
+        })
+    }
+
     fn put_call<'a>(&'a self, record: &'a CallRecord, ttl: Duration) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
@@ -284,6 +302,10 @@ impl CallStore for RedisCallStore {
             let claimed: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
             Ok(claimed == 1)
         })
+    }
+
+    fn is_shared(&self) -> bool {
+        true
     }
 
     fn orphaned_calls(&self) -> StoreFuture<'_, Vec<String>> {

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use http::HeaderMap;
 use http::StatusCode;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tracing::Instrument;
 
@@ -31,6 +32,10 @@ use crate::usage::{Meter, Metered, Observation, SessionInfo, telemetry};
 
 /// How long to wait between attempts to attach a sideband.
 const ATTACH_RETRY: Duration = Duration::from_millis(250);
+
+/// What the provider gets on the sideband before a call is hung up: the
+/// response in progress stops at once, whatever the hang-up takes.
+const CANCEL: &str = r#"{"type":"response.cancel"}"#;
 
 /// Dials the sideband of the provider's call `provider_call_id`, retrying
 /// refusals that may be a race with the call's creation or a passing
@@ -108,7 +113,15 @@ impl Supervisor {
             provider = %self.call.provider,
             model = %self.call.model,
         );
-        tokio::spawn(self.run().instrument(span));
+        // Shutdown waits for the supervisor: it may hang the call up.
+        let hold = self.config.sessions.hold_drain();
+        tokio::spawn(
+            async move {
+                self.run().await;
+                drop(hold);
+            }
+            .instrument(span),
+        );
     }
 
     async fn run(self) {
@@ -168,7 +181,18 @@ impl Supervisor {
         if config.pin_model {
             hooks.push(Box::new(PinModel::new(&info)));
         }
-        let mut pipeline = relay::Pipeline::new(hooks, control);
+        let shared = webrtc.store.is_shared();
+        let farewell = {
+            let (supervised, id) = (Arc::clone(&webrtc.supervised), call.id.clone());
+            let handed_off = Arc::clone(&handed_off);
+            Box::new(move |ending: &Ending| {
+                let ours =
+                    lock(&supervised).contains_key(&id) && !handed_off.load(Ordering::SeqCst);
+                (disposition(ending, ours, shared) == Disposition::HangUp)
+                    .then(|| Utf8Bytes::from_static(CANCEL))
+            })
+        };
+        let mut pipeline = relay::Pipeline::new(hooks, control).with_farewell(farewell);
         // A call's sideband may be silent for long: no idle timeout.
         let mut relay_config = config.relay.clone();
         relay_config.idle_timeout = None;
@@ -188,15 +212,15 @@ impl Supervisor {
         let still_ours = lock(&webrtc.supervised).remove(&call.id).is_some()
             && !handed_off.load(Ordering::SeqCst);
         let end = report.ending.summary();
-        match &report.ending {
-            // Other replicas take the call over once the lease lapses.
-            Ending::Policy(Policy::Shutdown) => {}
-            Ending::Closed { .. } if end.closed_by == ClosedBy::Upstream => {
+        match disposition(&report.ending, still_ours, shared) {
+            Disposition::Leave => {}
+            Disposition::Forget => {
                 let _ = webrtc.store.remove_call(&call.id).await;
             }
-            _ if still_ours => {
+            Disposition::HangUp => {
                 // Budgets, hooks, limits, or a lost sideband: the call
-                // cannot go on unsupervised, and only a hang-up stops media.
+                // cannot go on unsupervised, and only a hang-up stops media
+                // (the sideband got `response.cancel` before its close).
                 match calls.action(&call.provider_call_id, "hangup", None).await {
                     Ok(()) => tracing::info!(reason = %end.reason, "call hung up by the gateway"),
                     Err(refusal) => {
@@ -205,7 +229,6 @@ impl Supervisor {
                 }
                 let _ = webrtc.store.remove_call(&call.id).await;
             }
-            _ => {}
         }
         let metered = meter.map(Meter::finish).unwrap_or_else(Metered::default);
         let spend = match budget {
@@ -222,6 +245,34 @@ impl Supervisor {
             end,
         );
         drop(slot);
+    }
+}
+
+/// What becomes of a call once its supervisor's sideband has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    /// The gateway ends it: `response.cancel` on the sideband, then a hang-up.
+    HangUp,
+    /// The provider ended it: the gateway forgets it.
+    Forget,
+    /// It goes on without this supervisor (taken over, hung up by its
+    /// owner, or left to the replicas sharing the store at shutdown).
+    Leave,
+}
+
+/// What becomes of a call whose sideband ended as `ending`; `ours` when no
+/// hang-up request or takeover ended it elsewhere, `shared` when other
+/// replicas share the call store.
+fn disposition(ending: &Ending, ours: bool, shared: bool) -> Disposition {
+    match ending {
+        // Other replicas take the call over once the lease lapses (with a
+        // store of its own, nobody would: the call is hung up).
+        Ending::Policy(Policy::Shutdown) if shared => Disposition::Leave,
+        Ending::Closed { .. } if ending.summary().closed_by == ClosedBy::Upstream => {
+            Disposition::Forget
+        }
+        _ if ours => Disposition::HangUp,
+        _ => Disposition::Leave,
     }
 }
 
@@ -279,4 +330,30 @@ async fn detached_client(config: &Config) -> WebSocketStream<tokio::io::DuplexSt
         while let Some(Ok(_)) = far.next().await {}
     });
     WebSocketStream::from_raw_socket(near, Role::Server, Some(websocket)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::Side;
+
+    #[test]
+    fn only_calls_the_gateway_ends_are_hung_up() {
+        let spent = || Ending::Hook(Close::policy("insufficient_quota"));
+        let shutdown = || Ending::Policy(Policy::Shutdown);
+        let provider = || Ending::Closed {
+            by: Side::Upstream,
+            frame: None,
+        };
+        for shared in [false, true] {
+            assert_eq!(disposition(&spent(), true, shared), Disposition::HangUp);
+            // Taken over, or hung up by its owner: not the supervisor's.
+            assert_eq!(disposition(&spent(), false, shared), Disposition::Leave);
+            assert_eq!(disposition(&provider(), true, shared), Disposition::Forget);
+        }
+        // At shutdown, a store of its own leaves nobody to supervise it.
+        assert_eq!(disposition(&shutdown(), true, false), Disposition::HangUp);
+        assert_eq!(disposition(&shutdown(), true, true), Disposition::Leave);
+        assert_eq!(disposition(&shutdown(), false, false), Disposition::Leave);
+    }
 }

@@ -96,6 +96,12 @@ pub trait CallStore: Send + Sync + 'static {
     /// Takes one use of the secret under `token`.
     fn use_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, SecretUse>;
 
+    /// Gives back a use of the secret under `token` taken by
+    /// [`use_secret`](Self::use_secret) for a call that was not set up. The
+    /// secret keeps its expiry; one without a limit of uses, or gone,
+    /// stays as it is.
+    fn refund_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, ()>;
+
     /// Stores a call, forgotten after `ttl`.
     fn put_call<'a>(&'a self, record: &'a CallRecord, ttl: Duration) -> StoreFuture<'a, ()>;
 
@@ -117,9 +123,17 @@ pub trait CallStore: Send + Sync + 'static {
     /// The ids of stored calls whose sideband lease has expired (or was
     /// never taken), for another replica to take over.
     fn orphaned_calls(&self) -> StoreFuture<'_, Vec<String>>;
+
+    /// Whether other replicas share the store and take over the sidebands
+    /// of a replica that stops. When not (the default), a replica shutting
+    /// down hangs its calls up: nobody would supervise them any more.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
-/// A [`CallStore`] in this process's memory: for one replica.
+/// A [`CallStore`] in this process's memory: for one replica, which hangs
+/// its calls up when it shuts down.
 ///
 /// # Example
 ///
@@ -240,6 +254,18 @@ impl CallStore for MemoryCallStore {
         }))
     }
 
+    fn refund_secret<'a>(&'a self, token: &'a str) -> StoreFuture<'a, ()> {
+        self.with(|state, now| {
+            if let Some((record, until)) = state.secrets.get_mut(token)
+                && *until > now
+                && let Some(left) = &mut record.uses_left
+            {
+                *left = left.saturating_add(1);
+            }
+        });
+        ready(())
+    }
+
     fn put_call<'a>(&'a self, record: &'a CallRecord, ttl: Duration) -> StoreFuture<'a, ()> {
         self.with(|state, now| {
             state
@@ -346,7 +372,8 @@ mod tests {
         assert_eq!(shown, "MemoryCallStore { secrets: 1, calls: 1, leases: 0 }");
     }
 
-    #[tokio::test]
+    // Tokio's clock, paused: no stall between two steps can expire a lease.
+    #[tokio::test(start_paused = true)]
     async fn expired_entries_are_forgotten() {
         let store = MemoryCallStore::new();
         let mut brief = call(None);
@@ -382,6 +409,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refunded_use_can_be_taken_again() {
+        let store = MemoryCallStore::new();
+        let mut minted = SecretRecord {
+            identity: "alice".into(),
+            provider: "openai".into(),
+            model: "gpt-realtime".into(),
+            session: Value::Null,
+            origin: None,
+            uses_left: Some(1),
+            expires_at: u64::MAX,
+        };
+        let ttl = Duration::from_secs(60);
+        store.put_secret("gw_ek_once", &minted, ttl).await.unwrap();
+        assert!(matches!(
+            store.use_secret("gw_ek_once").await.unwrap(),
+            SecretUse::Granted(_)
+        ));
+        assert_eq!(
+            store.use_secret("gw_ek_once").await.unwrap(),
+            SecretUse::UsedUp
+        );
+        store.refund_secret("gw_ek_once").await.unwrap();
+        minted.uses_left = Some(0);
+        assert_eq!(
+            store.use_secret("gw_ek_once").await.unwrap(),
+            SecretUse::Granted(minted)
+        );
+        assert_eq!(
+            store.use_secret("gw_ek_once").await.unwrap(),
+            SecretUse::UsedUp
+        );
+        // Unknown secrets are not created by a refund.
+        store.refund_secret("gw_ek_unknown").await.unwrap();
+        assert_eq!(store.get_secret("gw_ek_unknown").await.unwrap(), None);
+    }
+
+    // Tokio's clock, paused: no stall between two steps can expire a lease.
+    #[tokio::test(start_paused = true)]
     async fn an_expired_secret_is_unknown_before_the_sweep() {
         let store = MemoryCallStore::new();
         let minted = SecretRecord {
