@@ -96,12 +96,14 @@ pub(crate) async fn connect(
             },
             None => None,
         };
-        // Time spent asking the health record (Redis, when shared) counts
-        // too: the whole attempt stays within the connect timeout.
-        let Some(remaining) = budget
-            .checked_sub(started.elapsed())
-            .filter(|d| !d.is_zero())
-        else {
+        // The first attempt counts from the connect timeout itself, so that
+        // a route of one target waits exactly that long.
+        let elapsed = if tried == 0 {
+            Duration::ZERO
+        } else {
+            started.elapsed()
+        };
+        let Some(remaining) = budget.checked_sub(elapsed).filter(|d| !d.is_zero()) else {
             break;
         };
         // An equal share of what is left for each target left to try, so
