@@ -610,17 +610,20 @@ mod redis_only {
         .await;
     }
 
+    /// A store on `server` whose live sessions hold leases of `lease`.
+    fn leased(server: &RedisServer, lease: Duration) -> RedisBudgetStore {
+        RedisBudgetStore::builder(server.url())
+            .timeout(Duration::from_secs(2))
+            .session_lease(lease)
+            .build()
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn a_dead_replica_frees_its_sessions_after_its_lease() {
         let server = RedisServer::start().await;
         let lease = Duration::from_secs(3);
-        let replica = || {
-            RedisBudgetStore::builder(server.url())
-                .timeout(Duration::from_secs(2))
-                .session_lease(lease)
-                .build()
-                .unwrap()
-        };
+        let replica = || leased(&server, lease);
         let (a, b) = (replica(), replica());
         let limits = Limits::new().max_live_sessions(1);
         let admit = |store: RedisBudgetStore, session: &'static str| {
@@ -650,13 +653,7 @@ mod redis_only {
     async fn live_sessions_count_again_after_redis_restarts_empty() {
         let mut server = RedisServer::start().await;
         let lease = Duration::from_secs(3);
-        let replica = || {
-            RedisBudgetStore::builder(server.url())
-                .timeout(Duration::from_secs(2))
-                .session_lease(lease)
-                .build()
-                .unwrap()
-        };
+        let replica = || leased(&server, lease);
         let (a, b) = (replica(), replica());
         let limits = Limits::new().max_live_sessions(1);
         let admit = |store: RedisBudgetStore, session: &'static str| {

@@ -732,16 +732,21 @@ async fn confirm_session(client: &mut Client, session: Value) {
     assert_eq!(next_event(client).await["type"], "session.updated");
 }
 
-#[tokio::test]
-async fn output_audio_priced_by_the_minute_is_charged_from_its_deltas() {
-    let upstream = billing_upstream().await;
-    // $0.6 a minute of output audio: 10,000 micro-dollars a second.
+/// A budget of `micros` a month, in memory, for a model whose output audio
+/// costs $0.6 a minute (10,000 micro-dollars a second).
+fn speech_by_the_minute(micros: u64) -> Budget {
     let prices = PriceTable::from_json(
         r#"{"models": {"openai/gpt-realtime": {"output_audio_per_minute": "0.6"}}}"#,
     )
     .unwrap();
-    let limits = Limits::new().with(Limit::money(Window::Month, Micros::new(1_000_000)));
-    let budget = Budget::new(MemoryBudgetStore::new(), limits).prices(prices);
+    let limits = Limits::new().with(Limit::money(Window::Month, Micros::new(micros)));
+    Budget::new(MemoryBudgetStore::new(), limits).prices(prices)
+}
+
+#[tokio::test]
+async fn output_audio_priced_by_the_minute_is_charged_from_its_deltas() {
+    let upstream = billing_upstream().await;
+    let budget = speech_by_the_minute(1_000_000);
     let (layer, summaries) = summaries(layer(&upstream, budget.clone()));
     let gateway = serve_axum(layer).await;
     let mut client = open_as(&gateway, "alice").await;
@@ -781,13 +786,7 @@ async fn output_audio_priced_by_the_minute_is_charged_from_its_deltas() {
 #[tokio::test]
 async fn a_response_that_cannot_afford_a_second_of_speech_is_refused() {
     let upstream = billing_upstream().await;
-    // $0.6 a minute: 10,000 micro-dollars a second; 25,000 in all.
-    let prices = PriceTable::from_json(
-        r#"{"models": {"openai/gpt-realtime": {"output_audio_per_minute": "0.6"}}}"#,
-    )
-    .unwrap();
-    let limits = Limits::new().with(Limit::money(Window::Month, Micros::new(25_000)));
-    let budget = Budget::new(MemoryBudgetStore::new(), limits).prices(prices);
+    let budget = speech_by_the_minute(25_000);
     let gateway = serve_axum(layer(&upstream, budget.clone())).await;
     let mut client = open_as(&gateway, "alice").await;
 

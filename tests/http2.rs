@@ -185,7 +185,7 @@ async fn close_codes_and_reasons_are_mirrored_both_ways() {
         recv_event(&mut socket).await;
         socket.send(Message::text("close please")).await.unwrap();
         assert_eq!(
-            recv_close(&mut socket).await,
+            close_frame(&mut socket).await,
             Some(close(4002, "upstream done")),
             "{server:?}"
         );
@@ -466,7 +466,7 @@ async fn shutdown_closes_every_stream_with_1001_and_refuses_new_ones() {
         assert_eq!(event["type"], "error");
         assert_eq!(event["error"]["code"], "gateway_shutting_down");
         assert_eq!(
-            recv_close(socket).await,
+            close_frame(socket).await,
             Some(close(1001, "gateway shutting down"))
         );
         recv_end(socket).await;
@@ -631,7 +631,10 @@ async fn sessions_multiplexed_on_one_connection_close_on_their_own() {
         let mut c = connection.open("openai/model-c").await;
         recv_event(&mut c).await;
         c.send(Message::text("close please")).await.unwrap();
-        assert_eq!(recv_close(&mut c).await, Some(close(4002, "upstream done")));
+        assert_eq!(
+            close_frame(&mut c).await,
+            Some(close(4002, "upstream done"))
+        );
         recv_end(&mut c).await;
         echoes(&mut b, "b3").await;
 
@@ -980,7 +983,7 @@ async fn axum_graceful_shutdown_with_the_handle_ends_http2_sessions() {
             recv_event(socket).await["error"]["code"],
             "gateway_shutting_down"
         );
-        assert_eq!(recv_close(socket).await.unwrap().code, CloseCode::Away);
+        assert_eq!(close_frame(socket).await.unwrap().code, CloseCode::Away);
         recv_end(socket).await;
     }
     tokio::time::timeout(PROMPTLY, server)

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::PROMPTLY;
 
@@ -246,24 +246,6 @@ pub async fn recv_event<S: AsyncRead + AsyncWrite + Unpin>(
         Message::Text(text) => serde_json::from_str(&text).expect("a JSON event"),
         other => panic!("expected a JSON text message, got {other:?}"),
     }
-}
-
-/// Reads until the peer's close frame, within [`PROMPTLY`] in all; returns it.
-pub async fn recv_close<S: AsyncRead + AsyncWrite + Unpin>(
-    socket: &mut WebSocketStream<S>,
-) -> Option<CloseFrame> {
-    let close = async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Close(frame))) => return frame,
-                Some(Ok(_)) => {}
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        }
-    };
-    tokio::time::timeout(PROMPTLY, close)
-        .await
-        .expect("a close in time")
 }
 
 /// Reads until the stream ends (after a close handshake).

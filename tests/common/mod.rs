@@ -265,9 +265,11 @@ pub async fn next_event(client: &mut Client) -> serde_json::Value {
     }
 }
 
-/// Reads until the gateway's close frame, within [`PROMPTLY`] in all;
-/// returns it (its code and reason).
-pub async fn close_frame(client: &mut Client) -> Option<CloseFrame> {
+/// Reads until the peer's close frame on any WebSocket, within
+/// [`PROMPTLY`] in all; returns it (its code and reason).
+pub async fn close_frame<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    client: &mut WebSocketStream<S>,
+) -> Option<CloseFrame> {
     let close = async {
         loop {
             match client.next().await {
