@@ -41,14 +41,30 @@ pub(crate) struct Pool {
     hosts: Mutex<HashMap<PoolKey, Host>>,
 }
 
-#[derive(Default)]
 struct Host {
     ready: VecDeque<(Instant, UpstreamStream)>,
     /// Sockets being opened for it now.
     opening: usize,
     /// Whether a task keeps this host's sockets fresh.
     tended: bool,
+    /// When a session last asked for one of its sockets.
+    wanted: Instant,
 }
+
+impl Default for Host {
+    fn default() -> Self {
+        Self {
+            ready: VecDeque::new(),
+            opening: 0,
+            tended: false,
+            wanted: Instant::now(),
+        }
+    }
+}
+
+/// A host no session asked for during this many idle periods (10 minutes
+/// with the default 20 s) is no longer kept warm, until a session asks again.
+const RETIRE_AFTER_IDLE_PERIODS: u32 = 30;
 
 impl Pool {
     pub(crate) fn new(config: PoolConfig) -> Arc<Self> {
@@ -66,6 +82,7 @@ impl Pool {
         let taken = {
             let mut hosts = self.hosts.lock().expect("not poisoned");
             let host = hosts.entry(key.clone()).or_default();
+            host.wanted = now;
             let mut taken = None;
             while let Some((since, stream)) = host.ready.pop_front() {
                 if now.duration_since(since) < self.config.idle && is_open(&stream) {
@@ -103,8 +120,13 @@ impl Pool {
                 let stream = open.await;
                 let Some(pool) = pool.upgrade() else { return };
                 let mut hosts = pool.hosts.lock().expect("not poisoned");
-                let host = hosts.entry(key).or_default();
-                host.opening -= 1;
+                // A host retired meanwhile gets nothing (the socket closes);
+                // one asked for again since counts its own openings (an
+                // older one ending is at worst one socket early).
+                let Some(host) = hosts.get_mut(&key) else {
+                    return;
+                };
+                host.opening = host.opening.saturating_sub(1);
                 if let Some(stream) = stream {
                     host.ready.push_back((Instant::now(), stream));
                 }
@@ -113,17 +135,25 @@ impl Pool {
     }
 
     /// Drops the sockets of `key` that waited too long or were closed, and
-    /// says when the next one expires.
-    fn expire(&self, key: &PoolKey) -> Option<Instant> {
+    /// says when the next one expires; `Err` when no session wanted the
+    /// host for long: then it is forgotten, sockets and all.
+    fn expire(&self, key: &PoolKey) -> Result<Option<Instant>, Retired> {
         let now = Instant::now();
         let mut hosts = self.hosts.lock().expect("not poisoned");
-        let host = hosts.get_mut(key)?;
+        let Some(host) = hosts.get_mut(key) else {
+            return Err(Retired);
+        };
+        if now.duration_since(host.wanted) > self.config.idle * RETIRE_AFTER_IDLE_PERIODS {
+            hosts.remove(key);
+            return Err(Retired);
+        }
         host.ready.retain(|(since, stream)| {
             now.duration_since(*since) < self.config.idle && is_open(stream)
         });
-        host.ready
+        Ok(host
+            .ready
             .front()
-            .map(|(since, _)| *since + self.config.idle)
+            .map(|(since, _)| *since + self.config.idle))
     }
 
     #[cfg(test)]
@@ -133,13 +163,17 @@ impl Pool {
     }
 }
 
-/// Keeps a host's sockets fresh while the pool lives: replaces each one
-/// when it expires, before the upstream's own idle timeout would close it.
+/// A host no longer kept warm.
+struct Retired;
+
+/// Keeps a host's sockets fresh while the pool lives and sessions want
+/// them: replaces each one when it expires, before the upstream's own idle
+/// timeout would close it.
 async fn tend(pool: Weak<Pool>, key: PoolKey, opener: Opener) {
     loop {
         let (next, idle) = {
             let Some(pool) = pool.upgrade() else { return };
-            let next = pool.expire(&key);
+            let Ok(next) = pool.expire(&key) else { return };
             pool.refill(&key, &opener);
             (next, pool.config.idle)
         };
@@ -204,6 +238,34 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("the condition never held");
+    }
+
+    #[tokio::test]
+    async fn a_host_no_session_wants_is_no_longer_kept_warm() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                accepted.push(socket);
+            }
+        });
+        let opened = Arc::new(AtomicUsize::new(0));
+        let open = opener(address, Arc::clone(&opened));
+        // Retired after 30 idle periods: 1.5 s.
+        let pool = Pool::new(PoolConfig {
+            per_host: 1,
+            idle: Duration::from_millis(50),
+        });
+        let key = key(address.port());
+        assert!(pool.take(&key, &open).is_none());
+        eventually(|| pool.hosts.lock().unwrap().get(&key).is_none()).await;
+        let retired = opened.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(opened.load(Ordering::SeqCst), retired, "no more dials");
+        // Asked for again: warm again.
+        pool.take(&key, &open);
+        eventually(|| pool.ready(&key) == 1).await;
     }
 
     #[tokio::test]
