@@ -553,6 +553,41 @@ async fn a_response_cut_short_by_the_client_is_cancelled_and_charged() {
     }
 }
 
+/// A `response.create` the upstream refused never ran: a session that ends
+/// after it has nothing to cancel.
+#[tokio::test]
+async fn a_refused_response_is_not_cancelled_at_the_end() {
+    let upstream = MockUpstream::with_script(|mut session: UpstreamSession| async move {
+        session.session_created().await;
+        while let Some(message) = session.recv().await {
+            if message
+                .to_text()
+                .unwrap_or_default()
+                .contains("response.create")
+            {
+                session
+                    .send_json(&json!({"type": "error", "error": {
+                        "type": "invalid_request_error",
+                        "code": "conversation_already_has_active_response"}}))
+                    .await;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let limits = Limits::new().with(Limit::tokens(Window::Day, 100_000));
+    let budget = Budget::new(MemoryBudgetStore::new(), limits);
+    let (layer, summaries) = summaries(layer(&upstream, budget.clone()));
+    let gateway = serve_axum(layer).await;
+    let mut client = open_as(&gateway, "alice").await;
+    send_text(&mut client, &response_create(0, 0, None)).await;
+    assert_eq!(next_event(&mut client).await["type"], "error");
+    client.close(None).await.unwrap();
+    eventually(|| async { !summaries.lock().unwrap().is_empty() }).await;
+    assert!(!cancelled(&upstream), "nothing ran, nothing to cancel");
+    eventually(|| async { spent(&budget, "alice").await == (0, 0) }).await;
+}
+
 /// An upstream that does not answer the cancel holds the session's end for
 /// the close timeout at most; the reservation is then released.
 #[tokio::test]

@@ -79,8 +79,8 @@ pub(crate) struct BudgetHandle {
 }
 
 impl BudgetHandle {
-    /// The responses reserved for whose `response.done` the hook has not
-    /// seen yet.
+    /// The responses running upstream whose `response.done` the hook has
+    /// not seen yet.
     pub(crate) fn open_responses(&self) -> Arc<AtomicUsize> {
         Arc::clone(&self.open)
     }
@@ -101,7 +101,8 @@ pub(crate) struct BudgetHook {
     /// Client `response.create`s reserved for whose `response.created` has
     /// not arrived yet.
     client_started: Arc<AtomicU32>,
-    /// Responses reserved for whose `response.done` has not arrived yet.
+    /// Responses the upstream started (`response.created`) whose
+    /// `response.done` has not arrived yet.
     open: Arc<AtomicUsize>,
     /// The session's input audio, when something budgets or prices it.
     audio: Option<AudioCount>,
@@ -207,13 +208,11 @@ impl BudgetHook {
             .and_then(Value::as_u64);
         let (answer, answered) = oneshot::channel();
         self.client_started.fetch_add(1, Ordering::AcqRel);
-        self.open.fetch_add(1, Ordering::AcqRel);
         self.send(Command::Start {
             requested,
             answer: Some(answer),
         });
         let client_started = Arc::clone(&self.client_started);
-        let open = Arc::clone(&self.open);
         Verdict::later(async move {
             match answered.await {
                 Ok(ResponseStart::Go {
@@ -224,7 +223,6 @@ impl BudgetHook {
                 },
                 Ok(ResponseStart::Refused(refusal)) => {
                     client_started.fetch_sub(1, Ordering::AcqRel);
-                    settled(&open);
                     let error = ErrorEvent::new(
                         "insufficient_quota",
                         "insufficient_quota",
@@ -241,13 +239,15 @@ impl BudgetHook {
     }
 
     fn response_created(&mut self) {
+        // Running now: a session that ends before its `response.done`
+        // asks the upstream to cancel it and waits for that.
+        self.open.fetch_add(1, Ordering::AcqRel);
         let reserved = self
             .client_started
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_ok();
         if !reserved {
             // The provider started it (server VAD): reserve without waiting.
-            self.open.fetch_add(1, Ordering::AcqRel);
             self.send(Command::Start {
                 requested: None,
                 answer: None,
