@@ -705,6 +705,53 @@ async fn input_audio_after_the_last_response_is_charged_when_the_session_ends() 
     eventually(|| async { spent(&budget, "alice").await == (2_000, 0) }).await;
 }
 
+/// After failover, a session is priced at the model of the deployment that
+/// served it, not the one it asked for first.
+#[tokio::test]
+async fn a_failed_over_session_is_priced_at_the_serving_deployments_model() {
+    use tower_realtime::deployment::Deployment;
+
+    let down = MockUpstream::builder()
+        .handshake(Handshake::reject(503, "busy"))
+        .start()
+        .await
+        .unwrap();
+    let backup = billing_upstream().await;
+    let openai = |upstream: &MockUpstream| {
+        OpenAi::new(Secret::new(PROVIDER_KEY))
+            .base_url(&upstream.base_url())
+            .unwrap()
+    };
+    let providers = Providers::new()
+        .with("primary", openai(&down))
+        .with("backup", openai(&backup))
+        .deployments(
+            "voice",
+            [
+                Deployment::new("primary/dear"),
+                Deployment::new("backup/cheap").tier(1),
+            ],
+        );
+    // Micro-dollars per output token: 100 at the primary, 1 at the backup.
+    let prices = PriceTable::from_json(
+        r#"{"models": {"primary/dear": {"output_text": "100"}, "backup/cheap": {"output_text": "1"}}}"#,
+    )
+    .unwrap();
+    let limits = Limits::new().with(Limit::money(Window::Month, Micros::new(1_000_000)));
+    let budget = Budget::new(MemoryBudgetStore::new(), limits).prices(prices);
+    let gateway = serve_axum(layer_on(providers, budget.clone())).await;
+    let (mut client, _) = connect(
+        &gateway.url("?model=voice"),
+        &[("authorization", "Bearer alice")],
+    )
+    .await
+    .expect("failed over");
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    respond(&mut client, &response_create(0, 1_000, None)).await;
+    eventually(|| async { spent(&budget, "alice").await == (1_000, 0) }).await;
+    assert_eq!(down.connections(), 1, "the primary was tried first");
+}
+
 /// An `openai` provider whose sessions wait, once admitted, until the test
 /// lets them dial.
 struct Gated {
