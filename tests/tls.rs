@@ -121,6 +121,65 @@ async fn tls_upstream_with_handshakes(
     (addr, seen, handshakes)
 }
 
+/// A `wss` echo upstream that closes (with TLS `close_notify`) every
+/// connection on which no request arrives within `idle`, as providers do
+/// with idle sockets; counts its TLS handshakes.
+async fn idle_closing_tls_upstream(
+    pki: &Pki,
+    idle: std::time::Duration,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![pki.leaf.clone()], pki.key.clone_key())
+    .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&handshakes);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                // Buffered, so that the request's first bytes are looked
+                // at without being taken from the handshake.
+                let mut stream = tokio::io::BufStream::new(tls);
+                let asked = tokio::time::timeout(idle, stream.fill_buf())
+                    .await
+                    .is_ok_and(|read| read.is_ok_and(|bytes| !bytes.is_empty()));
+                if !asked {
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+                let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                let _ = socket
+                    .send(Message::text(r#"{"type":"session.created"}"#))
+                    .await;
+                while let Some(Ok(message)) = socket.next().await {
+                    if message.is_text() || message.is_binary() {
+                        let _ = socket.send(message).await;
+                    }
+                }
+            });
+        }
+    });
+    (addr, handshakes)
+}
+
 fn provider(base: &str) -> Providers {
     Providers::new().with(
         "openai",
@@ -163,6 +222,47 @@ async fn later_upstream_tls_handshakes_resume_the_session() {
         *handshakes.lock().unwrap(),
         [rustls::HandshakeKind::Full, rustls::HandshakeKind::Resumed]
     );
+}
+
+/// A pre-warmed TLS socket the provider closed while it waited (with
+/// `close_notify`, its session tickets maybe still unread, so it may look
+/// open) is not what the next session ends on: it dials afresh and opens.
+#[tokio::test]
+async fn a_pre_warmed_tls_socket_the_provider_closed_gives_way_to_a_fresh_dial() {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    let pki = pki();
+    let (upstream, handshakes) = idle_closing_tls_upstream(&pki, Duration::from_millis(200)).await;
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.ca.clone()).unwrap();
+    let base = format!("https://localhost:{}/v1", upstream.port());
+    let layer = RealtimeLayer::new(provider(&base))
+        .tls_roots(roots)
+        .prewarm(1);
+    let gateway = serve_axum(layer).await;
+
+    // The first session warms the host; the pooled socket is closed while
+    // it waits (well before it would expire).
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    client.close(None).await.unwrap();
+    let deadline = tokio::time::Instant::now() + PROMPTLY;
+    while handshakes.load(Ordering::SeqCst) < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the pool warms");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut client = open(&gateway, "openai/gpt-realtime").await;
+    assert_eq!(next_event(&mut client).await["type"], "session.created");
+    send_text(&mut client, "after a fresh dial").await;
+    assert_eq!(
+        next_data(&mut client).await,
+        Message::text("after a fresh dial")
+    );
+    // The first session's, the pooled one's, and the fresh dial's.
+    assert!(handshakes.load(Ordering::SeqCst) >= 3);
 }
 
 #[tokio::test]
