@@ -1116,15 +1116,28 @@ mod redis {
     async fn redis_down_fails_open_when_configured() {
         let mut redis = RedisServer::start().await;
         let upstream = billing_upstream().await;
-        let limits = Limits::new().with(Limit::tokens(Window::Day, 100_000));
+        let limits = Limits::new().with(Limit::tokens(Window::Day, 1_000));
         let store = store(&redis, OnUnavailable::FailOpen);
-        let gateway = serve_axum(layer(&upstream, Budget::new(store, limits))).await;
+        let budget = Budget::new(store.clone(), limits).estimate(10, 100, 10);
+        let gateway = serve_axum(layer(&upstream, budget.clone())).await;
         let _before = open_as(&gateway, "alice").await;
         redis.kill();
+        // Admitted and metered in this process meanwhile.
         let mut during = open_as(&gateway, "alice").await;
-        respond(&mut during, &response_create(10, 10, None)).await;
+        respond(&mut during, &response_create(100, 700, None)).await;
+        // The local meter holds the budget too: 800 of 1,000 spent.
+        send_text(&mut during, &response_create(100, 400, Some(400))).await;
+        assert_eq!(next_event(&mut during).await["type"], "response.created");
+        let done = next_event(&mut during).await;
+        assert_eq!(
+            done["response"]["usage"]["output_tokens"], 100,
+            "clamped to what the local meter has left: {done}"
+        );
         redis.restart().await;
-        let _after = open_as(&gateway, "alice").await;
+        // What the outage spent reaches Redis once it is back.
+        eventually(|| async { store.deferred_settlements() == 0 }).await;
+        assert_eq!(spent(&budget, "alice").await.0, 1_000);
+        drop(_before);
     }
 
     #[tokio::test]
