@@ -185,20 +185,10 @@ fn describe(options: &BudgetOptions) -> String {
     format!("per identity: {}", parts.join(", "))
 }
 
-/// Reads a price file: TOML when its name ends in `.toml`, JSON otherwise.
-/// Both have the same layout (see `PriceTable`): TOML is read into JSON
-/// values and handed to the JSON reader.
+/// Reads a price file: TOML when its name ends in `.toml`, JSON otherwise
+/// (`PriceTable::from_file`).
 fn read_prices(path: &Path) -> Result<PriceTable, String> {
-    let is_toml = path
-        .extension()
-        .is_some_and(|extension| extension.eq_ignore_ascii_case("toml"));
-    if !is_toml {
-        return PriceTable::from_file(path).map_err(|error| error.to_string());
-    }
-    let text = std::fs::read_to_string(path).map_err(|error| format!("cannot read it: {error}"))?;
-    let value: serde_json::Value =
-        toml::from_str(&text).map_err(|error| format!("price table: {error}"))?;
-    PriceTable::from_json(&value.to_string()).map_err(|error| error.to_string())
+    PriceTable::from_file(path).map_err(|error| error.to_string())
 }
 
 /// `host:port` of a Redis URL: its user and password are never shown.

@@ -125,7 +125,36 @@ impl PriceTable {
     pub fn from_json(text: &str) -> Result<Self, PriceTableError> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| PriceTableError::new("", e.to_string()))?;
-        let root = object(&value, "")?;
+        Self::from_value(&value)
+    }
+
+    /// Reads a price file in TOML: the same keys as in JSON (feature `toml`).
+    ///
+    /// ```
+    /// use tower_realtime::budget::{AudioTime, Micros, PriceTable};
+    /// use tower_realtime::usage::Usage;
+    ///
+    /// let table = PriceTable::from_toml(r#"
+    /// [models."openai/gpt-realtime"]
+    /// input_text = 4
+    /// output_text = "16"
+    ///
+    /// [default]  # every model not listed
+    /// output_text = 0.5
+    /// "#).unwrap();
+    /// let usage = Usage::default().with_output_tokens(1_000);
+    /// assert_eq!(table.cost("openai", "gpt-realtime", &usage, AudioTime::default()), Ok(Micros::new(16_000)));
+    /// assert_eq!(table.cost("openai", "other", &usage, AudioTime::default()), Ok(Micros::new(500)));
+    /// ```
+    #[cfg(feature = "toml")]
+    pub fn from_toml(text: &str) -> Result<Self, PriceTableError> {
+        let value: Value =
+            toml::from_str(text).map_err(|e| PriceTableError::new("", e.to_string()))?;
+        Self::from_value(&value)
+    }
+
+    fn from_value(value: &Value) -> Result<Self, PriceTableError> {
+        let root = object(value, "")?;
         let mut table = PriceTable::new();
         for (key, value) in root {
             match key.as_str() {
@@ -146,12 +175,20 @@ impl PriceTable {
         Ok(table)
     }
 
-    /// Reads a price file (format above).
+    /// Reads a price file (format above): TOML when its name ends in
+    /// `.toml` and the feature `toml` is on, JSON otherwise.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, PriceTableError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| {
             PriceTableError::new("", format!("cannot read {}: {e}", path.display()))
         })?;
+        #[cfg(feature = "toml")]
+        if path
+            .extension()
+            .is_some_and(|extension| extension.eq_ignore_ascii_case("toml"))
+        {
+            return Self::from_toml(&text);
+        }
         Self::from_json(&text)
     }
 }
