@@ -1669,3 +1669,50 @@ async fn a_taken_over_call_keeps_its_place_under_the_session_limit() {
     }
     assert!(provider.actions().is_empty(), "the call goes on");
 }
+
+/// Each malformed request for a client secret is a `400` naming what is
+/// wrong, and mints nothing.
+#[tokio::test]
+async fn malformed_secret_requests_are_refused_by_name() {
+    let Setup { gateway, .. } = setup(WebRtcUpstream::start().await.unwrap(), |l| l).await;
+    let session = json!({"model": "openai/gpt-realtime"});
+    let cases = [
+        (json!({}), "missing_session", "session"),
+        (json!({"session": "voice"}), "missing_session", "session"),
+        (
+            json!({"session": {"instructions": "no model"}}),
+            "missing_model",
+            "model",
+        ),
+        (
+            json!({"session": session, "expires_after": {"anchor": "now", "seconds": 60}}),
+            "invalid_expires_after",
+            "expires_after.anchor",
+        ),
+        (
+            json!({"session": session, "expires_after": {"seconds": "a minute"}}),
+            "invalid_expires_after",
+            "expires_after.seconds",
+        ),
+        (
+            json!({"session": session, "origin": 443}),
+            "invalid_origin",
+            "origin",
+        ),
+        (
+            json!({"session": session, "max_uses": 0}),
+            "invalid_max_uses",
+            "max_uses",
+        ),
+    ];
+    for (body, code, param) in cases {
+        let answer = mint(gateway.addr, body.clone()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer.code(), code, "{body}");
+        let param_seen = answer.json()["error"]["param"].clone();
+        assert!(
+            param_seen == param || param_seen.as_str().is_some_and(|p| p.ends_with(param)),
+            "{body}: {param_seen}"
+        );
+    }
+}
