@@ -1148,3 +1148,80 @@ fn a_connection_that_ends_before_a_safe_point_is_resumed_anyway() {
     );
     assert!(!translator.is_closed());
 }
+
+/// Client items and content Gemini cannot take are refused with an `error`
+/// event naming them; nothing goes upstream.
+#[test]
+fn items_gemini_cannot_take_are_refused_by_name() {
+    let message = |content: Value| {
+        json!({"type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": content}})
+    };
+    let cases = [
+        (
+            json!({"type": "conversation.item.create", "item": {"type": "reasoning"}}),
+            "unsupported_item",
+            "item.type",
+        ),
+        (
+            message(json!([{"type": "input_video", "video": "…"}])),
+            "unsupported_content",
+            "item.content",
+        ),
+        (message(json!([])), "empty_item", "item.content"),
+    ];
+    for (event, code, param) in cases {
+        let mut translator = live();
+        let outputs = client(&mut translator, event.clone());
+        assert!(to_upstream(&outputs).is_empty(), "{event}");
+        let events = to_client(&outputs);
+        assert_eq!(types(&events), ["error"], "{event}");
+        assert_eq!(events[0]["error"]["code"], code, "{event}");
+        assert_eq!(events[0]["error"]["param"], param, "{event}");
+    }
+}
+
+/// Content held while tool calls wait is bounded: past the limit, the client
+/// is told to answer the calls first.
+#[test]
+fn content_held_for_pending_tool_calls_is_bounded() {
+    let mut translator = live_with(
+        GeminiTranslator::new(GeminiConfig::new(Backend::GeminiApi, MODEL).max_held(2, 1 << 20)),
+        &[],
+    );
+    gemini(
+        &mut translator,
+        json!({"toolCall": {"functionCalls": [{"id": "a", "name": "f", "args": {}}]}}),
+    );
+    let text = json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "meanwhile"}]}});
+    assert!(client(&mut translator, text.clone()).is_empty());
+    assert!(client(&mut translator, text.clone()).is_empty());
+    let events = to_client(&client(&mut translator, text));
+    assert_eq!(types(&events), ["error"]);
+    assert_eq!(events[0]["error"]["code"], "function_call_output_required");
+}
+
+/// A turn Gemini ends for a malformed function call is a failed response.
+#[test]
+fn a_malformed_function_call_fails_the_response() {
+    let mut translator = live();
+    gemini(
+        &mut translator,
+        json!({"serverContent": {"outputTranscription": {"text": "Let me"}}}),
+    );
+    let outputs = gemini(
+        &mut translator,
+        json!({"serverContent": {"turnComplete": true, "turnCompleteReason": "MALFORMED_FUNCTION_CALL"}}),
+    );
+    let events = to_client(&outputs);
+    let done = events
+        .iter()
+        .find(|event| event["type"] == "response.done")
+        .expect("a response.done");
+    assert_eq!(done["response"]["status"], "failed", "{done}");
+    assert_eq!(
+        done["response"]["status_details"]["error"]["code"],
+        "malformed_function_call"
+    );
+}
