@@ -1716,3 +1716,43 @@ async fn malformed_secret_requests_are_refused_by_name() {
         );
     }
 }
+
+/// A call store that cannot be reached is a `503` with a JSON body, for
+/// minting and for calling, never a hang.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn an_unreachable_call_store_is_a_503() {
+    use tower_realtime::webrtc::RedisCallStore;
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}/", closed.local_addr().unwrap());
+    drop(closed);
+    let store = RedisCallStore::builder(url)
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let Setup { gateway, .. } = setup(WebRtcUpstream::start().await.unwrap(), |layer| {
+        layer.webrtc(WebRtc::new().store(store))
+    })
+    .await;
+    let minted = mint(
+        gateway.addr,
+        json!({"session": {"model": "openai/gpt-realtime"}}),
+    )
+    .await;
+    assert_eq!(
+        minted.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        minted.text()
+    );
+    assert_eq!(minted.code(), "store_unavailable");
+    let called = call_with_token(gateway.addr, "gw_ek_anything", None).await;
+    assert_eq!(
+        called.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        called.text()
+    );
+    assert_eq!(called.code(), "store_unavailable");
+}
