@@ -378,6 +378,56 @@ async fn keys_in_the_url_query_leak_nowhere() {
     assert_logs_clean(&captured);
 }
 
+/// A Gemini session through its close: the key goes upstream in its
+/// header only, and neither the client nor the logs (at TRACE) see it. (A
+/// close reason with the key in it is redacted for the client: see the
+/// close-code table in tests/gemini_sessions.rs. Logged below TRACE, that
+/// is: tungstenite's TRACE output shows every frame as it arrived.)
+#[tokio::test]
+async fn gemini_sessions_leak_no_key() {
+    use tower_realtime::provider::Gemini;
+    use tower_realtime::testing::{GeminiLive, Step, Trigger};
+
+    let captured = capture();
+    let script = GeminiLive::new().reply(
+        Trigger::AudioChunk(1),
+        vec![
+            GeminiLive::audio("AQAD"),
+            Step::Close(1011, "The service is currently unavailable.".into()),
+        ],
+    );
+    let upstream = MockUpstream::with_script(script).await.unwrap();
+    let gemini = Gemini::new(Secret::new(PROVIDER_KEY))
+        .base_url(&format!("http://{}", upstream.addr()))
+        .unwrap();
+    let gateway = authenticated(RealtimeLayer::new(Providers::new().with("gemini", gemini))).await;
+    let (mut client, head) = RawClient::connect_with(
+        gateway.addr,
+        "/v1/realtime?model=gemini/gemini-live-2.5-flash-preview",
+        &credentials(true),
+    )
+    .await;
+    let mut seen = head;
+    client
+        .frame(
+            0x81,
+            br#"{"type":"input_audio_buffer.append","audio":"AAAA"}"#,
+            true,
+        )
+        .await;
+    read_all(&mut client, &mut seen).await;
+    assert!(seen.contains("upstream_error"), "{seen}");
+    assert_no_key("the client's bytes", &seen);
+    let sent = &upstream.requests()[0];
+    assert_eq!(sent.header("x-goog-api-key"), Some(PROVIDER_KEY));
+    assert!(
+        sent.query
+            .as_deref()
+            .is_none_or(|query| !query.contains(PROVIDER_KEY))
+    );
+    assert_logs_clean(&captured);
+}
+
 #[test]
 fn debug_output_shows_no_key() {
     let key = Secret::new(PROVIDER_KEY);
