@@ -352,6 +352,13 @@ fn flags_are_checked() {
         "GEMINI_RECONFIGURE_BY_RESUMING, VERTEX_RECONFIGURE_BY_RESUMING",
         "VERTEX_API_VERSION",
         "GEMINI_MODELS, VERTEX_MODELS (PREFIX_MODELS)",
+        "REALTIME_MODEL_ALIASES",
+        "--token-budget N",
+        "--usd-budget X",
+        "--prices FILE",
+        "--max-sessions-per-key N",
+        "--redis URL",
+        "REDIS_URL",
     ] {
         assert!(help.contains(item), "{item} missing from --help:\n{help}");
     }

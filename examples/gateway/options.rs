@@ -76,6 +76,9 @@ Environment:
   OPENAI_MODELS, ..., GEMINI_MODELS, VERTEX_MODELS (PREFIX_MODELS)
                               the models clients may ask each provider for, comma-separated
                               (any other is refused with 400 model_not_allowed)
+  REALTIME_MODEL_ALIASES      public model names, comma-separated: voice=openai/gpt-realtime; an
+                              alias may name several deployments separated by |, tried in that
+                              order (failover): voice=azure-east/gpt-realtime|openai/gpt-realtime
   SSL_CERT_FILE, SSL_CERT_DIR  CA certificates (PEM) to trust for wss:// upstreams instead of the
                               system's, e.g. a private CA of a self-hosted upstream; the bundled
                               Mozilla roots are trusted too
