@@ -76,6 +76,9 @@ async fn open<B: From<Bytes>>(
         None => admit(&config, &parts).await?,
     };
     span.record("identity", identity.name());
+    // Provider and model are recorded once (a recorded field shows twice
+    // if recorded again): now when there is one target, else once the
+    // session is connected.
     let destination = match call {
         Some(call) => {
             span.record("provider", call.provider.as_str());
@@ -84,10 +87,16 @@ async fn open<B: From<Bytes>>(
         }
         None => {
             let route = route::resolve(parts.uri.query(), &config.providers)?;
-            span.record("provider", route.targets[0].provider_name.as_str());
-            span.record("model", route.targets[0].model.as_str());
+            if let [target] = route.targets.as_slice() {
+                span.record("provider", target.provider_name.as_str());
+                span.record("model", target.model.as_str());
+            }
             Destination::Route(route)
         }
+    };
+    let named = match &destination {
+        Destination::Call(_) => true,
+        Destination::Route(route) => route.targets.len() == 1,
     };
     let mut permit = config.sessions.try_open(config.max_sessions)?;
     let id = SessionId::next();
@@ -119,8 +128,10 @@ async fn open<B: From<Bytes>>(
     let protocol = connected.protocol;
     let intent = connected.intent;
     let target = connected.target;
-    span.record("provider", target.provider_name.as_str());
-    span.record("model", target.model.as_str());
+    if !named {
+        span.record("provider", target.provider_name.as_str());
+        span.record("model", target.model.as_str());
+    }
     if let Some(entry) = &target.deployment {
         span.record("deployment", entry.spec.selector());
     }

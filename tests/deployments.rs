@@ -242,6 +242,15 @@ async fn the_session_span_names_the_serving_deployment_and_the_attempts() {
             && line.contains("attempts=2")),
         "no span naming the deployment:\n{text}"
     );
+    // Each field once: the serving provider, not the one tried first too.
+    let span = text
+        .lines()
+        .find(|line| line.contains(r#"deployment="backup/gpt-b""#))
+        .unwrap();
+    let span = &span[span.find("realtime_session{").unwrap()..];
+    let span = &span[..span.find('}').unwrap()];
+    assert_eq!(span.matches("provider=").count(), 1, "{span}");
+    assert!(span.contains(r#"provider="backup""#), "{span}");
 }
 
 #[tokio::test]
