@@ -9,8 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
-use crate::budget::Spend;
-use crate::budget::session_hook::BudgetHook;
+use crate::budget::session_hook::{BudgetHandle, BudgetHook};
 use crate::client_io::ClientIo;
 use crate::hooks::{PinModel, SessionControl};
 use crate::layer::Config;
@@ -95,7 +94,8 @@ impl Session {
                     None,
                     Default::default(),
                     end,
-                );
+                )
+                .await;
                 return;
             }
         };
@@ -154,33 +154,36 @@ impl Session {
         drop((listed, pipeline));
         drop((client, upstream));
         let metered = meter.map(Meter::finish).unwrap_or_default();
-        let spend = match budget {
-            Some(budget) => Some(budget.finish(config.relay.close_timeout).await),
-            None => None,
-        };
         finish(
             &config,
             info,
             active,
             metered,
-            spend,
+            budget,
             [report.client_to_upstream, report.upstream_to_client],
             report.ending.summary(),
-        );
+        )
+        .await;
         drop(permit);
     }
 }
 
-/// Reports the end of a session to the telemetry and the observer.
-pub(crate) fn finish(
+/// Reports the end of a session to the telemetry and the observer: what
+/// its meter counted, and what its budget settled (waited for at most the
+/// close timeout).
+pub(crate) async fn finish(
     config: &Config,
     info: SessionInfo,
     active: Active,
     metered: Metered,
-    spend: Option<Spend>,
+    budget: Option<BudgetHandle>,
     [client_to_upstream, upstream_to_client]: [Traffic; 2],
     end: SessionEnd,
 ) {
+    let spend = match budget {
+        Some(budget) => Some(budget.finish(config.relay.close_timeout).await),
+        None => None,
+    };
     let summary = SessionSummary {
         duration: info.started.elapsed(),
         identity: info.identity,

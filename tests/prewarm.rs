@@ -26,17 +26,6 @@ async fn echo_session(gateway: &Gateway) {
     client.close(None).await.unwrap();
 }
 
-async fn until(what: &str, condition: impl Fn() -> bool) {
-    let wait = async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(PROMPTLY, wait)
-        .await
-        .unwrap_or_else(|_| panic!("{what}"));
-}
-
 #[tokio::test]
 async fn each_session_takes_a_warm_socket_once_and_the_pool_refills() {
     let upstream = MockUpstream::echo().await.unwrap();

@@ -46,6 +46,19 @@ fn pki() -> Pki {
     }
 }
 
+/// Accepts TLS with `pki`'s certificate for `localhost`.
+fn acceptor(pki: &Pki) -> TlsAcceptor {
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![pki.leaf.clone()], pki.key.clone_key())
+    .unwrap();
+    TlsAcceptor::from(Arc::new(config))
+}
+
 /// A `wss` upstream on loopback: greets, echoes, and records the
 /// `Authorization` header of each handshake.
 // The handshake callback's error type is tungstenite's `ErrorResponse`.
@@ -65,15 +78,7 @@ async fn tls_upstream_with_handshakes(
     Arc<Mutex<Vec<String>>>,
     Arc<Mutex<Vec<rustls::HandshakeKind>>>,
 ) {
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![pki.leaf.clone()], pki.key.clone_key())
-    .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let acceptor = acceptor(pki);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -131,15 +136,7 @@ async fn idle_closing_tls_upstream(
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![pki.leaf.clone()], pki.key.clone_key())
-    .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let acceptor = acceptor(pki);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let handshakes = Arc::new(AtomicUsize::new(0));

@@ -1025,11 +1025,7 @@ async fn takeover_between_replicas(store_a: impl CallStore, store_b: impl CallSt
         [("call_id".to_owned(), rtc.clone())]
     );
     assert!(provider.actions().is_empty(), "the call goes on");
-    let deadline = tokio::time::Instant::now() + PROMPTLY;
-    while live_b.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::until("B supervises the call", || !live_b.is_empty()).await;
 
     // B serves the call's hang-up, with the browser's secret minted on A.
     let done = hang_up(gateway_b.addr, &id, &format!("Bearer {token}")).await;
@@ -1517,11 +1513,7 @@ async fn a_crashed_replicas_sideband_is_taken_over_through_redis() {
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
     let id = gateway_call_id(&answer);
     let rtc = provider.calls()[0].clone();
-    let deadline = tokio::time::Instant::now() + PROMPTLY;
-    while seen.lock().unwrap().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "A meters the call");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::until("A meters the call", || !seen.lock().unwrap().is_empty()).await;
     // While A lives, B leaves the call alone (past the time the lease
     // would have lapsed and B's search found it).
     tokio::time::sleep(lease + lease / 2).await;
@@ -1554,11 +1546,7 @@ async fn a_crashed_replicas_sideband_is_taken_over_through_redis() {
         [("call_id".to_owned(), rtc.clone())]
     );
     assert!(provider.actions().is_empty(), "the call goes on");
-    let deadline = tokio::time::Instant::now() + PROMPTLY;
-    while seen.lock().unwrap().len() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "B meters the call");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::until("B meters the call", || seen.lock().unwrap().len() >= 2).await;
     assert_eq!(
         *seen.lock().unwrap(),
         [("a", "alice".to_owned(), 1), ("b", "alice".to_owned(), 2)]
@@ -1659,14 +1647,7 @@ async fn a_taken_over_call_keeps_its_place_under_the_session_limit() {
             .wait_until(PROMPTLY, |p| p.sideband_requests().len() == 2)
             .await
     );
-    let deadline = tokio::time::Instant::now() + PROMPTLY;
-    while live_b.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "B supervises the call"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::until("B supervises the call", || !live_b.is_empty()).await;
     assert!(provider.actions().is_empty(), "the call goes on");
 }
 

@@ -222,6 +222,21 @@ mod tests {
         })
     }
 
+    /// A listener that accepts and keeps every connection: its address, an
+    /// opener to it, and how many sockets that opened.
+    async fn accepting() -> (std::net::SocketAddr, Opener, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                accepted.push(socket);
+            }
+        });
+        let opened = Arc::new(AtomicUsize::new(0));
+        (address, opener(address, Arc::clone(&opened)), opened)
+    }
+
     fn key(port: u16) -> PoolKey {
         PoolKey {
             secure: false,
@@ -242,16 +257,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_host_no_session_wants_is_no_longer_kept_warm() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let mut accepted = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                accepted.push(socket);
-            }
-        });
-        let opened = Arc::new(AtomicUsize::new(0));
-        let open = opener(address, Arc::clone(&opened));
+        let (address, open, opened) = accepting().await;
         // Retired after 30 idle periods: 1.5 s.
         let pool = Pool::new(PoolConfig {
             per_host: 1,
@@ -270,16 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn takes_refill_and_sockets_expire_and_are_replaced() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let mut accepted = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                accepted.push(socket);
-            }
-        });
-        let opened = Arc::new(AtomicUsize::new(0));
-        let open = opener(address, Arc::clone(&opened));
+        let (address, open, opened) = accepting().await;
         let pool = Pool::new(PoolConfig {
             per_host: 2,
             // Long enough that nothing expires between the steps below

@@ -8,11 +8,12 @@ use http::request::Parts;
 use http::{Response, StatusCode};
 use serde_json::Value;
 
+use super::attach::find_call;
 use super::caller::{call_owner, store_failed};
 use super::config::WebRtc;
 use super::resolve::provider_calls;
 use super::sideband::release;
-use crate::error::{ErrorType, Rejection};
+use crate::error::Rejection;
 use crate::layer::Config;
 
 /// What a client may do to a call.
@@ -54,19 +55,7 @@ pub(crate) async fn act(
     action: Action,
     body: &Bytes,
 ) -> Result<Response<Bytes>, Rejection> {
-    let call = webrtc
-        .store
-        .get_call(id)
-        .await
-        .map_err(store_failed)?
-        .ok_or_else(|| {
-            Rejection::new(
-                StatusCode::NOT_FOUND,
-                ErrorType::InvalidRequest,
-                "call_not_found",
-                "No such call (it ended, or never existed).",
-            )
-        })?;
+    let call = find_call(webrtc, id).await?;
     let identity = call_owner(config, parts, &call).await?;
     let mut json = if body.is_empty() {
         None

@@ -28,7 +28,7 @@ use crate::outcome::ClosedBy;
 use crate::relay::{self, Ending, Policy};
 use crate::session::finish;
 use crate::upstream::UpstreamSocket;
-use crate::usage::{Meter, Metered, Observation, SessionInfo, telemetry};
+use crate::usage::{Meter, Observation, SessionInfo, telemetry};
 
 /// How long to wait between attempts to attach a sideband.
 const ATTACH_RETRY: Duration = Duration::from_millis(250);
@@ -230,20 +230,17 @@ impl Supervisor {
                 let _ = webrtc.store.remove_call(&call.id).await;
             }
         }
-        let metered = meter.map(Meter::finish).unwrap_or_else(Metered::default);
-        let spend = match budget {
-            Some(budget) => Some(budget.finish(config.relay.close_timeout).await),
-            None => None,
-        };
+        let metered = meter.map(Meter::finish).unwrap_or_default();
         finish(
             &config,
             info,
             active,
             metered,
-            spend,
+            budget,
             [report.client_to_upstream, report.upstream_to_client],
             end,
-        );
+        )
+        .await;
         drop(slot);
     }
 }

@@ -319,6 +319,19 @@ pub async fn http_post(
     (status, location, String::from_utf8(body.to_vec()).unwrap())
 }
 
+/// Waits until `condition` holds, looking every 10 ms; fails the test
+/// with `what` after [`PROMPTLY`].
+pub async fn until(what: &str, condition: impl Fn() -> bool) {
+    let wait = async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PROMPTLY, wait)
+        .await
+        .unwrap_or_else(|_| panic!("{what}"));
+}
+
 /// A raw HTTP/1 exchange: writes `request` as is, returns the whole response head.
 pub async fn raw_http(addr: SocketAddr, request: &str) -> String {
     let mut stream = TcpStream::connect(addr).await.unwrap();
